@@ -1,0 +1,19 @@
+/**
+ * The composition root: what each folder contributes to the process roles. This is the only
+ * module that sees every folder; the runtime stays independent of them.
+ */
+import * as Layer from "effect/Layer"
+import type * as Roles from "../runtime/Roles.ts"
+import pkg from "../package.json" with { type: "json" }
+
+/** Troupe as the roles see it. */
+export const app: Roles.App = {
+  version: pkg.version,
+  migrations: [],
+  entities: Layer.empty,
+  routes: Layer.empty,
+  startRoutes: Layer.empty
+}
+
+/** Extra CLI commands contributed by the folders (preview, skill, admin …). */
+export const commands = [] as const

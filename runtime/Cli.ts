@@ -1,0 +1,186 @@
+/**
+ * The `troupe` command line: one binary, one subcommand per process role. Other folders add
+ * their own commands (`preview`, `skill …`, `admin …`) through `makeCli`.
+ */
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TroupeConfig from "./Config.ts"
+import * as Database from "./Database.ts"
+import * as Migrations from "./Migrations.ts"
+import * as Roles from "./Roles.ts"
+
+/** Configuration was invalid; the message names the variable. */
+export class StartupError extends Error {
+  readonly _tag = "StartupError"
+}
+
+/** Read the configuration, turning a config error into one clear line. */
+export const loadConfig = <A>(config: Config.Config<A>): Effect.Effect<A, StartupError> =>
+  Effect.mapError(config, (e) => new StartupError(`invalid configuration: ${TroupeConfig.formatError(e)}`))
+
+/** Print a line for humans on stdout (the one place the CLI writes outside the logger). */
+export const say = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
+
+/** Build and launch a role's layer, keep it running until interrupted (SIGINT/SIGTERM). */
+const runRole = <E>(
+  service: string,
+  config: TroupeConfig.TroupeConfigShape,
+  layer: Layer.Layer<never, E, never>,
+  onReady: Effect.Effect<void>
+) =>
+  Effect.scoped(Effect.zipRight(Layer.build(layer), Effect.zipRight(onReady, Effect.never))).pipe(
+    Effect.provide(Roles.layerLogging(config, service))
+  )
+
+const hostOption = Options.text("host").pipe(
+  Options.withDescription("Address other runners use to reach this one (default: TROUPE_RUNNER_HOST or 127.0.0.1)"),
+  Options.optional
+)
+const portOption = Options.integer("port").pipe(
+  Options.withDescription("Port for runner-to-runner traffic (default: TROUPE_RUNNER_PORT or 34431)"),
+  Options.optional
+)
+
+/** The role commands, given the app. */
+export const roleCommands = (app: Roles.App) => {
+  const start = Command.make("start", {}, () =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const url = Roles.displayUrl(config)
+      yield* runRole(
+        "start",
+        config,
+        Roles.layerStart(app, config),
+        Effect.zipRight(
+          Effect.logInfo(`Troupe is ready at ${url}`).pipe(
+            Effect.annotateLogs({ url, data_dir: config.dataDir, database: config.database._tag, cache: config.cache._tag, blob_store: config.blobStore._tag })
+          ),
+          process.stdout.isTTY ? say(`\n  Troupe is ready at ${url}\n  data: ${config.dataDir}\n`) : Effect.void
+        )
+      )
+    })).pipe(
+      Command.withDescription(
+        "Run everything in one process: gateway, one runner, media services. Without DATABASE_URL, REDIS_URL and S3_* it uses an embedded Postgres, an in-memory cache and a blob folder in TROUPE_DATA_DIR (default ./.troupe)."
+      )
+    )
+
+  const runner = Command.make("runner", { host: hostOption, port: portOption }, ({ host, port }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const fromEnv = yield* loadConfig(TroupeConfig.runnerAddressFromEnv)
+      if (config.database._tag !== "Postgres") {
+        return yield* Effect.fail(new StartupError("invalid configuration: DATABASE_URL: is required for `troupe runner` (runners share state through Postgres)"))
+      }
+      const address = {
+        host: Option.getOrElse(host, () => fromEnv.host),
+        port: Option.getOrElse(port, () => fromEnv.port),
+        listenHost: fromEnv.listenHost
+      }
+      if (address.port < 1 || address.port > 65535) {
+        return yield* Effect.fail(new StartupError("invalid configuration: --port: must be a port number between 1 and 65535"))
+      }
+      yield* runRole(
+        "runner",
+        config,
+        Roles.layerRunner(app, config, address),
+        Effect.logInfo(`Runner ready at ${address.host}:${address.port}`).pipe(
+          Effect.annotateLogs({ runner: `${address.host}:${address.port}`, http: Roles.displayUrl(config) })
+        )
+      )
+    })).pipe(
+      Command.withDescription(
+        "Host entity shards and the skill host. Run several against the same Postgres (DATABASE_URL); each needs an address the others can reach (--host/--port or TROUPE_RUNNER_HOST/TROUPE_RUNNER_PORT). Health and metrics are served on TROUPE_PORT."
+      )
+    )
+
+  const gateway = Command.make("gateway", {}, () =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      if (config.database._tag !== "Postgres") {
+        return yield* Effect.fail(new StartupError("invalid configuration: DATABASE_URL: is required for `troupe gateway` (it reaches runners through Postgres)"))
+      }
+      const url = Roles.displayUrl(config)
+      yield* runRole("gateway", config, Roles.layerGateway(app, config), Effect.logInfo(`Gateway ready at ${url}`))
+    })).pipe(
+      Command.withDescription(
+        "Serve the public HTTP API as a stateless edge. It hosts no entities; it reaches them on the runners through the cluster (needs DATABASE_URL). Run as many as you like behind a load balancer."
+      )
+    )
+
+  const migrate = Command.make("migrate", {}, () =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const applied = yield* Migrations.run(Roles.allMigrations(app)).pipe(
+        Effect.provide(Database.layerFrom(config.database, "troupe-migrate")),
+        Effect.provide(Roles.layerLogging(config, "migrate"))
+      )
+      yield* say(applied.length === 0 ? "Database is up to date." : `Applied ${applied.length} migration(s): ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
+    })).pipe(Command.withDescription("Apply database migrations and exit (start, runner and gateway also do this when they start)."))
+
+  return [start, runner, gateway, migrate] as const
+}
+
+/** The `troupe` command with the role commands and any extra ones. */
+export const makeCli = (
+  app: Roles.App,
+  extra: ReadonlyArray<Command.Command<string, never, unknown, unknown>> = []
+) => {
+  const [start, runner, gateway, migrate] = roleCommands(app)
+  const troupe = Command.make("troupe").pipe(
+    Command.withDescription(
+      "Troupe: chat with AI team-mates that use sandboxed WASM skills. Pick a role to run; `troupe start` runs everything in one process."
+    ),
+    Command.withSubcommands([start, runner, gateway, migrate, ...extra])
+  )
+  return Command.run(troupe, { name: "troupe", version: app.version })
+}
+
+/** Run the CLI with process arguments; startup errors print one line and exit 1. */
+export const main = (
+  app: Roles.App,
+  extra: ReadonlyArray<Command.Command<string, never, unknown, unknown>> = [],
+  argv: ReadonlyArray<string> = process.argv
+) =>
+  makeCli(app, extra)(argv).pipe(
+    Effect.catchAll((error) =>
+      Effect.sync(() => {
+        if (error instanceof StartupError) process.stderr.write(`troupe: ${error.message}\n`)
+        else if (ConfigError.isConfigError(error)) process.stderr.write(`troupe: invalid configuration: ${TroupeConfig.formatError(error)}\n`)
+        else if (isValidationError(error)) {
+          // @effect/cli has already printed the usage error
+        } else process.stderr.write(`troupe: ${describe(error)}\n`)
+        process.exitCode = 1
+      })
+    ),
+    Effect.catchAllDefect((defect) =>
+      Effect.sync(() => {
+        process.stderr.write(`troupe: fatal: ${describe(defect)}\n`)
+        process.exitCode = 1
+      })
+    ),
+    Effect.provide(NodeContext.layer)
+  )
+
+const isValidationError = (e: unknown): boolean =>
+  typeof e === "object" && e !== null && "_tag" in e && typeof (e as { _tag: unknown })._tag === "string" &&
+  ["CommandMismatch", "CorrectedFlag", "HelpRequested", "InvalidArgument", "InvalidValue", "MissingValue", "MissingFlag", "MultipleValuesDetected", "MissingSubcommand", "NoBuiltInMatch", "UnclusteredFlag"].includes((e as { _tag: string })._tag)
+
+const describe = (e: unknown): string => {
+  if (e instanceof Error) return e.message
+  if (typeof e === "object" && e !== null) {
+    const o = e as { _tag?: string; message?: string }
+    if (o.message) return o._tag ? `${o._tag}: ${o.message}` : o.message
+    try {
+      return JSON.stringify(e)
+    } catch {
+      return String(e)
+    }
+  }
+  return String(e)
+}

@@ -1,0 +1,129 @@
+/**
+ * The cluster: how a process joins the Effect cluster that shards Troupe's entities.
+ *
+ * - `layerSingle` — one SQL-backed runner in this process (`troupe start`);
+ * - `layerRunner` — a socket runner with SQL storage at an explicit address (`troupe runner`);
+ * - `layerClientOnly` — a member that sends to entities but hosts none (`troupe gateway`).
+ *
+ * The sharding configuration is built here in full from `ClusterConfig`, never from the
+ * environment (the cluster's own `layerFromEnv` silently reads `HOST`/`PORT`).
+ */
+import * as MessageStorage from "@effect/cluster/MessageStorage"
+import * as RunnerAddress from "@effect/cluster/RunnerAddress"
+import * as RunnerHealth from "@effect/cluster/RunnerHealth"
+import * as Runners from "@effect/cluster/Runners"
+import * as RunnerStorage from "@effect/cluster/RunnerStorage"
+import * as Sharding from "@effect/cluster/Sharding"
+import * as ShardingConfig from "@effect/cluster/ShardingConfig"
+import * as Singleton from "@effect/cluster/Singleton"
+import * as Snowflake from "@effect/cluster/Snowflake"
+import * as SocketRunner from "@effect/cluster/SocketRunner"
+import * as SqlMessageStorage from "@effect/cluster/SqlMessageStorage"
+import * as SqlRunnerStorage from "@effect/cluster/SqlRunnerStorage"
+import { layerClientProtocol, layerSocketServer } from "@effect/platform-node/NodeClusterSocket"
+import * as RpcSerialization from "@effect/rpc/RpcSerialization"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type { ClusterConfig, RunnerAddressConfig } from "./Config.ts"
+
+/** The table prefix of the cluster's storage. */
+export const tablePrefix = "cluster"
+
+/** The complete sharding configuration for a member at `address` (none: client only). */
+export const shardingConfig = (
+  config: ClusterConfig,
+  address: Option.Option<RunnerAddressConfig>
+): ShardingConfig.ShardingConfig["Type"] => ({
+  ...ShardingConfig.defaults,
+  runnerAddress: Option.map(address, (a) => RunnerAddress.make(a.host, a.port)),
+  runnerListenAddress: Option.map(address, (a) => RunnerAddress.make(a.listenHost, a.port)),
+  shardsPerGroup: config.shardsPerGroup,
+  shardLockExpiration: config.shardLockExpiration,
+  shardLockRefreshInterval: config.shardLockRefreshInterval,
+  shardLockDisableAdvisory: !config.advisoryLocks,
+  runnerHealthCheckInterval: config.runnerHealthCheckInterval,
+  refreshAssignmentsInterval: config.refreshAssignmentsInterval,
+  entityMessagePollInterval: config.messagePollInterval,
+  entityMaxIdleTime: Duration.minutes(5),
+  entityTerminationTimeout: Duration.seconds(10),
+  sendRetryInterval: Duration.millis(100)
+})
+
+type Members = Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
+
+/** Storage shared by every member kind: messages and runners in SQL. */
+const layerStorage = Layer.mergeAll(Layer.orDie(SqlMessageStorage.layer), Layer.orDie(SqlRunnerStorage.layer))
+
+/** One runner in this process, storing messages in SQL (the embedded default or a lone server). */
+export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, SqlClient.SqlClient> =>
+  Sharding.layer.pipe(
+    Layer.provideMerge(Runners.layerNoop),
+    Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
+    Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
+    Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.some({ host: "127.0.0.1", port: 34431, listenHost: "127.0.0.1" }))))
+  )
+
+/** A runner reachable by the others at `address`, hosting shards. */
+export const layerRunner = (
+  config: ClusterConfig,
+  address: RunnerAddressConfig
+): Layer.Layer<Members, never, SqlClient.SqlClient> =>
+  SocketRunner.layer.pipe(
+    Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))),
+    Layer.provide([layerSocketServer, layerClientProtocol]),
+    Layer.provideMerge(layerStorage),
+    Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.some(address)))),
+    Layer.provide(RpcSerialization.layerMsgPack),
+    Layer.orDie
+  ) as Layer.Layer<Members, never, SqlClient.SqlClient>
+
+/** A member that sends to entities but hosts none (the gateway). */
+export const layerClientOnly = (config: ClusterConfig): Layer.Layer<Members, never, SqlClient.SqlClient> =>
+  SocketRunner.layerClientOnly.pipe(
+    Layer.provide(layerClientProtocol),
+    Layer.provideMerge(layerStorage),
+    Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.none()))),
+    Layer.provide(RpcSerialization.layerMsgPack)
+  )
+
+/** The smallest Snowflake id of a message created at `epochMillis` (ids start with their time). */
+export const snowflakeAt = (epochMillis: number): bigint =>
+  BigInt(Math.max(0, epochMillis - Snowflake.constEpochMillis)) << 22n
+
+/**
+ * Delete processed messages, and replies whose message is gone, created more than `retention`
+ * ago. Unprocessed messages are never deleted. A command re-sent after its row was deleted runs
+ * again, so keep `retention` longer than any client retries (handlers are idempotent anyway).
+ */
+export const deleteProcessed = (retention: Duration.Duration): Effect.Effect<{ messages: number; replies: number }, SqlError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const cutoff = snowflakeAt(Date.now() - Duration.toMillis(retention)).toString()
+    const messages = sql(`${tablePrefix}_messages`)
+    const replies = sql(`${tablePrefix}_replies`)
+    const deletedMessages = yield* sql<{ id: string }>`
+      DELETE FROM ${messages} WHERE processed = TRUE AND id < ${cutoff} RETURNING id`
+    const deletedReplies = yield* sql<{ id: string }>`
+      DELETE FROM ${replies} r WHERE r.id < ${cutoff}
+      AND NOT EXISTS (SELECT 1 FROM ${messages} m WHERE m.request_id = r.request_id) RETURNING id`
+    return { messages: deletedMessages.length, replies: deletedReplies.length }
+  })
+
+/** The retention job, run by exactly one runner of the cluster at a time (a cluster singleton). */
+export const layerRetention = (config: ClusterConfig): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
+  Singleton.make(
+    "troupe-cluster-retention",
+    deleteProcessed(config.retention).pipe(
+      Effect.tap(({ messages, replies }) =>
+        messages + replies > 0 ? Effect.logInfo("Deleted processed cluster rows").pipe(Effect.annotateLogs({ messages, replies })) : Effect.void
+      ),
+      Effect.catchAllCause((cause) => Effect.logWarning("Cluster retention failed", cause)),
+      Effect.repeat(Schedule.spaced(config.retentionInterval)),
+      Effect.asVoid
+    )
+  )

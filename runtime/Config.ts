@@ -1,0 +1,257 @@
+/**
+ * Troupe's configuration: read once from the environment at a role's entry point (with Effect
+ * `Config`) and handed inward as the `TroupeConfig` service. Code below the entry point never
+ * reads `process.env`.
+ */
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as NodePath from "node:path"
+
+/** Where relational state lives. */
+export type DatabaseConfig =
+  | { readonly _tag: "Postgres"; readonly url: Redacted.Redacted; readonly maxConnections: number }
+  | { readonly _tag: "Embedded"; readonly dataDir: string }
+
+/** Where the shared cache lives. */
+export type CacheConfig =
+  | { readonly _tag: "Redis"; readonly url: Redacted.Redacted; readonly keyPrefix: string }
+  | { readonly _tag: "Memory"; readonly maxEntries: number }
+
+/** Where blobs (uploads, skill modules, exports) live. */
+export type BlobStoreConfig =
+  | {
+    readonly _tag: "S3"
+    readonly endpoint: Option.Option<string>
+    readonly bucket: string
+    readonly region: string
+    readonly accessKeyId: Option.Option<string>
+    readonly secretAccessKey: Option.Option<Redacted.Redacted>
+    readonly forcePathStyle: boolean
+  }
+  | { readonly _tag: "Filesystem"; readonly root: string }
+
+/** Timings of the cluster: they decide how fast a dead runner's shards move elsewhere. */
+export interface ClusterConfig {
+  readonly shardsPerGroup: number
+  readonly shardLockExpiration: Duration.Duration
+  readonly shardLockRefreshInterval: Duration.Duration
+  readonly runnerHealthCheckInterval: Duration.Duration
+  readonly refreshAssignmentsInterval: Duration.Duration
+  readonly messagePollInterval: Duration.Duration
+  readonly advisoryLocks: boolean
+  /** Processed cluster messages and replies older than this are deleted. */
+  readonly retention: Duration.Duration
+  readonly retentionInterval: Duration.Duration
+}
+
+/** The whole configuration of a Troupe process. */
+export interface TroupeConfigShape {
+  readonly dataDir: string
+  readonly http: {
+    readonly host: string
+    readonly port: number
+    /** The URL users reach this server at, printed at start and used in links. */
+    readonly publicUrl: Option.Option<string>
+  }
+  readonly database: DatabaseConfig
+  readonly cache: CacheConfig
+  readonly blobStore: BlobStoreConfig
+  readonly cluster: ClusterConfig
+  readonly log: { readonly level: LogLevel.LogLevel; readonly format: "json" | "pretty" }
+}
+
+/** The configuration service. */
+export class TroupeConfig extends Context.Tag("troupe/runtime/Config")<TroupeConfig, TroupeConfigShape>() {}
+
+const port = (name: string, fallback: number) =>
+  Config.integer(name).pipe(
+    Config.withDefault(fallback),
+    Config.validate({ message: "must be a port number between 1 and 65535", validation: (n) => n >= 1 && n <= 65535 })
+  )
+
+const positiveDuration = (name: string, fallback: Duration.DurationInput) =>
+  Config.duration(name).pipe(
+    Config.withDefault(Duration.decode(fallback)),
+    Config.validate({ message: "must be a positive duration, e.g. \"5 seconds\"", validation: (d: Duration.Duration) => Duration.greaterThan(d, Duration.zero) })
+  )
+
+const redactedUrl = (name: string, schemes: ReadonlyArray<string>) =>
+  Config.redacted(name).pipe(
+    Config.mapOrFail((value) => {
+      const raw = Redacted.value(value)
+      let parsed: URL | undefined
+      try {
+        parsed = new URL(raw)
+      } catch {
+        parsed = undefined
+      }
+      return parsed && schemes.includes(parsed.protocol.replace(/:$/, ""))
+        ? Either.right(value)
+        : Either.left(
+          ConfigError.InvalidData([], `must be a URL starting with ${schemes.map((s) => `${s}://`).join(" or ")}`)
+        )
+    })
+  )
+
+const logLevel = Config.literal("all", "trace", "debug", "info", "warning", "error", "fatal", "none")("TROUPE_LOG_LEVEL").pipe(
+  Config.withDefault("info" as const),
+  Config.map((level) => LogLevel.fromLiteral(level === "warning" ? "Warning" : (level.charAt(0).toUpperCase() + level.slice(1)) as LogLevel.Literal))
+)
+
+const database: Config.Config<(dataDir: string) => DatabaseConfig> =
+  Config.option(redactedUrl("DATABASE_URL", ["postgres", "postgresql"])).pipe(
+    Config.zip(Config.integer("DATABASE_MAX_CONNECTIONS").pipe(Config.withDefault(10))),
+    Config.map(([url, maxConnections]) => (dataDir: string): DatabaseConfig =>
+      Option.match(url, {
+        onNone: () => ({ _tag: "Embedded", dataDir: NodePath.join(dataDir, "pg") }),
+        onSome: (url) => ({ _tag: "Postgres", url, maxConnections })
+      })
+    )
+  )
+
+const cache: Config.Config<CacheConfig> = Config.option(redactedUrl("REDIS_URL", ["redis", "rediss"])).pipe(
+  Config.zip(Config.string("REDIS_KEY_PREFIX").pipe(Config.withDefault("troupe:"))),
+  Config.map(([url, keyPrefix]): CacheConfig =>
+    Option.match(url, {
+      onNone: () => ({ _tag: "Memory", maxEntries: 100_000 }),
+      onSome: (url) => ({ _tag: "Redis", url, keyPrefix })
+    })
+  )
+)
+
+const blobStore: Config.Config<(dataDir: string) => BlobStoreConfig> =
+  Config.all({
+    endpoint: Config.option(Config.string("S3_ENDPOINT")),
+    bucket: Config.option(Config.string("S3_BUCKET")),
+    region: Config.string("S3_REGION").pipe(Config.withDefault("us-east-1")),
+    accessKeyId: Config.option(Config.string("S3_ACCESS_KEY_ID")),
+    secretAccessKey: Config.option(Config.redacted("S3_SECRET_ACCESS_KEY")),
+    forcePathStyle: Config.boolean("S3_FORCE_PATH_STYLE").pipe(Config.withDefault(true))
+  }).pipe(
+    Config.mapOrFail((s): Either.Either<(dataDir: string) => BlobStoreConfig, ConfigError.ConfigError> => {
+      if (Option.isNone(s.bucket)) {
+        if (Option.isSome(s.endpoint) || Option.isSome(s.accessKeyId)) {
+          return Either.left(ConfigError.MissingData(["S3_BUCKET"], "is required when S3_ENDPOINT or S3_ACCESS_KEY_ID is set"))
+        }
+        return Either.right((dataDir) => ({ _tag: "Filesystem", root: NodePath.join(dataDir, "blobs") }))
+      }
+      if (Option.isSome(s.endpoint)) {
+        try {
+          const u = new URL(s.endpoint.value)
+          if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error()
+        } catch {
+          return Either.left(ConfigError.InvalidData(["S3_ENDPOINT"], "must be an http:// or https:// URL"))
+        }
+      }
+      if (Option.isSome(s.accessKeyId) !== Option.isSome(s.secretAccessKey)) {
+        return Either.left(
+          ConfigError.MissingData(
+            [Option.isSome(s.accessKeyId) ? "S3_SECRET_ACCESS_KEY" : "S3_ACCESS_KEY_ID"],
+            "S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together"
+          )
+        )
+      }
+      const bucket = s.bucket.value
+      return Either.right(() => ({ _tag: "S3", ...s, bucket }))
+    })
+  )
+
+/**
+ * Cluster timings. The defaults move a dead runner's shards to a live one in well under 8 s:
+ * a lock not refreshed for `shardLockExpiration` may be taken over; live runners refresh
+ * theirs every `shardLockRefreshInterval`.
+ */
+const cluster: Config.Config<ClusterConfig> = Config.all({
+  shardsPerGroup: Config.integer("TROUPE_SHARDS").pipe(
+    Config.withDefault(300),
+    Config.validate({ message: "must be between 1 and 10000", validation: (n) => n >= 1 && n <= 10_000 })
+  ),
+  shardLockExpiration: positiveDuration("TROUPE_SHARD_LOCK_EXPIRATION", "5 seconds"),
+  shardLockRefreshInterval: positiveDuration("TROUPE_SHARD_LOCK_REFRESH", "1500 millis"),
+  runnerHealthCheckInterval: positiveDuration("TROUPE_RUNNER_HEALTH_CHECK_INTERVAL", "2 seconds"),
+  refreshAssignmentsInterval: positiveDuration("TROUPE_SHARD_REFRESH_INTERVAL", "1 second"),
+  messagePollInterval: positiveDuration("TROUPE_MESSAGE_POLL_INTERVAL", "1 second"),
+  advisoryLocks: Config.boolean("TROUPE_CLUSTER_ADVISORY_LOCKS").pipe(Config.withDefault(false)),
+  retention: positiveDuration("TROUPE_CLUSTER_RETENTION", "1 hour"),
+  retentionInterval: positiveDuration("TROUPE_CLUSTER_RETENTION_INTERVAL", "5 minutes")
+}).pipe(
+  Config.mapOrFail((c) =>
+    Duration.lessThan(c.shardLockRefreshInterval, c.shardLockExpiration)
+      ? Either.right(c)
+      : Either.left(ConfigError.InvalidData(["TROUPE_SHARD_LOCK_REFRESH"], "must be shorter than TROUPE_SHARD_LOCK_EXPIRATION"))
+  )
+)
+
+/** The whole configuration, from the environment. */
+export const fromEnv: Config.Config<TroupeConfigShape> = Config.all({
+  dataDir: Config.string("TROUPE_DATA_DIR").pipe(Config.withDefault("./.troupe"), Config.map((dir) => NodePath.resolve(dir))),
+  http: Config.all({
+    host: Config.string("TROUPE_HOST").pipe(Config.withDefault("0.0.0.0")),
+    port: port("TROUPE_PORT", 8080),
+    publicUrl: Config.option(Config.string("TROUPE_PUBLIC_URL"))
+  }),
+  database,
+  cache,
+  blobStore,
+  cluster,
+  log: Config.all({
+    level: logLevel,
+    format: Config.literal("json", "pretty")("TROUPE_LOG_FORMAT").pipe(Config.withDefault("json" as const))
+  })
+}).pipe(
+  Config.map((c): TroupeConfigShape => ({ ...c, database: c.database(c.dataDir), blobStore: c.blobStore(c.dataDir) }))
+)
+
+/** A runner's address: where other runners reach it. Passed explicitly, never read from `HOST`/`PORT`. */
+export interface RunnerAddressConfig {
+  readonly host: string
+  readonly port: number
+  readonly listenHost: string
+}
+
+/** `TROUPE_RUNNER_HOST` / `TROUPE_RUNNER_PORT` (the CLI's `--host`/`--port` override them). */
+export const runnerAddressFromEnv: Config.Config<RunnerAddressConfig> = Config.all({
+  host: Config.string("TROUPE_RUNNER_HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: port("TROUPE_RUNNER_PORT", 34431),
+  listenHost: Config.string("TROUPE_RUNNER_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0"))
+})
+
+/** Provide a fixed configuration (tests, tools). */
+export const layer = (config: TroupeConfigShape): Layer.Layer<TroupeConfig> => Layer.succeed(TroupeConfig, config)
+
+/**
+ * One line naming the variable that is wrong, e.g.
+ * `TROUPE_PORT: must be a port number between 1 and 65535`.
+ */
+export const formatError = (error: ConfigError.ConfigError): string => {
+  const leaves: Array<string> = []
+  const walk = (e: ConfigError.ConfigError): void => {
+    switch (e._op) {
+      case "And":
+      case "Or":
+        walk(e.left)
+        if (e._op === "And") walk(e.right)
+        return
+      case "InvalidData":
+      case "MissingData":
+      case "SourceUnavailable":
+      case "Unsupported": {
+        const name = e.path.filter((p) => p.length > 0).join(".") || "configuration"
+        const message = e._op === "MissingData" && e.message.startsWith("Expected")
+          ? "is required"
+          : e.message.replace(/^Expected /, "expected ")
+        leaves.push(`${name}: ${message}`)
+        return
+      }
+    }
+  }
+  walk(error)
+  return leaves[0] ?? String(error)
+}

@@ -1,0 +1,165 @@
+/**
+ * Process roles. Each role is a layer composed from the same parts; only configuration chooses
+ * embedded or external ones. The folders above the runtime (entities, skills, gateway, preview)
+ * plug in through `App`, so the runtime never imports them.
+ */
+import type * as MessageStorage from "@effect/cluster/MessageStorage"
+import type * as Runners from "@effect/cluster/Runners"
+import type * as Sharding from "@effect/cluster/Sharding"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as NodeFs from "node:fs"
+import * as BlobStore from "./BlobStore.ts"
+import * as Cache from "./Cache.ts"
+import * as Cluster from "./Cluster.ts"
+import type { RunnerAddressConfig, TroupeConfigShape } from "./Config.ts"
+import { TroupeConfig } from "./Config.ts"
+import * as Database from "./Database.ts"
+import * as Health from "./Health.ts"
+import * as Http from "./Http.ts"
+import * as Migrations from "./Migrations.ts"
+import * as Probe from "./Probe.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+/** The services every role provides to what plugs into it. */
+export type Platform =
+  | TroupeConfig
+  | SqlClient.SqlClient
+  | Database.DatabaseInfo
+  | Cache.Cache
+  | Cache.RedisConnection
+  | BlobStore.BlobStore
+  | Health.Health
+  | Telemetry.MetricSources
+
+/** Platform plus cluster membership. */
+export type Member = Platform | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
+
+/** What the folders above the runtime contribute to the roles. */
+export interface App {
+  readonly version: string
+  readonly migrations: ReadonlyArray<Migrations.Migration>
+  /** Entities and singletons hosted by runners (`start`, `runner`). */
+  readonly entities: Layer.Layer<never, unknown, Member>
+  /** The public API routes (`start`, `gateway`). */
+  readonly routes: Layer.Layer<never, unknown, Member | Http.Routes>
+  /** Routes only the all-in-one `start` adds (e.g. preview and uploads on the main port). */
+  readonly startRoutes: Layer.Layer<never, unknown, Member | Http.Routes>
+}
+
+/** Every migration, the runtime's own first. */
+export const allMigrations = (app: App): ReadonlyArray<Migrations.Migration> => [...Probe.migrations, ...app.migrations]
+
+/** Logging for a role. */
+export const layerLogging = (config: TroupeConfigShape, service: string) =>
+  Telemetry.layerLogging({ service, level: config.log.level, format: config.log.format })
+
+/** Database, cache and blob store chosen by configuration, with their health checks and gauges. */
+export const layerPlatform = (config: TroupeConfigShape, service: string): Layer.Layer<Platform, unknown> => {
+  const parts = Layer.mergeAll(
+    Database.layerFrom(config.database, `troupe-${service}`),
+    config.cache._tag === "Redis" ? Cache.layerRedis(config.cache) : Cache.layerMemory({ maxEntries: config.cache.maxEntries }),
+    BlobStore.layerFrom(config.blobStore),
+    Health.layer(),
+    Telemetry.layerMetricSources,
+    Layer.succeed(TroupeConfig, config)
+  )
+  const checks = Layer.effectDiscard(
+    Effect.gen(function*() {
+      const info = yield* Database.DatabaseInfo
+      const cache = yield* Cache.Cache
+      const blobs = yield* BlobStore.BlobStore
+      const sql = yield* SqlClientTag
+      yield* Health.register({
+        name: "database",
+        check: Effect.provideService(Database.ping, SqlClientTag, sql),
+        details: Effect.succeed({ kind: info.kind })
+      })
+      yield* Health.register({
+        name: "cache",
+        check: cache.ping,
+        details: Effect.map(cache.size, (entries) => ({ kind: cache.kind, entries }))
+      })
+      yield* Health.register({ name: "blob_store", check: blobs.ping, details: Effect.succeed({ kind: blobs.kind }) })
+      const sources = yield* Telemetry.MetricSources
+      yield* sources.register(info.poolGauges)
+    })
+  )
+  return Layer.provideMerge(checks, parts)
+}
+
+/** Run migrations once while the role starts. */
+export const layerMigrations = (app: App): Layer.Layer<never, unknown, SqlClient.SqlClient> =>
+  Layer.effectDiscard(Migrations.run(allMigrations(app)))
+
+/** The `cluster` health check: a volatile round trip to a probe entity. */
+const layerClusterCheck = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const context = yield* Effect.context<Sharding.Sharding>()
+    yield* Health.register({
+      name: "cluster",
+      check: Probe.ping("health").pipe(Effect.provide(context))
+    })
+  })
+)
+
+/** The entities a runner hosts: the app's, the probe and the retention job. */
+const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string) =>
+  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster))
+
+const ensureDataDir = (config: TroupeConfigShape) =>
+  Layer.effectDiscard(Effect.sync(() => NodeFs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })))
+
+/** The HTTP server with the operational routes and the given route layers. */
+const layerHttp = (
+  config: TroupeConfigShape,
+  service: string,
+  version: string,
+  routes: Layer.Layer<never, unknown, Member | Http.Routes>
+) =>
+  Http.layerServer({ host: config.http.host, port: config.http.port }).pipe(
+    Layer.provide(Layer.mergeAll(routes, Http.layerOperationalRoutes({ service, version }))),
+    Layer.provide(Http.Routes.Live)
+  )
+
+/** `troupe start`: everything in one process on a single SQL-backed runner. */
+export const layerStart = (app: App, config: TroupeConfigShape) =>
+  layerHttp(config, "start", app.version, Layer.merge(app.routes, app.startRoutes)).pipe(
+    Layer.provide(layerClusterCheck),
+    Layer.provide(layerHosted(app, config, "single")),
+    Layer.provideMerge(Cluster.layerSingle(config.cluster)),
+    Layer.provide(layerMigrations(app)),
+    Layer.provideMerge(layerPlatform(config, "start")),
+    Layer.provide(ensureDataDir(config))
+  )
+
+/** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
+export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig) =>
+  layerHttp(config, "runner", app.version, Layer.empty).pipe(
+    Layer.provide(layerClusterCheck),
+    Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`)),
+    Layer.provideMerge(Cluster.layerRunner(config.cluster, address)),
+    Layer.provide(layerMigrations(app)),
+    Layer.provideMerge(layerPlatform(config, "runner")),
+    Layer.provide(ensureDataDir(config))
+  )
+
+/** `troupe gateway`: the stateless HTTP edge, a client-only cluster member. */
+export const layerGateway = (app: App, config: TroupeConfigShape) =>
+  layerHttp(config, "gateway", app.version, app.routes).pipe(
+    Layer.provide(layerClusterCheck),
+    Layer.provideMerge(Cluster.layerClientOnly(config.cluster)),
+    Layer.provide(layerMigrations(app)),
+    Layer.provideMerge(layerPlatform(config, "gateway")),
+    Layer.provide(ensureDataDir(config))
+  )
+
+/** The URL to print for a server bound to `host:port`. */
+export const displayUrl = (config: TroupeConfigShape): string =>
+  Option.getOrElse(config.http.publicUrl, () => {
+    const host = config.http.host === "0.0.0.0" || config.http.host === "::" ? "localhost" : config.http.host
+    return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`
+  })
