@@ -70,16 +70,20 @@ export interface TroupeConfigShape {
 /** The configuration service. */
 export class TroupeConfig extends Context.Tag("troupe/runtime/Config")<TroupeConfig, TroupeConfigShape>() {}
 
+/** Like `Config.validate`, but the error names the variable (validate alone loses the path). */
+const check = <A>(name: string, message: string, ok: (a: A) => boolean) => (config: Config.Config<A>) =>
+  Config.mapOrFail(config, (a) => (ok(a) ? Either.right(a) : Either.left(ConfigError.InvalidData([name], message))))
+
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
     Config.withDefault(fallback),
-    Config.validate({ message: "must be a port number between 1 and 65535", validation: (n) => n >= 1 && n <= 65535 })
+    check(name, "must be a port number between 1 and 65535", (n) => n >= 1 && n <= 65535)
   )
 
 const positiveDuration = (name: string, fallback: Duration.DurationInput) =>
   Config.duration(name).pipe(
     Config.withDefault(Duration.decode(fallback)),
-    Config.validate({ message: "must be a positive duration, e.g. \"5 seconds\"", validation: (d: Duration.Duration) => Duration.greaterThan(d, Duration.zero) })
+    check(name, "must be a positive duration, e.g. \"5 seconds\"", (d: Duration.Duration) => Duration.greaterThan(d, Duration.zero))
   )
 
 const redactedUrl = (name: string, schemes: ReadonlyArray<string>) =>
@@ -95,7 +99,7 @@ const redactedUrl = (name: string, schemes: ReadonlyArray<string>) =>
       return parsed && schemes.includes(parsed.protocol.replace(/:$/, ""))
         ? Either.right(value)
         : Either.left(
-          ConfigError.InvalidData([], `must be a URL starting with ${schemes.map((s) => `${s}://`).join(" or ")}`)
+          ConfigError.InvalidData([name], `must be a URL starting with ${schemes.map((s) => `${s}://`).join(" or ")}`)
         )
     })
   )
@@ -171,7 +175,7 @@ const blobStore: Config.Config<(dataDir: string) => BlobStoreConfig> =
 const cluster: Config.Config<ClusterConfig> = Config.all({
   shardsPerGroup: Config.integer("TROUPE_SHARDS").pipe(
     Config.withDefault(300),
-    Config.validate({ message: "must be between 1 and 10000", validation: (n) => n >= 1 && n <= 10_000 })
+    check("TROUPE_SHARDS", "must be between 1 and 10000", (n) => n >= 1 && n <= 10_000)
   ),
   shardLockExpiration: positiveDuration("TROUPE_SHARD_LOCK_EXPIRATION", "5 seconds"),
   shardLockRefreshInterval: positiveDuration("TROUPE_SHARD_LOCK_REFRESH", "1500 millis"),

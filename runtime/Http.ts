@@ -41,60 +41,85 @@ export const routeGroup = (path: string): string => {
   return "/" + segments.map((s) => (/^[a-z_]+$/.test(s) || /^v\d+$/.test(s) ? s : ":id")).join("/")
 }
 
-/** Request ids, access logs, metrics, security headers and JSON errors around an app. */
+const defaultErrorCodes: Record<number, readonly [string, string]> = {
+  400: ["bad_request", "Malformed request"],
+  401: ["unauthorized", "Authentication required"],
+  403: ["forbidden", "Not allowed"],
+  404: ["not_found", "No such route"],
+  405: ["method_not_allowed", "Method not allowed"],
+  413: ["payload_too_large", "Request body too large"],
+  415: ["unsupported_media_type", "Unsupported media type"],
+  429: ["rate_limited", "Too many requests"],
+  500: ["internal_error", "Internal error"],
+  503: ["unavailable", "Service unavailable"]
+}
+
+/** Give an error response without a body the standard JSON error body. */
+const withErrorBody = (response: HttpServerResponse.HttpServerResponse, requestId: string) => {
+  if (response.status < 400 || response.body._tag !== "Empty") return response
+  const [code, message] = defaultErrorCodes[response.status] ?? (response.status >= 500 ? ["internal_error", "Internal error"] : ["error", "Request failed"])
+  return HttpServerResponse.unsafeJson(
+    { error: response.status >= 500 ? { code, message, details: { request_id: requestId } } : { code, message } },
+    { status: response.status, headers: response.headers }
+  )
+}
+
+/**
+ * Request ids, access logs, metrics, security headers, body limits and JSON error bodies
+ * around an app. Responses are finished in a pre-response handler because the server sends
+ * the response before the middleware regains control.
+ */
 export const middleware = HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const incoming = request.headers["x-request-id"]
     const requestId = incoming && requestIdRe.test(incoming) ? incoming : NodeCrypto.randomUUID()
     const start = performance.now()
-    const response = yield* app.pipe(
-      Effect.catchAllCause((cause) => {
-        const failure = Cause.failureOption(cause)
-        if (Option.isSome(failure) && HttpServerError.isServerError(failure.value)) {
-          const e = failure.value
-          if (e._tag === "RouteNotFound") return Effect.succeed(errorResponse(404, "not_found", "No such route"))
-          if (e._tag === "RequestError") {
-            const tooBig = String(e.cause ?? "").includes("FiberFailure") || String(e.description ?? "").toLowerCase().includes("body")
-            return Effect.succeed(
-              tooBig && e.reason === "Decode"
-                ? errorResponse(413, "payload_too_large", "Request body too large")
-                : errorResponse(400, "bad_request", e.description ?? "Malformed request")
-            )
-          }
-        }
-        if (Cause.isInterruptedOnly(cause)) return Effect.succeed(HttpServerResponse.empty({ status: 499 }))
-        return Effect.as(
-          Effect.logError("Unhandled error", cause),
-          errorResponse(500, "internal_error", "Internal error", { request_id: requestId })
+    let status = 0
+    yield* HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.sync(() => {
+        const finished = withErrorBody(response, requestId).pipe(
+          HttpServerResponse.setHeaders({
+            "x-request-id": requestId,
+            "x-content-type-options": "nosniff",
+            "referrer-policy": "no-referrer",
+            ...(response.headers["x-frame-options"] ? {} : { "x-frame-options": "DENY" })
+          })
         )
-      }),
-      Effect.annotateLogs({ request_id: requestId }),
-      HttpIncomingMessage.withMaxBodySize(Option.some(defaultMaxBodyBytes))
+        status = finished.status
+        return finished
+      })
     )
+    const declared = Number(request.headers["content-length"] ?? "0")
+    const exit = yield* (declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"]
+      ? Effect.succeed(errorResponse(413, "payload_too_large", `Request body larger than ${defaultMaxBodyBytes} bytes`))
+      : app).pipe(
+        Effect.annotateLogs({ request_id: requestId }),
+        HttpIncomingMessage.withMaxBodySize(Option.some(defaultMaxBodyBytes)),
+        Effect.exit
+      )
+    if (exit._tag === "Failure" && !Cause.isInterruptedOnly(exit.cause)) {
+      const failure = Cause.failureOption(exit.cause)
+      const expected = Option.isSome(failure) && HttpServerError.isServerError(failure.value)
+      if (!expected) yield* Effect.logError("Unhandled error", exit.cause).pipe(Effect.annotateLogs({ request_id: requestId }))
+    }
     const seconds = (performance.now() - start) / 1000
-    const tags = { method: request.method, route: routeGroup(request.url), status: String(response.status) }
-    yield* Metric.increment(Metric.taggedWithLabels(Telemetry.httpRequests, Object.entries(tags).map(([k, v]) => labelOf(k, v))))
-    yield* Metric.update(Metric.taggedWithLabels(Telemetry.httpRequestDuration, [labelOf("route", tags.route)]), seconds)
+    const route = routeGroup(request.url)
+    const statusText = String(status || (exit._tag === "Success" ? exit.value.status : 500))
+    yield* Metric.increment(Metric.taggedWithLabels(Telemetry.httpRequests, [labelOf("method", request.method), labelOf("route", route), labelOf("status", statusText)]))
+    yield* Metric.update(Metric.taggedWithLabels(Telemetry.httpRequestDuration, [labelOf("route", route)]), seconds)
     if (!request.url.startsWith("/health") && !request.url.startsWith("/metrics")) {
       yield* Effect.logInfo("http").pipe(
         Effect.annotateLogs({
           request_id: requestId,
           method: request.method,
           path: request.url.split("?")[0]!,
-          status: response.status,
+          status: Number(statusText),
           duration_ms: Math.round(seconds * 1000 * 100) / 100
         })
       )
     }
-    return response.pipe(
-      HttpServerResponse.setHeaders({
-        "x-request-id": requestId,
-        "x-content-type-options": "nosniff",
-        "referrer-policy": "no-referrer",
-        ...(response.headers["x-frame-options"] ? {} : { "x-frame-options": "DENY" })
-      })
-    )
+    return yield* exit
   })
 )
 
@@ -134,7 +159,6 @@ export const layerOperationalRoutes = (options: { readonly service: string; read
             { status: report.status === "healthy" ? 200 : 503, headers: { "cache-control": "no-store" } }
           ))
       )
-      yield* router.all("*", Effect.succeed(errorResponse(404, "not_found", "No such route")))
       yield* router.get(
         "/metrics",
         Effect.map(sources.sample, (gauges) =>

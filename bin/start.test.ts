@@ -1,0 +1,66 @@
+import { afterAll, describe, expect, it } from "vitest"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { freePort, spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
+
+const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-start-"))
+afterAll(() => NodeFs.rmSync(dataDir, { recursive: true, force: true }))
+
+describe("troupe start (embedded default)", () => {
+  it("serves health and metrics, logs JSON, keeps its data across a restart and stops cleanly on SIGTERM", async () => {
+    const port = await freePort()
+    const env = { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1" }
+
+    const first = spawnTroupe(["start"], env)
+    await waitFor(`http://127.0.0.1:${port}/health`, { proc: first })
+    expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: "healthy" })
+
+    const detailed = await (await fetch(`http://127.0.0.1:${port}/health/detailed`)).json() as {
+      checks: Record<string, { status: string; details?: Record<string, unknown> }>
+    }
+    expect(Object.keys(detailed.checks).sort()).toEqual(["blob_store", "cache", "cluster", "database"])
+    expect(detailed.checks.database!.details).toEqual({ kind: "embedded" })
+
+    const notFound = await fetch(`http://127.0.0.1:${port}/no/such/route`)
+    expect(notFound.status).toBe(404)
+    expect(await notFound.json()).toEqual({ error: { code: "not_found", message: "No such route" } })
+    expect(notFound.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/)
+
+    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    expect(metrics).toMatch(/^troupe_http_requests_total\{.*route="\/no\/such".*status="404".*\} 1$/m)
+    expect(metrics).toMatch(/^troupe_entity_messages_total\{entity="Probe",tag="Ping"\} \d+$/m)
+    expect(metrics).toMatch(/^troupe_db_pool_connections\{kind="embedded"\} 1$/m)
+    expect(metrics).toMatch(/^process_resident_memory_bytes \d+$/m)
+    expect(metrics).toContain("# TYPE troupe_http_request_duration_seconds histogram")
+
+    const logs = first.logs()
+    const ready = logs.find((l) => typeof l.message === "string" && l.message.startsWith("Troupe is ready at http://127.0.0.1:"))
+    expect(ready).toMatchObject({ level: "info", service: "start" })
+    expect(typeof ready!.timestamp).toBe("string")
+    const access = logs.find((l) => l.message === "http" && (l.context as Record<string, unknown>).path === "/no/such/route")
+    expect(access).toMatchObject({ context: { status: 404, method: "GET" } })
+    expect(access!.trace_id).toMatch(/^[0-9a-f]{32}$/)
+    expect(logs.some((l) => l.message === "Applied 1 migration(s)")).toBe(true)
+
+    expect(await stop(first, "SIGTERM")).toBe(0)
+
+    const second = spawnTroupe(["start"], env)
+    await waitFor(`http://127.0.0.1:${port}/health`, { proc: second })
+    // the schema (and everything in it) was still there: nothing to migrate the second time
+    expect(second.logs().some((l) => typeof l.message === "string" && l.message.startsWith("Applied"))).toBe(false)
+    expect(await stop(second, "SIGINT")).toBe(0)
+  }, 120_000)
+
+  it("refuses bad configuration with one line naming the variable", async () => {
+    const proc = spawnTroupe(["start"], { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: "eighty" })
+    expect(await proc.exited).toBe(1)
+    expect(proc.stderr().trim()).toBe("troupe: invalid configuration: TROUPE_PORT: expected an integer value but received \"eighty\"")
+  })
+
+  it("explains every role in --help", async () => {
+    const proc = spawnTroupe(["--help"], {})
+    expect(await proc.exited).toBe(0)
+    for (const role of ["start", "runner", "gateway", "migrate"]) expect(proc.stdout()).toMatch(new RegExp(`- ${role}\\b`))
+  })
+})

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as Database from "./Database.ts"
+import * as Migrations from "./Migrations.ts"
+import { createTestDatabase } from "./testing/services.ts"
+
+const tmp = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-db-"))
+let pg: Awaited<ReturnType<typeof createTestDatabase>>
+beforeAll(async () => {
+  pg = await createTestDatabase("db")
+})
+afterAll(async () => {
+  await pg.drop()
+  NodeFs.rmSync(tmp, { recursive: true, force: true })
+})
+
+const migrations: ReadonlyArray<Migrations.Migration> = [
+  {
+    id: 2026010101,
+    name: "accounts",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL);
+          CREATE TABLE journal (n SERIAL PRIMARY KEY, note TEXT NOT NULL)`)
+  },
+  {
+    id: 2026010102,
+    name: "seed",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO accounts VALUES ('a', 0)`)
+  }
+]
+
+const backends: ReadonlyArray<readonly [string, () => Layer.Layer<SqlClient.SqlClient | Database.DatabaseInfo, unknown>]> = [
+  ["embedded PGlite", () => Database.layerEmbedded(NodePath.join(tmp, "pglite"))],
+  ["Postgres", () => Database.layerPostgres({ url: Redacted.make(pg.url), maxConnections: 8 })]
+]
+
+for (const [name, layer] of backends) {
+  describe(name, () => {
+    it.live("applies migrations once, even when several processes start together", () =>
+      Effect.gen(function*() {
+        const results = yield* Effect.all([Migrations.run(migrations), Migrations.run(migrations), Migrations.run(migrations)], { concurrency: 3 })
+        expect(results.map((r) => r.length).sort()).toEqual([0, 0, 2])
+        const sql = yield* SqlClient.SqlClient
+        expect(yield* sql`SELECT id, balance FROM accounts`).toEqual([{ id: "a", balance: "0" }])
+        expect(yield* Migrations.run(migrations)).toEqual([])
+      }).pipe(Effect.provide(layer())), { timeout: 60_000 })
+
+    it.live("keeps concurrent transactions serializable and isolated", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const increment = sql.withTransaction(
+          Effect.gen(function*() {
+            const [row] = yield* sql<{ balance: string }>`SELECT balance FROM accounts WHERE id = 'a' FOR UPDATE`
+            yield* sql`UPDATE accounts SET balance = ${Number(row!.balance) + 1} WHERE id = 'a'`
+          })
+        )
+        yield* Effect.all(Array.from({ length: 40 }, () => increment), { concurrency: 10 })
+        const [after] = yield* sql<{ balance: string }>`SELECT balance FROM accounts WHERE id = 'a'`
+        expect(after!.balance).toBe("40")
+      }).pipe(Effect.provide(layer())))
+
+    it.live("rolls back a failed transaction and leaves other statements untouched", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const failing = sql.withTransaction(
+          Effect.gen(function*() {
+            yield* sql`INSERT INTO journal (note) VALUES ('inside')`
+            yield* Effect.sleep("20 millis")
+            return yield* Effect.fail("boom" as const)
+          })
+        )
+        const outside = Effect.zipRight(Effect.sleep("5 millis"), sql`INSERT INTO journal (note) VALUES ('outside')`)
+        const [failed] = yield* Effect.all([Effect.flip(failing), outside], { concurrency: 2 })
+        expect(failed).toBe("boom")
+        const notes = yield* sql<{ note: string }>`SELECT note FROM journal ORDER BY n`
+        expect(notes.map((r) => r.note)).toEqual(["outside"])
+      }).pipe(Effect.provide(layer())))
+
+    it.live("reports a failing statement as an SqlError without breaking the connection", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const error = yield* Effect.flip(sql`SELECT * FROM no_such_table`)
+        expect(error._tag).toBe("SqlError")
+        expect(yield* sql`SELECT 1 AS one`).toEqual([{ one: 1 }])
+      }).pipe(Effect.provide(layer())))
+  })
+}
+
+describe("embedded PGlite", () => {
+  it.live("keeps its data across restarts", () =>
+    Effect.gen(function*() {
+      const dir = NodePath.join(tmp, "restart")
+      yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`CREATE TABLE kept (v TEXT); INSERT INTO kept VALUES ('still here')`).pipe(
+        Effect.provide(Database.layerEmbedded(dir))
+      )
+      const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT v FROM kept`).pipe(
+        Effect.provide(Database.layerEmbedded(dir))
+      )
+      expect(rows).toEqual([{ v: "still here" }])
+    }), { timeout: 60_000 })
+})

@@ -1,0 +1,98 @@
+/**
+ * Spawning `troupe` processes in tests: free ports, waiting for health, collecting JSON logs.
+ */
+import * as NodeChild from "node:child_process"
+import * as NodeNet from "node:net"
+import * as NodePath from "node:path"
+
+/** The repository root. */
+export const root = NodePath.resolve(import.meta.dirname, "..", "..")
+
+/** A free TCP port on 127.0.0.1. */
+export const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = NodeNet.createServer()
+    server.unref()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+    })
+  })
+
+/** A running child process with its output. */
+export interface Spawned {
+  readonly child: NodeChild.ChildProcess
+  readonly stdout: () => string
+  readonly stderr: () => string
+  /** The JSON log records printed so far. */
+  readonly logs: () => ReadonlyArray<Record<string, unknown>>
+  /** Resolves with the exit code (or signal name) when the process ends. */
+  readonly exited: Promise<number | string>
+}
+
+/** Spawn `command args` with `env` added to a clean copy of this process's environment. */
+export const spawn = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined>): Spawned => {
+  const base = { ...process.env }
+  // a test must not inherit the cluster's own HOST/PORT variables or the outer test's configuration
+  for (const k of ["HOST", "PORT", "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "TROUPE_PORT", "TROUPE_DATA_DIR"]) delete base[k]
+  const child = NodeChild.spawn(command, args, {
+    cwd: root,
+    env: { ...base, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  let out = ""
+  let err = ""
+  child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()))
+  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)))
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    logs: () =>
+      out.split("\n").flatMap((line) => {
+        if (!line.startsWith("{")) return []
+        try {
+          return [JSON.parse(line) as Record<string, unknown>]
+        } catch {
+          return []
+        }
+      }),
+    exited
+  }
+}
+
+/** Spawn the `troupe` CLI under Node. */
+export const spawnTroupe = (args: ReadonlyArray<string>, env: Record<string, string | undefined>): Spawned =>
+  spawn(process.execPath, [NodePath.join(root, "bin", "troupe.mjs"), ...args], env)
+
+/** Poll `url` until it answers `status` (default 200); throws with the process output after `timeoutMs`. */
+export const waitFor = async (url: string, options: { readonly timeoutMs?: number; readonly status?: number; readonly proc?: Spawned } = {}): Promise<Response> => {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000)
+  let last = "no answer"
+  while (Date.now() < deadline) {
+    if (options.proc && options.proc.child.exitCode !== null) {
+      throw new Error(`process exited (${options.proc.child.exitCode}) before ${url} was ready:\n${options.proc.stdout()}\n${options.proc.stderr()}`)
+    }
+    try {
+      const response = await fetch(url)
+      if (response.status === (options.status ?? 200)) return response
+      last = `${response.status} ${await response.text()}`
+    } catch (e) {
+      last = (e as Error).message
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  throw new Error(`${url} not ready: ${last}${options.proc ? `\n${options.proc.stdout()}\n${options.proc.stderr()}` : ""}`)
+}
+
+/** Send a signal and wait for the exit (SIGKILL after `graceMs`). */
+export const stop = async (proc: Spawned, signal: NodeJS.Signals = "SIGTERM", graceMs = 15_000): Promise<number | string> => {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return proc.exited
+  proc.child.kill(signal)
+  const timer = setTimeout(() => proc.child.kill("SIGKILL"), graceMs)
+  const code = await proc.exited
+  clearTimeout(timer)
+  return code
+}
