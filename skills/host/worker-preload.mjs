@@ -1,0 +1,57 @@
+// Loaded (with --import) into every Extism plugin worker before the SDK's worker script.
+//
+// 1. A plugin that fails while it is being instantiated (a trapping start function, `_initialize`
+//    or `hs_init`) makes the SDK's worker reject a promise nobody handles; Node then emits
+//    `error` on the Worker object in the main thread, where the SDK has no listener, and the whole
+//    process dies. Here such failures are caught, written to the shared status buffer, announced,
+//    and the worker exits alone.
+// 2. The host asks for the size of the plugin's memories after a trap, to tell a plugin that ran
+//    into its memory cap from one that trapped for another reason.
+import { isMainThread, parentPort, workerData } from "node:worker_threads"
+
+const troupe = workerData && typeof workerData === "object" ? workerData.troupe : undefined
+
+if (!isMainThread && parentPort && troupe && troupe.status instanceof SharedArrayBuffer) {
+  const status = new Int32Array(troupe.status, 0, 2)
+  const text = new Uint8Array(troupe.status, 8)
+  const memories = []
+
+  const original = WebAssembly.instantiate
+  WebAssembly.instantiate = async function instantiate(...args) {
+    const result = await original.apply(this, args)
+    const instance = result instanceof WebAssembly.Instance ? result : result.instance
+    for (const value of Object.values(instance.exports)) {
+      if (value instanceof WebAssembly.Memory) memories.push(value)
+    }
+    return result
+  }
+
+  parentPort.on("message", (message) => {
+    if (message && message.type === "troupe:memory") {
+      parentPort.postMessage({ type: "troupe:memory", id: message.id, bytes: memories.map((m) => m.buffer.byteLength) })
+    }
+  })
+
+  let failed = false
+  const fatal = (error) => {
+    if (failed) return
+    failed = true
+    let message
+    try {
+      message = error && typeof error === "object" && "message" in error ? String(error.message) : String(error)
+    } catch {
+      message = "unknown error"
+    }
+    const bytes = new TextEncoder().encode(message).subarray(0, text.length)
+    text.set(bytes)
+    Atomics.store(status, 1, bytes.length)
+    Atomics.store(status, 0, 1)
+    try {
+      parentPort.postMessage({ type: "troupe:fatal" })
+    } finally {
+      setTimeout(() => process.exit(1), 20)
+    }
+  }
+  process.on("uncaughtException", fatal)
+  process.on("unhandledRejection", fatal)
+}
