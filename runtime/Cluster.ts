@@ -127,3 +127,44 @@ export const layerRetention = (config: ClusterConfig): Layer.Layer<never, never,
       Effect.asVoid
     )
   )
+
+/** Errors of a call that may succeed when retried (the target runner died or shards are moving). */
+export const transientTags: ReadonlySet<string> = new Set([
+  "SocketError",
+  "RpcClientError",
+  "RunnerUnavailable",
+  "EntityNotAssignedToRunner",
+  "RunnerNotRegistered",
+  "MailboxFull",
+  "PersistenceError"
+])
+
+/** Whether an error is a transient cluster failure. */
+export const isTransient = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "_tag" in error && transientTags.has(String((error as { _tag: unknown })._tag))
+
+class TransientDefect {
+  constructor(readonly defect: unknown) {}
+}
+
+/**
+ * Retry a call to an entity while it fails for cluster reasons (runner died mid-call, shards
+ * moving), up to `within`. Such failures arrive as errors or as defects (a socket write to a
+ * dead runner); both are retried. Safe for reads, and for commands because they carry a
+ * primary key (the cluster de-duplicates them) and their handlers are idempotent.
+ */
+export const retryTransient = <A, E, R>(
+  effect: Effect.Effect<A, E, R>,
+  within: Duration.DurationInput = "30 seconds"
+): Effect.Effect<A, E, R> =>
+  effect.pipe(
+    Effect.catchAllDefect((defect) => (isTransient(defect) ? Effect.fail(new TransientDefect(defect)) : Effect.die(defect))),
+    Effect.retry({
+      schedule: Schedule.exponential("50 millis", 1.5).pipe(
+        Schedule.union(Schedule.spaced("500 millis")),
+        Schedule.upTo(within)
+      ),
+      while: (e) => e instanceof TransientDefect || isTransient(e)
+    }),
+    Effect.catchAll((e: E | TransientDefect) => (e instanceof TransientDefect ? Effect.die(e.defect) : Effect.fail(e)))
+  )
