@@ -23,7 +23,7 @@ export const tokensOfBytes = (bytes: number): number => Math.ceil(bytes / 4)
 
 const whole = (credits: number): number => {
   const rounded = Math.ceil(credits - 1e-9)
-  return rounded < 0 ? 0 : rounded
+  return rounded > 0 ? rounded : 0
 }
 
 const at = (value: unknown, path: string): unknown => {

@@ -189,13 +189,24 @@ const decodeSchema = Schema.decodeUnknownEither(AppManifest, { errors: "all", on
 const pathOf = (path: ReadonlyArray<PropertyKey>): string => path.length === 0 ? "(root)" : path.map(String).join(".")
 
 const schemaIssues = (error: ParseResult.ParseError): Array<FieldIssue> => {
-  const raw = ParseResult.ArrayFormatter.formatErrorSync(error)
-  const issues = raw.map((i) => ({ path: pathOf(i.path), message: i.message }))
+  const raw = ParseResult.ArrayFormatter.formatErrorSync(error).map((i) => ({ path: pathOf(i.path), message: i.message }))
   // An optional field that failed also reports "Expected undefined" at its own path: drop that
-  // when a more precise issue exists below it.
-  return issues.filter((i) =>
-    !(i.message.startsWith("Expected undefined") && issues.some((o) => o !== i && o.path.startsWith(i.path + ".")))
+  // when a more precise issue exists at or below it.
+  const precise = raw.filter((i) =>
+    !(i.message.startsWith("Expected undefined") &&
+      raw.some((o) => o !== i && !o.message.startsWith("Expected undefined") && (o.path === i.path || o.path.startsWith(i.path + "."))))
   )
+  // A union of literals reports one issue per member: merge them.
+  const merged: Array<FieldIssue> = []
+  for (const issue of precise) {
+    const m = /^Expected (.+), actual (.+)$/.exec(issue.message)
+    const previous = merged.find((o) => o.path === issue.path)
+    const pm = previous ? /^Expected (.+), actual (.+)$/.exec(previous.message) : null
+    if (previous && m && pm && pm[2] === m[2]) {
+      merged[merged.indexOf(previous)] = { path: issue.path, message: `Expected ${pm[1]} | ${m[1]}, actual ${m[2]}` }
+    } else merged.push(issue)
+  }
+  return merged
 }
 
 /** The export a skill runs. */
