@@ -3,6 +3,8 @@
  * module that sees every folder; the runtime stays independent of them.
  */
 import * as Layer from "effect/Layer"
+import * as PreviewCli from "../preview/Cli.ts"
+import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import pkg from "../package.json" with { type: "json" }
 
@@ -12,8 +14,8 @@ export const app: Roles.App = {
   migrations: [],
   entities: Layer.empty,
   routes: Layer.empty,
-  startRoutes: Layer.empty
+  startRoutes: PreviewServer.layerEmbedded
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */
-export const commands = [] as const
+export const commands = [PreviewCli.command] as const

@@ -1,0 +1,84 @@
+/**
+ * `troupe preview`: run the preview server on its own (`PREVIEW_PORT`, default 8080), and
+ * `troupe preview check-url <url> [--resolve name=addr[,addr]]`: print `ALLOW` or `BLOCK <reason>`
+ * from the same checks the fetcher applies (exit code 0 for ALLOW, 1 for BLOCK).
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Cli from "../runtime/Cli.ts"
+import * as TroupeConfig from "../runtime/Config.ts"
+import * as SafeFetch from "../runtime/SafeFetch.ts"
+import * as Telemetry from "../runtime/Telemetry.ts"
+import * as PreviewConfig from "./Config.ts"
+import * as Server from "./Server.ts"
+
+/** `name=addr[,addr]` options → a resolver override table. */
+export const parseResolve = (entries: ReadonlyArray<string>): Effect.Effect<Record<string, ReadonlyArray<string>>, Cli.StartupError> =>
+  Effect.suspend(() => {
+    const table: Record<string, Array<string>> = {}
+    for (const entry of entries) {
+      const eq = entry.indexOf("=")
+      const name = entry.slice(0, eq).trim().toLowerCase()
+      const addresses = entry.slice(eq + 1).split(",").map((a) => a.trim().replace(/^\[(.*)\]$/, "$1")).filter((a) => a.length > 0)
+      if (eq <= 0 || addresses.length === 0) return Effect.fail(new Cli.StartupError(`--resolve ${entry}: expected name=addr[,addr]`))
+      table[name] = [...(table[name] ?? []), ...addresses]
+    }
+    return Effect.succeed(table)
+  })
+
+const checkUrl = Command.make(
+  "check-url",
+  {
+    url: Args.text({ name: "url" }).pipe(Args.withDescription("The URL to check")),
+    resolve: Options.text("resolve").pipe(
+      Options.withDescription("Answer DNS for a name with these addresses instead of asking the resolver (name=addr[,addr]); repeatable"),
+      Options.repeated
+    )
+  },
+  ({ resolve, url }) =>
+    Effect.gen(function*() {
+      const config = yield* Cli.loadConfig(PreviewConfig.fromEnv)
+      const table = yield* parseResolve(resolve)
+      const verdict = yield* SafeFetch.checkUrl(url, { allowedPrivateHosts: config.allowedPrivateHosts, resolve: table })
+      if (verdict.allow) return yield* Cli.say("ALLOW")
+      yield* Cli.say(`BLOCK ${verdict.reason}`)
+      yield* Effect.sync(() => {
+        process.exitCode = 1
+      })
+    })
+).pipe(
+  Command.withDescription(
+    "Tell whether the preview service would fetch a URL: prints ALLOW (exit 0) or BLOCK <reason> (exit 1). Applies PREVIEW_ALLOWED_PRIVATE_HOSTS; redirects are not followed."
+  )
+)
+
+/** The `preview` command. */
+const preview = Command.make("preview", {}, () =>
+  Effect.gen(function*() {
+    const troupe = yield* Cli.loadConfig(TroupeConfig.fromEnv)
+    const config = yield* Cli.loadConfig(PreviewConfig.fromEnv)
+    const version = "0.1.0"
+    const logging = Telemetry.layerLogging({ service: "preview", level: troupe.log.level, format: troupe.log.format })
+    yield* Effect.scoped(
+      Layer.build(Server.layerStandalone(config, { version })).pipe(
+        Effect.zipRight(
+          Effect.logInfo(`Preview server ready on ${config.http.host}:${config.http.port}`).pipe(
+            Effect.annotateLogs({ engine: config.engine, workers: config.pool.workers, cache_dir: config.cache.dir })
+          )
+        ),
+        Effect.zipRight(Effect.never)
+      )
+    ).pipe(Effect.provide(logging))
+  })
+).pipe(
+  Command.withDescription(
+    "Run the preview service alone (image proxy, favicons, URL metadata) on PREVIEW_PORT (default 8080), with /health, /health/detailed and /metrics."
+  ),
+  Command.withSubcommands([checkUrl])
+)
+
+/** The `preview` command as `Cli.main` takes extra commands (its handler's input type erased). */
+export const command = preview as unknown as Command.Command<string, never, unknown, unknown>
