@@ -62,7 +62,8 @@ describe("configuration", () => {
     [{ S3_BUCKET: "b", S3_ENDPOINT: "ftp://x" }, /^S3_ENDPOINT: must be an http/],
     [{ TROUPE_SHARD_LOCK_EXPIRATION: "soon" }, /^TROUPE_SHARD_LOCK_EXPIRATION: /],
     [{ TROUPE_SHARD_LOCK_REFRESH: "10 seconds" }, /^TROUPE_SHARD_LOCK_REFRESH: must be shorter/],
-    [{ TROUPE_LOG_LEVEL: "loud" }, /^TROUPE_LOG_LEVEL: /]
+    [{ TROUPE_LOG_LEVEL: "loud" }, /^TROUPE_LOG_LEVEL: /],
+    [{ TROUPE_CLUSTER_RETENTION: "5 seconds" }, /^TROUPE_CLUSTER_RETENTION: must be at least 1 minute/]
   ])("names the variable in one line for %j", (env, expected) => {
     const line = errorLine(env)
     expect(line).toMatch(expected)

@@ -183,7 +183,10 @@ const cluster: Config.Config<ClusterConfig> = Config.all({
   refreshAssignmentsInterval: positiveDuration("TROUPE_SHARD_REFRESH_INTERVAL", "1 second"),
   messagePollInterval: positiveDuration("TROUPE_MESSAGE_POLL_INTERVAL", "1 second"),
   advisoryLocks: Config.boolean("TROUPE_CLUSTER_ADVISORY_LOCKS").pipe(Config.withDefault(false)),
-  retention: positiveDuration("TROUPE_CLUSTER_RETENTION", "1 hour"),
+  retention: positiveDuration("TROUPE_CLUSTER_RETENTION", "1 hour").pipe(
+    // a caller reads its reply from storage after the message is processed: keep it long enough
+    check("TROUPE_CLUSTER_RETENTION", "must be at least 1 minute", (d: Duration.Duration) => Duration.greaterThanOrEqualTo(d, Duration.minutes(1)))
+  ),
   retentionInterval: positiveDuration("TROUPE_CLUSTER_RETENTION_INTERVAL", "5 minutes")
 }).pipe(
   Config.mapOrFail((c) =>
