@@ -126,10 +126,21 @@ export const roleCommands = (app: Roles.App) => {
   return [start, runner, gateway, migrate] as const
 }
 
+/**
+ * A command another folder adds (`preview`, `skill`, `admin`): it needs only the platform
+ * services the CLI provides. Its parsed-arguments type is private to it, hence `any`, as in
+ * @effect/cli's own `withSubcommands`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ExtraCommand = Command.Command<string, CliContext, unknown, any>
+
+/** What the CLI provides to every command. */
+export type CliContext = NodeContext.NodeContext
+
 /** The `troupe` command with the role commands and any extra ones. */
 export const makeCli = (
   app: Roles.App,
-  extra: ReadonlyArray<Command.Command<string, never, unknown, unknown>> = []
+  extra: ReadonlyArray<ExtraCommand> = []
 ) => {
   const [start, runner, gateway, migrate] = roleCommands(app)
   const troupe = Command.make("troupe").pipe(
@@ -144,7 +155,7 @@ export const makeCli = (
 /** Run the CLI with process arguments; startup errors print one line and exit 1. */
 export const main = (
   app: Roles.App,
-  extra: ReadonlyArray<Command.Command<string, never, unknown, unknown>> = [],
+  extra: ReadonlyArray<ExtraCommand> = [],
   argv: ReadonlyArray<string> = process.argv
 ) =>
   makeCli(app, extra)(argv).pipe(

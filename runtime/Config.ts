@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 
 /** Where relational state lives. */
@@ -223,9 +224,21 @@ export interface RunnerAddressConfig {
   readonly listenHost: string
 }
 
-/** `TROUPE_RUNNER_HOST` / `TROUPE_RUNNER_PORT` (the CLI's `--host`/`--port` override them). */
+/**
+ * `auto` stands for this machine's first non-internal IPv4 address: what each replica of a
+ * scaled container service (`docker compose --scale runner=3`) should advertise.
+ */
+export const resolveRunnerHost = (host: string): string => {
+  if (host !== "auto") return host
+  for (const addresses of Object.values(NodeOs.networkInterfaces())) {
+    for (const a of addresses ?? []) if (a.family === "IPv4" && !a.internal) return a.address
+  }
+  return NodeOs.hostname()
+}
+
+/** `TROUPE_RUNNER_HOST` (an address or `auto`) / `TROUPE_RUNNER_PORT` (the CLI's `--host`/`--port` override them). */
 export const runnerAddressFromEnv: Config.Config<RunnerAddressConfig> = Config.all({
-  host: Config.string("TROUPE_RUNNER_HOST").pipe(Config.withDefault("127.0.0.1")),
+  host: Config.string("TROUPE_RUNNER_HOST").pipe(Config.withDefault("127.0.0.1"), Config.map(resolveRunnerHost)),
   port: port("TROUPE_RUNNER_PORT", 34431),
   listenHost: Config.string("TROUPE_RUNNER_LISTEN_HOST").pipe(Config.withDefault("0.0.0.0"))
 })
@@ -262,3 +275,14 @@ export const formatError = (error: ConfigError.ConfigError): string => {
   walk(error)
   return leaves[0] ?? String(error)
 }
+
+/** Every environment variable the runtime reads (documented in the README; checked against docker-compose.yml). */
+export const variables: ReadonlyArray<string> = [
+  "TROUPE_DATA_DIR", "TROUPE_HOST", "TROUPE_PORT", "TROUPE_PUBLIC_URL", "TROUPE_LOG_LEVEL", "TROUPE_LOG_FORMAT",
+  "DATABASE_URL", "DATABASE_MAX_CONNECTIONS", "REDIS_URL", "REDIS_KEY_PREFIX",
+  "S3_ENDPOINT", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
+  "TROUPE_RUNNER_HOST", "TROUPE_RUNNER_PORT", "TROUPE_RUNNER_LISTEN_HOST",
+  "TROUPE_SHARDS", "TROUPE_SHARD_LOCK_EXPIRATION", "TROUPE_SHARD_LOCK_REFRESH", "TROUPE_RUNNER_HEALTH_CHECK_INTERVAL",
+  "TROUPE_SHARD_REFRESH_INTERVAL", "TROUPE_MESSAGE_POLL_INTERVAL", "TROUPE_CLUSTER_ADVISORY_LOCKS",
+  "TROUPE_CLUSTER_RETENTION", "TROUPE_CLUSTER_RETENTION_INTERVAL"
+]

@@ -1,0 +1,23 @@
+# One image for every Troupe role: `docker run troupe start|runner|gateway|migrate|preview …`
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    TROUPE_DATA_DIR=/var/lib/troupe \
+    TROUPE_HOST=0.0.0.0 \
+    TROUPE_PORT=8080
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY bin ./bin
+COPY runtime ./runtime
+COPY entities ./entities
+COPY skills ./skills
+COPY gateway ./gateway
+COPY preview ./preview
+COPY tsconfig.json deno.json ./
+RUN mkdir -p /var/lib/troupe && chown node:node /var/lib/troupe
+USER node
+EXPOSE 8080 34431
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.TROUPE_PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+ENTRYPOINT ["node", "bin/troupe.mjs"]
+CMD ["start"]
