@@ -1,0 +1,195 @@
+/**
+ * Preview benchmark (`npm run bench:preview`): the same inputs through wasm-vips and @jsquash (in
+ * the worker pool) and through sharp (native, the anchor), then cached hits over HTTP.
+ *
+ * - CPU ms per image: process CPU time (all threads) over N sequential images on a pool of one worker
+ *   (sharp with concurrency 1), divided by N.
+ * - images/s: wall-clock throughput with the pool at its default size (cores) and sharp at its default.
+ * - cached-hit requests/s: `GET /api/v1/image` answered from the disk cache by a standalone server.
+ * - peak RSS of this process (workers are threads of it).
+ *
+ * The last line is one JSON object; `cpu_ratio_to_sharp` is the default engine (wasm-vips) for a
+ * 12 MP JPEG → 800 px JPEG.
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import * as Scope from "effect/Scope"
+import * as NodeFs from "node:fs"
+import * as NodeHttp from "node:http"
+import type * as NodeNet from "node:net"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import sharp, { type SharpOptions } from "sharp"
+import type { EngineName, TransformParams } from "../preview/engine/Engine.ts"
+import * as Pool from "../preview/engine/Pool.ts"
+import * as PreviewConfig from "../preview/Config.ts"
+import * as Server from "../preview/Server.ts"
+import { freePort } from "../preview/testing/harness.ts"
+
+const say = (line: string) => process.stdout.write(line + "\n")
+const cores = typeof NodeOs.availableParallelism === "function" ? NodeOs.availableParallelism() : NodeOs.cpus().length
+const quick = process.argv.includes("--quick")
+
+let peakRss = 0
+const sampler = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+}, 25)
+sampler.unref()
+
+const cpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/** A 12 MP photo-like JPEG (a fixture upscaled with grain, so it does not compress to nothing). */
+const makeInput = async (): Promise<Uint8Array> => {
+  const source = NodePath.resolve(new URL(".", import.meta.url).pathname, "../../shared/fixtures/images/Landscape_6.jpg")
+  const base = NodeFs.existsSync(source)
+    ? await sharp(source).rotate().resize(4000, 3000, { fit: "fill" }).raw().toBuffer()
+    : await sharp({ create: { width: 4000, height: 3000, channels: 3, background: "#6a8caf" } }).raw().toBuffer()
+  const grain: SharpOptions = { create: { width: 4000, height: 3000, channels: 3, background: "#000000", noise: { type: "gaussian", mean: 128, sigma: 12 } } }
+  const noise = await sharp(grain).raw().toBuffer()
+  for (let i = 0; i < base.length; i++) base[i] = Math.max(0, Math.min(255, base[i]! + noise[i]! - 128))
+  return new Uint8Array(await sharp(base, { raw: { width: 4000, height: 3000, channels: 3 } }).jpeg({ quality: 90 }).toBuffer())
+}
+
+const params: TransformParams = { maxWidth: 800, maxHeight: 800, quality: 80, format: "jpeg" }
+const limits = { maxPixels: 50_000_000, maxFrames: 1000 }
+
+interface Figures {
+  readonly cpu_ms_per_image: number
+  readonly images_per_second: number
+  readonly output: string
+}
+
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits
+
+const benchEngine = async (engine: EngineName, input: Uint8Array, sequential: number, parallel: number): Promise<Figures> => {
+  const single = Pool.makePool({ engine, size: 1, timeoutMs: 120_000, maxWorkerMemoryBytes: 4 * 1024 ** 3, maxJobsPerWorker: 0, maxQueue: 1024 })
+  await single.ready()
+  const warm = await single.submit(input.slice(), params, limits)
+  const c0 = cpuMs()
+  for (let i = 0; i < sequential; i++) await single.submit(input.slice(), params, limits)
+  const cpu = (cpuMs() - c0) / sequential
+  await single.close()
+
+  const pool = Pool.makePool({ engine, size: cores, timeoutMs: 120_000, maxWorkerMemoryBytes: 4 * 1024 ** 3, maxJobsPerWorker: 0, maxQueue: 1024 })
+  await pool.ready()
+  await Promise.all(Array.from({ length: cores }, () => pool.submit(input.slice(), params, limits)))
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: parallel }, () => pool.submit(input.slice(), params, limits)))
+  const perSecond = parallel / ((performance.now() - t0) / 1000)
+  await pool.close()
+  return { cpu_ms_per_image: round(cpu), images_per_second: round(perSecond, 2), output: `${warm.width}x${warm.height} ${warm.bytes.byteLength} B` }
+}
+
+const benchSharp = async (input: Uint8Array, sequential: number, parallel: number): Promise<Figures> => {
+  const run = () => sharp(input).rotate().resize(800, 800, { fit: "inside", withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer({ resolveWithObject: true })
+  const defaultConcurrency = sharp.concurrency()
+  sharp.concurrency(1)
+  const warm = await run()
+  const c0 = cpuMs()
+  for (let i = 0; i < sequential; i++) await run()
+  const cpu = (cpuMs() - c0) / sequential
+  sharp.concurrency(defaultConcurrency)
+  const t0 = performance.now()
+  const queue = Array.from({ length: parallel }, (_, i) => i)
+  await Promise.all(Array.from({ length: cores }, async () => {
+    while (queue.pop() !== undefined) await run()
+  }))
+  const perSecond = parallel / ((performance.now() - t0) / 1000)
+  return { cpu_ms_per_image: round(cpu), images_per_second: round(perSecond, 2), output: `${warm.info.width}x${warm.info.height} ${warm.data.byteLength} B` }
+}
+
+/** Cached hits over HTTP: one standalone server, one origin, `requests` GETs at `concurrency`. */
+const benchCachedHits = async (input: Uint8Array, requests: number, concurrency: number) => {
+  const origin = NodeHttp.createServer((_req, res) => {
+    res.writeHead(200, { "content-type": "image/jpeg" })
+    res.end(input)
+  })
+  await new Promise<void>((resolve) => origin.listen(0, "127.0.0.1", resolve))
+  const originPort = (origin.address() as NodeNet.AddressInfo).port
+  const port = await freePort()
+  const config = PreviewConfig.make({
+    cacheDir: NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "bench-preview-")),
+    http: { host: "127.0.0.1", port },
+    allowedPrivateHosts: [`127.0.0.1:${originPort}`],
+    pool: { workers: cores }
+  })
+  const scope = Effect.runSync(Scope.make())
+  await Effect.runPromise(
+    Layer.buildWithScope(Server.layerStandalone(config, { version: "bench" }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Error))), scope)
+  )
+  const url = `http://127.0.0.1:${port}/api/v1/image?url=${encodeURIComponent(`http://127.0.0.1:${originPort}/photo.jpg`)}&max_width=800&format=jpeg`
+  const first = await fetch(url)
+  await first.arrayBuffer()
+  if (first.status !== 200) throw new Error(`warm-up request failed with ${first.status}`)
+  let done = 0
+  let hits = 0
+  const agent = new NodeHttp.Agent({ keepAlive: true, maxSockets: concurrency })
+  const get = () =>
+    new Promise<void>((resolve, reject) => {
+      NodeHttp.get(url, { agent }, (res) => {
+        if (res.headers["x-preview-cache"] === "hit") hits++
+        res.resume()
+        res.on("end", resolve)
+      }).on("error", reject)
+    })
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (done < requests) {
+      done++
+      await get()
+    }
+  }))
+  const perSecond = requests / ((performance.now() - t0) / 1000)
+  agent.destroy()
+  await Effect.runPromise(Scope.close(scope, Exit.void))
+  await new Promise<void>((resolve) => origin.close(() => resolve()))
+  return { requests_per_second: round(perSecond), hit_ratio: round(hits / requests, 3) }
+}
+
+const main = async () => {
+  say(`preview benchmark — ${NodeOs.cpus()[0]?.model ?? "cpu"} x${cores}, Node ${process.version}, ${new Date().toISOString()}${quick ? " (quick)" : ""}`)
+  const input = await makeInput()
+  const meta = await sharp(input).metadata()
+  say(`input: ${meta.width}x${meta.height} JPEG, ${input.byteLength} bytes → 800 px JPEG q80`)
+  const n = quick ? { vips: 3, jsquash: 1, sharp: 3, par: 4, jpar: 2, req: 300 } : { vips: 12, jsquash: 4, sharp: 12, par: 16, jpar: 4, req: 3000 }
+
+  const sharpFigures = await benchSharp(input, n.sharp, n.par)
+  say(`sharp    : ${sharpFigures.cpu_ms_per_image} CPU ms/image, ${sharpFigures.images_per_second} images/s (${sharpFigures.output})`)
+  const vips = await benchEngine("vips", input, n.vips, n.par)
+  say(`wasm-vips: ${vips.cpu_ms_per_image} CPU ms/image, ${vips.images_per_second} images/s with ${cores} workers (${vips.output}) — ${round(vips.cpu_ms_per_image / sharpFigures.cpu_ms_per_image, 2)}x sharp CPU`)
+  const jsquash = await benchEngine("jsquash", input, n.jsquash, n.jpar)
+  say(`@jsquash : ${jsquash.cpu_ms_per_image} CPU ms/image, ${jsquash.images_per_second} images/s with ${cores} workers (${jsquash.output}) — ${round(jsquash.cpu_ms_per_image / sharpFigures.cpu_ms_per_image, 2)}x sharp CPU`)
+  const cached = await benchCachedHits(input, n.req, 32)
+  say(`cached hits: ${cached.requests_per_second} requests/s (hit ratio ${cached.hit_ratio}, 32 concurrent, keep-alive)`)
+  say(`peak RSS: ${round(peakRss / 1024 / 1024)} MB`)
+
+  const ratio = round(vips.cpu_ms_per_image / sharpFigures.cpu_ms_per_image, 2)
+  say(JSON.stringify({
+    benchmark: "preview",
+    input: "12MP JPEG -> 800px JPEG q80",
+    cores,
+    sharp: sharpFigures,
+    vips,
+    jsquash,
+    jsquash_ratio_to_sharp: round(jsquash.cpu_ms_per_image / sharpFigures.cpu_ms_per_image, 2),
+    cached_hits_per_second: cached.requests_per_second,
+    peak_rss_mb: round(peakRss / 1024 / 1024),
+    target_ratio: 2.5,
+    meets_target: ratio <= 2.5,
+    cpu_ratio_to_sharp: ratio
+  }))
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+    process.exit(1)
+  }
+)
