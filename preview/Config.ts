@@ -54,16 +54,14 @@ export interface PreviewConfigShape {
 /** The configuration service. */
 export class PreviewConfig extends Context.Tag("troupe/preview/Config")<PreviewConfig, PreviewConfigShape>() {}
 
-const list = (name: string) =>
-  Config.string(name).pipe(
-    Config.withDefault(""),
-    Config.map((s) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0))
-  )
+const splitList = (s: string) => s.split(",").map((x) => x.trim()).filter((x) => x.length > 0)
+
+const list = (name: string) => Config.string(name).pipe(Config.map(splitList), Config.withDefault([] as Array<string>))
 
 const positiveInt = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER) =>
   Config.integer(name).pipe(
-    Config.withDefault(fallback),
-    Config.validate({ message: `must be an integer between 1 and ${max}`, validation: (n) => n >= 1 && n <= max })
+    Config.validate({ message: `must be an integer between 1 and ${max}`, validation: (n) => n >= 1 && n <= max }),
+    Config.withDefault(fallback)
   )
 
 const UNITS: Record<string, number> = { "": 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tb: 1024 ** 4 }
@@ -98,22 +96,24 @@ const ttl = (name: string, fallback: Duration.DurationInput) =>
   )
 
 const engine = Config.string("PREVIEW_IMAGE_ENGINE").pipe(
-  Config.withDefault("vips"),
   Config.mapOrFail((raw): Either.Either<EngineName, ConfigError.ConfigError> => {
     const v = raw.trim().toLowerCase()
     if (v === "vips" || v === "wasm-vips") return Either.right("vips")
     if (v === "jsquash" || v === "@jsquash") return Either.right("jsquash")
     return Either.left(ConfigError.InvalidData([], "must be vips (wasm-vips, the default) or jsquash"))
-  })
+  }),
+  Config.withDefault("vips" as EngineName)
 )
 
-const allowedPrivateHosts = list("PREVIEW_ALLOWED_PRIVATE_HOSTS").pipe(
-  Config.mapOrFail((entries) => {
+const allowedPrivateHosts = Config.string("PREVIEW_ALLOWED_PRIVATE_HOSTS").pipe(
+  Config.mapOrFail((raw) => {
+    const entries = splitList(raw)
     const bad = entries.find((e) => parseAllowlistEntry(e) === undefined)
     return bad === undefined
       ? Either.right(entries)
       : Either.left(ConfigError.InvalidData([], `entry "${bad}" must be host:port (IPv6 as [addr]:port)`))
-  })
+  }),
+  Config.withDefault([] as Array<string>)
 )
 
 const cores = () => {
@@ -166,8 +166,8 @@ export const fromEnv: Config.Config<PreviewConfigShape> = Config.all({
     corsOrigins: list("PREVIEW_CORS_ORIGINS").pipe(Config.map((o) => (o.length === 0 ? ["*"] : o))),
     signingKey: Config.option(Config.redacted("PREVIEW_SIGNING_KEY")),
     rateLimitPerMinute: Config.integer("PREVIEW_RATE_LIMIT").pipe(
-      Config.withDefault(300),
-      Config.validate({ message: "must be 0 (no limit) or a number of requests per minute", validation: (n) => n >= 0 })
+      Config.validate({ message: "must be 0 (no limit) or a number of requests per minute", validation: (n) => n >= 0 }),
+      Config.withDefault(300)
     ),
     trustProxy: Config.boolean("PREVIEW_TRUST_PROXY").pipe(Config.withDefault(false))
   }),
