@@ -6,16 +6,18 @@ import * as Layer from "effect/Layer"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
+import * as SkillKv from "../skills/host/KvStore.ts"
+import * as SkillCli from "../skills/sdk/Cli.ts"
 import pkg from "../package.json" with { type: "json" }
 
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [],
+  migrations: [...SkillKv.migrations],
   entities: Layer.empty,
   routes: Layer.empty,
   startRoutes: PreviewServer.layerEmbedded
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */
-export const commands = [PreviewCli.command] as const
+export const commands = [PreviewCli.command, SkillCli.command] as const

@@ -13,7 +13,7 @@
  * - Plugin logs go to Effect's logger; HTTP goes through `runtime/SafeFetch.ts` with the plugin's
  *   `allowedHosts` and the operator's `allowedPrivateHosts`.
  */
-import createPlugin, { type ExtismPluginOptions, type Plugin as ExtismPlugin } from "@extism/extism"
+import type { ExtismPluginOptions, Plugin as ExtismPlugin } from "@extism/extism"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -239,6 +239,8 @@ class Instance {
     const worker = internals.worker ?? undefined
     this.worker = worker
     if (worker) {
+      // The host decides when workers end; an idle one must not keep the process alive.
+      worker.unref()
       worker.on("error", (e) => this.markDead(`the plugin worker failed: ${messageOf(e)}`))
       worker.on("exit", (code) => this.markDead(`the plugin worker exited (code ${code})`))
       worker.on("message", (m: unknown) => {
@@ -343,14 +345,17 @@ interface Waiter {
 class Pool {
   readonly idle: Array<Instance> = []
   readonly waiters: Array<Waiter> = []
+  readonly all = new Set<Instance>()
   total = 0
   busy = 0
+  closed = false
   lastUsed = performance.now()
 
   constructor(readonly core: HostCore, readonly record: () => PluginRecord) {}
 
   acquire(queueTimeoutMs: number): { readonly promise: Promise<Instance>; readonly cancel: () => void } {
     this.lastUsed = performance.now()
+    if (this.closed) return { promise: Promise.reject(new Error("the skill host is shutting down")), cancel: () => undefined }
     const ready = this.idle.pop()
     if (ready) {
       this.busy++
@@ -387,18 +392,25 @@ class Pool {
     this.total++
     this.core.instances++
     if (this.core.instances > this.core.maxInstances) this.core.evictIdle(this)
-    return this.core.createInstance(this.record()).catch((e) => {
-      this.total--
-      this.busy--
-      this.core.instances--
-      throw e
-    })
+    return this.core.createInstance(this.record()).then(
+      (instance) => {
+        this.all.add(instance)
+        if (this.closed) instance.close()
+        return instance
+      },
+      (e) => {
+        this.total--
+        this.busy--
+        this.core.instances--
+        throw e
+      }
+    )
   }
 
   /** Give an instance back; `keep: false` discards it. */
   release(instance: Instance, keep: boolean) {
     this.lastUsed = performance.now()
-    if (!keep || instance.closed || instance.deadReason !== undefined) {
+    if (!keep || this.closed || instance.closed || instance.deadReason !== undefined) {
       this.discard(instance)
       this.busy--
       this.serveNextWithNew()
@@ -433,6 +445,7 @@ class Pool {
   }
 
   discard(instance: Instance) {
+    this.all.delete(instance)
     instance.close()
     this.total--
     this.core.instances--
@@ -445,6 +458,7 @@ class Pool {
       const instance = this.idle[i]!
       if (instance.lastUsed <= olderThan) {
         this.idle.splice(i, 1)
+        this.all.delete(instance)
         instance.close()
         this.total--
         this.core.instances--
@@ -462,7 +476,9 @@ class Pool {
       }
     }
     this.waiters.length = 0
+    this.closed = true
     this.closeIdle(Number.POSITIVE_INFINITY)
+    for (const instance of this.all) instance.close()
   }
 }
 
@@ -519,6 +535,7 @@ class HostCore {
     }
     const instance = oldest?.idle.shift()
     if (oldest && instance) {
+      oldest.all.delete(instance)
       instance.close()
       oldest.total--
       this.instances--
@@ -604,6 +621,8 @@ class HostCore {
     }
     let created: ExtismPlugin
     try {
+      // Loaded on first use: importing the SDK loads Node's WASI (and its experimental warning).
+      const { createPlugin } = await import("@extism/extism")
       created = await createPlugin({ wasm: record.modules.map((m) => ({ name: m.name, module: m.module })) }, options)
     } catch (e) {
       const flags = new Int32Array(status, 0, 2)

@@ -1,0 +1,213 @@
+/**
+ * `troupe skill …`: the app author's commands.
+ *
+ * - `skill new <dir> [--id id]` scaffolds an AssemblyScript skill (@extism/as-pdk + Troupe's SDK);
+ * - `skill build [dir] [--debug]` compiles it and checks the module against its manifest;
+ * - `skill test [dir] [--debug]` builds it and runs `tests.json` through the registry and host;
+ * - `skill run <file.wasm|dir> <export> [input] [--config k=v]… [--allow-host h]… [--wasi]
+ *   [--timeout-ms n] [--memory-mb n] [--allow-private-host host:port]…` runs one export in the
+ *   same host as production (same limits, same typed errors) and prints its output.
+ *
+ * Failures print `troupe: <code>: <message>` on stderr and exit with status 1.
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
+import * as NodeFs from "node:fs/promises"
+import * as NodePath from "node:path"
+import * as Telemetry from "../../runtime/Telemetry.ts"
+import { describe as describeError, type SkillsError } from "../Errors.ts"
+import * as Host from "../host/Host.ts"
+import * as KvStore from "../host/KvStore.ts"
+import * as Wasm from "../host/Wasm.ts"
+import * as Manifest from "../manifest/Manifest.ts"
+import * as Project from "./Project.ts"
+
+const out = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
+const err = (line: string) => Effect.sync(() => void process.stderr.write(line + "\n"))
+
+/** Plugin logs and host warnings go to stderr, so stdout carries only results. */
+const logging = Telemetry.layerLogging({
+  service: "skill",
+  level: LogLevel.Info,
+  format: "pretty",
+  write: (line) => void process.stderr.write(line + "\n")
+})
+
+type CommandError = SkillsError | Project.ProjectError
+
+/** Print a typed error and set the exit status. */
+const report = (e: CommandError) => {
+  if (e._tag === "ProjectError") return Effect.zipRight(err(`troupe: ${e.code}: ${e.message}`), Effect.sync(() => void (process.exitCode = 1)))
+  const d = describeError(e)
+  return Effect.zipRight(err(`troupe: ${d.code}: ${d.message}`), Effect.sync(() => void (process.exitCode = 1)))
+}
+
+const hostLayer = (options: Host.HostOptions = {}) => Host.layer(options).pipe(Layer.provide(KvStore.layerMemory()))
+
+const dirArg = Args.text({ name: "dir" }).pipe(Args.withDefault("."), Args.withDescription("The skill project (default: the current directory)"))
+const debugOption = Options.boolean("debug").pipe(Options.withDescription("Build without optimisation (faster to compile)"))
+
+const newCommand = Command.make(
+  "new",
+  {
+    dir: Args.text({ name: "dir" }).pipe(Args.withDescription("Where to create the project (must be empty or absent)")),
+    id: Options.text("id").pipe(Options.optional, Options.withDescription("The app id (default: from the directory name)"))
+  },
+  ({ dir, id }) =>
+    Project.scaffold(dir, Option.isSome(id) ? { id: id.value } : {}).pipe(
+      Effect.flatMap((files) =>
+        Effect.forEach([
+          `Created a skill project in ${NodePath.resolve(dir)}:`,
+          ...files.map((f) => `  ${f}`),
+          "",
+          "Next:",
+          `  npx troupe skill test ${dir}`,
+          `  npx troupe skill run ${dir} hello '{"name":"world"}'`
+        ], out)
+      ),
+      Effect.catchAll(report)
+    )
+).pipe(Command.withDescription("Create an AssemblyScript skill project (@extism/as-pdk, manifest, tests)."))
+
+const buildCommand = Command.make("build", { dir: dirArg, debug: debugOption }, ({ debug, dir }) =>
+  Project.build(dir, { optimize: debug ? "debug" : "release" }).pipe(
+    Effect.flatMap((b) =>
+      out(
+        `Built ${NodePath.relative(process.cwd(), b.project.wasmPath) || b.project.wasmPath} (${Wasm.formatBytes(b.bytes.byteLength)}) in ${
+          (b.durationMs / 1000).toFixed(1)
+        } s; manifest ok: ${b.project.manifest.id} ${b.project.manifest.version}, skills ${b.project.manifest.skills.map((s) => s.name).join(", ")}`
+      )
+    ),
+    Effect.catchAll(report)
+  )).pipe(Command.withDescription("Compile the project with asc and check the module against manifest.json."))
+
+const testCommand = Command.make("test", { dir: dirArg, debug: debugOption }, ({ debug, dir }) =>
+  Effect.gen(function*() {
+    const built = yield* Project.build(dir, { optimize: debug ? "debug" : "release" })
+    const cases = yield* Project.readTests(built.project)
+    if (cases.length === 0) {
+      yield* out("No tests (add them to tests.json).")
+      return
+    }
+    const results = yield* Effect.scoped(Project.runTests(built, cases).pipe(Effect.provide(hostLayer())))
+    for (const r of results) {
+      yield* out(`${r.ok ? "✓" : "✗"} ${r.name} (${r.durationMs.toFixed(1)} ms)${r.ok ? "" : `\n    ${r.detail}`}`)
+    }
+    const failed = results.filter((r) => !r.ok).length
+    yield* out(`${results.length - failed} passed, ${failed} failed`)
+    if (failed > 0) process.exitCode = 1
+  }).pipe(Effect.catchAll(report), Effect.provide(logging))).pipe(
+    Command.withDescription("Build the project and run tests.json in Troupe's skill host.")
+  )
+
+const readInput = (given: Option.Option<string>): Effect.Effect<string> =>
+  Option.match(given, {
+    onSome: (text) => Effect.succeed(text),
+    onNone: () =>
+      process.stdin.isTTY
+        ? Effect.succeed("")
+        : Effect.promise(async () => {
+          const chunks: Array<Buffer> = []
+          for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+          return Buffer.concat(chunks).toString("utf8")
+        })
+  })
+
+const runCommand = Command.make(
+  "run",
+  {
+    target: Args.text({ name: "file.wasm|dir" }).pipe(Args.withDescription("A compiled plugin, or a skill project (built first)")),
+    exportName: Args.text({ name: "export" }).pipe(Args.withDescription("The function to call (for a project: a skill name or export)")),
+    input: Args.text({ name: "input" }).pipe(Args.optional, Args.withDescription("The input (default: stdin when piped, else empty)")),
+    config: Options.keyValueMap("config").pipe(Options.optional, Options.withDescription("Config (and secrets) for the plugin, k=v; repeatable")),
+    allowHost: Options.text("allow-host").pipe(Options.repeated, Options.withDescription("A host (glob) the plugin may reach; repeatable")),
+    wasi: Options.boolean("wasi").pipe(Options.withDescription("Enable WASI preview 1 (stdout/stderr go to this terminal)")),
+    timeoutMs: Options.integer("timeout-ms").pipe(Options.optional, Options.withDescription("Wall-clock limit (default 5000, or the manifest's)")),
+    memoryMb: Options.integer("memory-mb").pipe(Options.optional, Options.withDescription("Memory limit in MiB (default 32, or the manifest's)")),
+    allowPrivateHost: Options.text("allow-private-host").pipe(
+      Options.repeated,
+      Options.withDescription("host:port of a private server (e.g. your mock) the plugin may reach; repeatable")
+    )
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const config = Option.match(args.config, { onNone: () => ({}), onSome: (m) => Object.fromEntries(HashMap.toEntries(m)) })
+      const input = yield* readInput(args.input)
+      const stat = yield* Effect.tryPromise({
+        try: () => NodeFs.stat(args.target),
+        catch: () => new Project.ProjectError({ dir: args.target, message: `${args.target} does not exist` })
+      })
+      let spec: Host.PluginSpec
+      let exportName = args.exportName
+      if (stat.isDirectory()) {
+        const built = yield* Project.build(args.target, { optimize: "debug" })
+        const manifest = built.project.manifest
+        const skill = manifest.skills.find((s) => s.name === args.exportName || Manifest.exportOf(s) === args.exportName)
+        if (skill) exportName = Manifest.exportOf(skill)
+        const limits = skill ? Manifest.limitsOf(manifest, skill) : manifest.limits
+        const secretKeys = manifest.config.filter((c) => c.secret).map((c) => c.key)
+        spec = {
+          name: manifest.id,
+          modules: [{ name: "main", bytes: built.bytes }],
+          wasi: manifest.permissions.wasi || args.wasi,
+          wasiOutput: true,
+          allowedHosts: [...manifest.permissions.allowedHosts, ...args.allowHost],
+          config: Object.fromEntries(Object.entries(config).filter(([k]) => !secretKeys.includes(k))),
+          hostFunctions: manifest.permissions.hostFunctions,
+          secretKeys,
+          exports: [exportName],
+          limits: {
+            memoryBytes: Option.getOrElse(args.memoryMb, () => limits.memoryMb) * 1024 * 1024,
+            timeoutMs: Option.getOrElse(args.timeoutMs, () => limits.timeoutMs),
+            maxInputBytes: limits.maxInputBytes,
+            maxOutputBytes: limits.maxOutputBytes
+          }
+        }
+      } else {
+        const bytes = yield* Effect.tryPromise({
+          try: () => NodeFs.readFile(args.target),
+          catch: () => new Project.ProjectError({ dir: args.target, message: `cannot read ${args.target}` })
+        })
+        spec = {
+          name: NodePath.basename(args.target),
+          modules: [{ name: "main", bytes: new Uint8Array(bytes) }],
+          wasi: args.wasi,
+          wasiOutput: true,
+          allowedHosts: args.allowHost,
+          config,
+          hostFunctions: ["kv_get", "kv_set", "secret_get"],
+          secretKeys: Object.keys(config),
+          exports: [exportName],
+          limits: {
+            ...(Option.isSome(args.memoryMb) ? { memoryBytes: args.memoryMb.value * 1024 * 1024 } : {}),
+            ...(Option.isSome(args.timeoutMs) ? { timeoutMs: args.timeoutMs.value } : {})
+          }
+        }
+      }
+      const result = yield* Effect.scoped(
+        Effect.gen(function*() {
+          const host = yield* Host.SkillHost
+          const plugin = yield* host.load(spec)
+          return yield* host.call(plugin, exportName, input, { secrets: config })
+        }).pipe(Effect.provide(hostLayer({ allowedPrivateHosts: args.allowPrivateHost })))
+      )
+      if (result.output !== null) {
+        const output = result.output
+        yield* Effect.sync(() => void process.stdout.write(new TextDecoder().decode(output) + "\n"))
+      }
+    }).pipe(Effect.catchAll(report), Effect.provide(logging))
+).pipe(Command.withDescription("Run one export of a plugin in Troupe's host, with its limits and typed errors."))
+
+const skill = Command.make("skill").pipe(
+  Command.withDescription("Write, build, test and run skills (Extism WASM plugins)."),
+  Command.withSubcommands([newCommand, buildCommand, testCommand, runCommand])
+)
+
+/** `troupe skill …`. */
+export const command = skill as unknown as Command.Command<string, never, unknown, unknown>

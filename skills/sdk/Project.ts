@@ -1,0 +1,291 @@
+/**
+ * Skill projects for app authors: an AssemblyScript plugin (`assembly/index.ts`, built with
+ * @extism/as-pdk and Troupe's SDK `assembly/troupe.ts`), its `manifest.json` and its `tests.json`.
+ * `scaffold` creates one from the template (`skills/examples/template`), `build` compiles it with
+ * `asc` and checks the module against the manifest, `runTests` runs its tests through the same
+ * registry and host as production.
+ */
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Schema from "effect/Schema"
+import * as NodeFs from "node:fs/promises"
+import { createRequire } from "node:module"
+import * as NodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import { AdmissionError, describe as describeError, ManifestError } from "../Errors.ts"
+import * as Admission from "../host/Admission.ts"
+import type * as Host from "../host/Host.ts"
+import * as Wasm from "../host/Wasm.ts"
+import * as Manifest from "../manifest/Manifest.ts"
+import * as Skills from "../Skills.ts"
+
+/** A project could not be read, scaffolded or compiled. */
+export class ProjectError extends Schema.TaggedError<ProjectError>()("ProjectError", {
+  dir: Schema.String,
+  message: Schema.String
+}) {
+  get code(): "build_failed" {
+    return "build_failed"
+  }
+}
+
+/** A project on disk. */
+export interface Project {
+  readonly dir: string
+  readonly manifest: Manifest.AppManifest
+  /** `assembly/index.ts`. */
+  readonly entry: string
+  /** `build/<id>.wasm`. */
+  readonly wasmPath: string
+}
+
+/** The template `scaffold` copies. */
+export const TEMPLATE_DIR = fileURLToPath(new URL("../examples/template/", import.meta.url))
+const TEMPLATE_FILES = ["manifest.json", "tests.json", "package.json", "README.md", ".gitignore", "assembly/index.ts", "assembly/troupe.ts"]
+
+const fail = (dir: string, message: string) => new ProjectError({ dir, message })
+
+const exists = (path: string) => NodeFs.stat(path).then(() => true, () => false)
+
+/** Read a project's manifest. */
+export const read = (dir: string): Effect.Effect<Project, ProjectError | ManifestError> =>
+  Effect.gen(function*() {
+    const root = NodePath.resolve(dir)
+    const text = yield* Effect.tryPromise({
+      try: () => NodeFs.readFile(NodePath.join(root, "manifest.json"), "utf8"),
+      catch: () => fail(root, `no manifest.json in ${root} (create a project with \`troupe skill new <dir>\`)`)
+    })
+    const manifest = yield* Either.match(Manifest.decodeJson(text), {
+      onLeft: (e) => Effect.fail(new ManifestError({ issues: e.issues, message: `manifest.json: ${e.message}` })),
+      onRight: Effect.succeed
+    })
+    if (manifest.abi !== "extism-v1") {
+      return yield* Effect.fail(new ManifestError({ issues: [{ path: "abi", message: "must be \"extism-v1\"" }], message: "manifest.json: abi: must be \"extism-v1\"" }))
+    }
+    return { dir: root, manifest, entry: "assembly/index.ts", wasmPath: NodePath.join(root, "build", `${manifest.id}.wasm`) }
+  })
+
+/** Create a project in `dir` (which must be empty or absent); returns the files written. */
+export const scaffold = (dir: string, options: { readonly id?: string } = {}): Effect.Effect<ReadonlyArray<string>, ProjectError> =>
+  Effect.tryPromise({
+    try: async () => {
+      const root = NodePath.resolve(dir)
+      if (await exists(root)) {
+        const entries = await NodeFs.readdir(root)
+        if (entries.length > 0) throw fail(root, `${root} is not empty`)
+      }
+      const base = NodePath.basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, "").replace(/-+$/, "")
+      const id = options.id ?? (base.length > 0 ? base.slice(0, 64) : "hello")
+      if (Either.isLeft(Schema.decodeUnknownEither(Manifest.AppId)(id))) throw fail(root, `"${id}" is not a valid app id (a-z, 0-9, '-'); pass one explicitly`)
+      const written: Array<string> = []
+      for (const file of TEMPLATE_FILES) {
+        let content = await NodeFs.readFile(NodePath.join(TEMPLATE_DIR, file), "utf8")
+        if (file === "manifest.json") {
+          const manifest = JSON.parse(content) as Record<string, unknown>
+          manifest["id"] = id
+          manifest["name"] = id.split("-").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ")
+          content = JSON.stringify(manifest, null, 2) + "\n"
+        }
+        if (file === "package.json") {
+          const pkg = JSON.parse(content) as Record<string, unknown>
+          pkg["name"] = `${id}-skill`
+          content = JSON.stringify(pkg, null, 2) + "\n"
+        }
+        const target = NodePath.join(root, file)
+        await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
+        await NodeFs.writeFile(target, content)
+        written.push(file)
+      }
+      return written
+    },
+    catch: (e) => e instanceof ProjectError ? e : fail(dir, `cannot create the project: ${(e as Error).message}`)
+  })
+
+/** Where `@extism/as-pdk` is installed, so projects outside this repository resolve it. */
+const packagePath = (): string => {
+  const require = createRequire(import.meta.url)
+  const pdk = require.resolve("@extism/as-pdk/package.json")
+  return NodePath.dirname(NodePath.dirname(NodePath.dirname(pdk)))
+}
+
+let compiling: Promise<unknown> = Promise.resolve()
+
+/** Compile the project's AssemblyScript to WebAssembly (one compilation at a time). */
+export const compile = (
+  project: Project,
+  options: { readonly optimize?: "debug" | "release" } = {}
+): Effect.Effect<Uint8Array, ProjectError> =>
+  Effect.tryPromise({
+    try: () => {
+      const job = compiling.then(async () => {
+        // Loaded on first use (it takes most of a second).
+        const { default: asc } = await import("assemblyscript/asc")
+        const stdout = asc.createMemoryStream()
+        const stderr = asc.createMemoryStream()
+        const out = NodePath.relative(project.dir, project.wasmPath)
+        await NodeFs.mkdir(NodePath.dirname(project.wasmPath), { recursive: true })
+        const result = await asc.main([
+          project.entry,
+          "--outFile",
+          out,
+          "--use",
+          "abort=assembly/troupe/abort",
+          "--runtime",
+          "incremental",
+          ...(options.optimize === "debug" ? ["-O0", "--debug"] : ["-O3"]),
+          "--path",
+          packagePath(),
+          "--baseDir",
+          project.dir
+        ], { stdout, stderr })
+        if (result.error) {
+          const diagnostics = stderr.toString().trim()
+          throw fail(project.dir, `asc could not compile ${project.entry}: ${diagnostics.length > 0 ? diagnostics : result.error.message}`)
+        }
+        return new Uint8Array(await NodeFs.readFile(project.wasmPath))
+      })
+      compiling = job.catch(() => undefined)
+      return job
+    },
+    catch: (e) => e instanceof ProjectError ? e : fail(project.dir, `asc failed: ${(e as Error).message}`)
+  })
+
+/** Check a module against its manifest without running it (what `load` will check again). */
+export const check = (manifest: Manifest.AppManifest, bytes: Uint8Array): Either.Either<void, AdmissionError> => {
+  const reject = (problems: ReadonlyArray<string>) =>
+    Either.left(new AdmissionError({ problems, message: `${manifest.id}: ${problems.join("; ")}` }))
+  let info: Wasm.ModuleInfo
+  try {
+    info = Wasm.inspect(bytes)
+  } catch (e) {
+    return reject([(e as Error).message])
+  }
+  const problems = [
+    ...Admission.check({
+      modules: [{ name: "main", info }],
+      wasi: manifest.permissions.wasi,
+      granted: manifest.permissions.hostFunctions,
+      custom: {},
+      exports: manifest.skills.map(Manifest.exportOf)
+    })
+  ]
+  const pages = Math.min(...manifest.skills.map((s) => Manifest.limitsOf(manifest, s).memoryMb)) * 16
+  try {
+    Wasm.capMemory(bytes, pages)
+  } catch (e) {
+    problems.push((e as Error).message)
+  }
+  return problems.length > 0 ? reject(problems) : Either.right(undefined)
+}
+
+/** A built project. */
+export interface Built {
+  readonly project: Project
+  readonly bytes: Uint8Array
+  readonly durationMs: number
+}
+
+/** Compile a project and check the module against its manifest. */
+export const build = (
+  dir: string,
+  options: { readonly optimize?: "debug" | "release" } = {}
+): Effect.Effect<Built, ProjectError | ManifestError | AdmissionError> =>
+  Effect.gen(function*() {
+    const started = performance.now()
+    const project = yield* read(dir)
+    const bytes = yield* compile(project, options)
+    yield* Either.match(check(project.manifest, bytes), { onLeft: Effect.fail, onRight: () => Effect.void })
+    return { project, bytes, durationMs: performance.now() - started }
+  })
+
+/** One case of `tests.json`. */
+export const TestCase = Schema.Struct({
+  name: Schema.String,
+  skill: Schema.String,
+  input: Schema.Unknown,
+  user: Schema.optional(Schema.String),
+  install: Schema.optional(Schema.String),
+  config: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  secrets: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.String })),
+  expect: Schema.Struct({
+    output: Schema.optional(Schema.Unknown),
+    error: Schema.optional(Schema.String),
+    errorContains: Schema.optional(Schema.String),
+    credits: Schema.optional(Schema.Number)
+  })
+})
+export type TestCase = typeof TestCase.Type
+
+/** The outcome of one case. */
+export interface TestResult {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+  readonly durationMs: number
+}
+
+const sameJson = (a: unknown, b: unknown): boolean => {
+  const canon = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canon)
+      : v !== null && typeof v === "object"
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => x.localeCompare(y)).map(([k, x]) => [k, canon(x)]))
+      : v
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b))
+}
+
+/** Read `tests.json` (an absent file means no tests). */
+export const readTests = (project: Project): Effect.Effect<ReadonlyArray<TestCase>, ProjectError> =>
+  Effect.gen(function*() {
+    const path = NodePath.join(project.dir, "tests.json")
+    if (!(yield* Effect.promise(() => exists(path)))) return []
+    const text = yield* Effect.tryPromise({ try: () => NodeFs.readFile(path, "utf8"), catch: () => fail(project.dir, "cannot read tests.json") })
+    const parsed = yield* Effect.try({ try: () => JSON.parse(text) as unknown, catch: (e) => fail(project.dir, `tests.json is not JSON: ${(e as Error).message}`) })
+    return yield* Schema.decodeUnknown(Schema.Array(TestCase))(parsed).pipe(
+      Effect.mapError((e) => fail(project.dir, `tests.json: ${e.message}`))
+    )
+  })
+
+/** Run test cases against a built project, through the registry and host in context. */
+export const runTests = (
+  built: Built,
+  cases: ReadonlyArray<TestCase>
+): Effect.Effect<ReadonlyArray<TestResult>, ManifestError | AdmissionError, Host.SkillHost> =>
+  Effect.gen(function*() {
+    const skills = yield* Skills.make([])
+    const app = yield* skills.registerWasm(Manifest.encode(built.project.manifest), [{ name: "main", bytes: built.bytes }])
+    const results: Array<TestResult> = []
+    for (const c of cases) {
+      const started = performance.now()
+      const outcome = yield* Effect.either(skills.invoke({
+        app: app.id,
+        skill: c.skill,
+        input: c.input,
+        userId: c.user ?? "test-user",
+        installId: c.install ?? "test-install",
+        config: c.config ?? {},
+        secrets: c.secrets ?? {}
+      }))
+      const durationMs = performance.now() - started
+      const problems: Array<string> = []
+      if (Either.isRight(outcome)) {
+        const r = outcome.right
+        if (c.expect.error !== undefined || c.expect.errorContains !== undefined) {
+          problems.push(`expected error ${c.expect.error ?? c.expect.errorContains}, got output ${JSON.stringify(r.result)}`)
+        }
+        if (c.expect.output !== undefined && !sameJson(r.result, c.expect.output)) {
+          problems.push(`expected output ${JSON.stringify(c.expect.output)}, got ${JSON.stringify(r.result)}`)
+        }
+        if (c.expect.credits !== undefined && r.credits !== c.expect.credits) problems.push(`expected ${c.expect.credits} credits, charged ${r.credits}`)
+      } else {
+        const e = describeError(outcome.left)
+        if (c.expect.error === undefined && c.expect.errorContains === undefined) problems.push(`failed with ${e.code}: ${e.message}`)
+        if (c.expect.error !== undefined && e.code !== c.expect.error) problems.push(`expected error ${c.expect.error}, got ${e.code}: ${e.message}`)
+        if (c.expect.errorContains !== undefined && !e.message.includes(c.expect.errorContains)) {
+          problems.push(`expected an error containing ${JSON.stringify(c.expect.errorContains)}, got ${e.code}: ${e.message}`)
+        }
+      }
+      results.push({ name: c.name, ok: problems.length === 0, detail: problems.join("; "), durationMs })
+    }
+    return results
+  })
