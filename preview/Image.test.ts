@@ -232,3 +232,44 @@ describe("image proxy limits", () => {
     expect(await codeOf(r)).toBe("upstream_not_found")
   })
 })
+
+describe("wasm-vips specifics", () => {
+  let origin: Awaited<ReturnType<typeof startOrigin>>
+  let preview: Running
+  beforeAll(async () => {
+    origin = await startOrigin()
+    preview = await startPreview({ engine: "vips", allowedPrivateHosts: [`127.0.0.1:${origin.port}`], limits: { maxPixels: 300_000_000 }, pool: { workers: 1 } })
+  })
+  afterAll(async () => {
+    await preview.close()
+    await origin.close()
+  })
+  const get = (name: string, query: string) => fetch(`${preview.base}/api/v1/image?url=${encodeURIComponent(`${origin.base}/images/${name}`)}&${query}`)
+
+  it.each(["Channel_digital_image_CMYK_color.jpg", "Channel_digital_image_CMYK_color_no_profile.jpg"])("converts the CMYK %s to sRGB colours close to sharp's", async (name) => {
+    const response = await get(name, "max_width=100&format=png")
+    expect(response.status).toBe(200)
+    const body = new Uint8Array(await response.arrayBuffer())
+    const meta = await sharp(body).metadata()
+    expect(meta.space).toBe("srgb")
+    expect(meta.channels).toBe(3)
+    expect(await meanDiff(body, NodeFs.readFileSync(NodePath.join(imagesDir, name)), meta.width!, meta.height!)).toBeLessThan(20)
+  })
+
+  it("shrinks a 280 MP image on load when the pixel limit allows it", async () => {
+    const response = await get("giant-image.jpg", "max_width=500&format=jpeg")
+    expect(response.status).toBe(200)
+    expect(await sharp(new Uint8Array(await response.arrayBuffer())).metadata()).toMatchObject({ width: 500, height: 350, format: "jpeg" })
+  })
+
+  it("takes the first frame of animations", async () => {
+    for (const name of ["rotating-squares.gif", "rotating-squares.webp"]) {
+      // JPEG output: transparency flattened onto white on both sides of the comparison.
+      const response = await get(name, "format=jpeg&quality=95")
+      const body = new Uint8Array(await response.arrayBuffer())
+      const expected = await sharp(NodeFs.readFileSync(NodePath.join(imagesDir, name)), { pages: 1, page: 0 }).png().toBuffer()
+      expect(await meanDiff(body, expected, 80, 80)).toBeLessThan(8)
+      expect((await sharp(body).metadata()).pages ?? 1).toBe(1)
+    }
+  })
+})
