@@ -118,6 +118,8 @@ export interface CallResult {
 export interface HostStats {
   readonly plugins: number
   readonly instances: number
+  /** Instances of the plugin that has the most (never above the pool size). */
+  readonly largestPool: number
   readonly busy: number
   readonly waiting: number
   readonly compiledModules: number
@@ -591,6 +593,7 @@ class HostCore {
       const text = typeof message === "string" ? message : messageOf(message)
       const state = instance.state
       if (state && MEMORY_MESSAGES.some((re) => re.test(text))) state.memoryExceeded ??= text
+      if (state && level === "error") state.lastErrorLog = text.slice(0, 500)
       if (state && state.logsLeft <= 0) return
       if (state) state.logsLeft--
       this.log(level, text.length > 2000 ? text.slice(0, 2000) + "…" : text, { plugin: plugin.name, skill: state?.skill ?? "", source: "plugin" })
@@ -756,7 +759,8 @@ const failure = async (
   if (sizes && sizes.some((bytes) => bytes >= limits.memoryBytes * 0.9)) {
     return memoryError(`trapped (${outcome.message}) with ${Wasm.formatBytes(Math.max(...sizes))} of memory in use`)
   }
-  return new SkillFailed({ skill, reason: "trap", message: `${skill} trapped: ${outcome.message}` })
+  const logged = state.lastErrorLog ? ` (it logged: ${state.lastErrorLog})` : ""
+  return new SkillFailed({ skill, reason: "trap", message: `${skill} trapped: ${outcome.message}${logged}` })
 }
 
 const call = (
@@ -815,6 +819,7 @@ const call = (
         deadline: started + limits.timeoutMs,
         egressDenied: undefined,
         memoryExceeded: undefined,
+        lastErrorLog: undefined,
         logsLeft: limits.maxLogLines,
         httpStatus: 0,
         httpHeaders: null
@@ -914,13 +919,16 @@ export const make = (options: HostOptions = {}) =>
       stats: Effect.sync((): HostStats => {
         let busy = 0
         let waiting = 0
+        let largestPool = 0
         for (const r of core.records) {
           busy += r.pool.busy
           waiting += r.pool.waiters.length
+          largestPool = Math.max(largestPool, r.pool.total)
         }
         return {
           plugins: core.records.size,
           instances: core.instances,
+          largestPool,
           busy,
           waiting,
           compiledModules: core.compiled.size,

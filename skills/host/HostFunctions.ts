@@ -65,6 +65,8 @@ export interface CallState {
   readonly deadline: number
   egressDenied: EgressDenial | undefined
   memoryExceeded: string | undefined
+  /** The last error the plugin logged (shown with a trap: an AssemblyScript abort logs its message). */
+  lastErrorLog: string | undefined
   logsLeft: number
   httpStatus: number
   httpHeaders: Record<string, string> | null

@@ -110,9 +110,14 @@ const packagePath = (): string => {
 
 let compiling: Promise<unknown> = Promise.resolve()
 
-/** Compile the project's AssemblyScript to WebAssembly (one compilation at a time). */
-export const compile = (
-  project: Project,
+/**
+ * Compile an AssemblyScript entry (relative to `dir`) to `outFile` with @extism/as-pdk resolvable
+ * and Troupe's SDK abort handler (`assembly/troupe.ts` must exist). One compilation at a time.
+ */
+export const compileSource = (
+  dir: string,
+  entry: string,
+  outFile: string,
   options: { readonly optimize?: "debug" | "release" } = {}
 ): Effect.Effect<Uint8Array, ProjectError> =>
   Effect.tryPromise({
@@ -122,12 +127,12 @@ export const compile = (
         const { default: asc } = await import("assemblyscript/asc")
         const stdout = asc.createMemoryStream()
         const stderr = asc.createMemoryStream()
-        const out = NodePath.relative(project.dir, project.wasmPath)
-        await NodeFs.mkdir(NodePath.dirname(project.wasmPath), { recursive: true })
+        const target = NodePath.resolve(dir, outFile)
+        await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
         const result = await asc.main([
-          project.entry,
+          entry,
           "--outFile",
-          out,
+          NodePath.relative(dir, target),
           "--use",
           "abort=assembly/troupe/abort",
           "--runtime",
@@ -136,19 +141,25 @@ export const compile = (
           "--path",
           packagePath(),
           "--baseDir",
-          project.dir
+          dir
         ], { stdout, stderr })
         if (result.error) {
           const diagnostics = stderr.toString().trim()
-          throw fail(project.dir, `asc could not compile ${project.entry}: ${diagnostics.length > 0 ? diagnostics : result.error.message}`)
+          throw fail(dir, `asc could not compile ${entry}: ${diagnostics.length > 0 ? diagnostics : result.error.message}`)
         }
-        return new Uint8Array(await NodeFs.readFile(project.wasmPath))
+        return new Uint8Array(await NodeFs.readFile(target))
       })
       compiling = job.catch(() => undefined)
       return job
     },
-    catch: (e) => e instanceof ProjectError ? e : fail(project.dir, `asc failed: ${(e as Error).message}`)
+    catch: (e) => e instanceof ProjectError ? e : fail(dir, `asc failed: ${(e as Error).message}`)
   })
+
+/** Compile the project's AssemblyScript to `build/<id>.wasm`. */
+export const compile = (
+  project: Project,
+  options: { readonly optimize?: "debug" | "release" } = {}
+): Effect.Effect<Uint8Array, ProjectError> => compileSource(project.dir, project.entry, project.wasmPath, options)
 
 /** Check a module against its manifest without running it (what `load` will check again). */
 export const check = (manifest: Manifest.AppManifest, bytes: Uint8Array): Either.Either<void, AdmissionError> => {
