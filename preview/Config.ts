@@ -35,7 +35,14 @@ export interface PreviewConfigShape {
     readonly fetchTimeoutMs: number
   }
   readonly image: { readonly defaultMaxWidth: number; readonly defaultMaxHeight: number; readonly defaultQuality: number }
-  readonly cache: { readonly dir: string; readonly image: KindLimits; readonly favicon: KindLimits; readonly metadata: KindLimits }
+  readonly cache: {
+    readonly dir: string
+    /** Hot entries also kept in memory, in bytes. */
+    readonly memoryBytes: number
+    readonly image: KindLimits
+    readonly favicon: KindLimits
+    readonly metadata: KindLimits
+  }
   readonly security: {
     readonly validateReferer: boolean
     readonly allowedReferers: ReadonlyArray<string>
@@ -150,6 +157,13 @@ export const fromEnv: Config.Config<PreviewConfigShape> = Config.all({
   cache: Config.all({
     dataDir: Config.string("TROUPE_DATA_DIR").pipe(Config.withDefault("./.troupe")),
     dir: Config.option(Config.string("PREVIEW_CACHE_DIR")),
+    memoryBytes: Config.string("PREVIEW_MEMORY_CACHE_SIZE").pipe(
+      Config.mapOrFail((raw) => {
+        const n = parseBytes(raw)
+        return n !== undefined ? Either.right(n) : Either.left(ConfigError.InvalidData([], "must be a size such as 64MB (0 = none)"))
+      }),
+      Config.withDefault(64 * 1024 * 1024)
+    ),
     image: Config.all({ maxBytes: bytes("PREVIEW_IMAGE_CACHE_SIZE", 10 * 1024 ** 3), ttlMs: ttl("PREVIEW_IMAGE_CACHE_TTL", "7 days") }),
     favicon: Config.all({ maxBytes: bytes("PREVIEW_FAVICON_CACHE_SIZE", 1024 ** 3), ttlMs: ttl("PREVIEW_FAVICON_CACHE_TTL", "7 days") }),
     metadata: Config.all({ maxBytes: bytes("PREVIEW_METADATA_CACHE_SIZE", 500 * 1024 ** 2), ttlMs: ttl("PREVIEW_METADATA_CACHE_TTL", "24 hours") })
@@ -194,6 +208,7 @@ export const make = (overrides: {
   image: { defaultMaxWidth: 1920, defaultMaxHeight: 1080, defaultQuality: 85, ...overrides.image },
   cache: {
     dir: overrides.cacheDir,
+    memoryBytes: 64 * 1024 * 1024,
     image: { maxBytes: 10 * 1024 ** 3, ttlMs: 7 * 86_400_000 },
     favicon: { maxBytes: 1024 ** 3, ttlMs: 7 * 86_400_000 },
     metadata: { maxBytes: 500 * 1024 ** 2, ttlMs: 86_400_000 },

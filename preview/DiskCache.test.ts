@@ -9,8 +9,9 @@ const tmp = () => NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "disk-cache-
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill)
 const meta = { contentType: "image/png", etag: "\"e\"" }
 
-const openAt = (dir: string, clock: { t: number }, image = { maxBytes: 10_000, ttlMs: 7 * DAY }) =>
+const openAt = (dir: string, clock: { t: number }, image = { maxBytes: 10_000, ttlMs: 7 * DAY }, memoryBytes?: number) =>
   DiskCache.open({
+    ...(memoryBytes === undefined ? {} : { memoryBytes }),
     dir,
     kinds: { image, favicon: { maxBytes: 10_000, ttlMs: 7 * DAY }, metadata: { maxBytes: 10_000, ttlMs: DAY } },
     sweepIntervalMs: 0,
@@ -36,7 +37,7 @@ describe("DiskCache", () => {
     const clock = { t: Date.now() }
     const first = await openAt(dir, clock)
     await first.set("metadata", "page", new TextEncoder().encode("{\"title\":\"x\"}"), { contentType: "application/json", etag: "\"m\"" })
-    first.close()
+    await first.close()
     const second = await openAt(dir, clock)
     expect(second.stats().metadata.entries).toBe(1)
     expect(new TextDecoder().decode((await second.get("metadata", "page"))!.body)).toBe("{\"title\":\"x\"}")
@@ -46,23 +47,24 @@ describe("DiskCache", () => {
     const dir = tmp()
     const clock = { t: Date.now() }
     const cache = await openAt(dir, clock, { maxBytes: 3_500, ttlMs: 7 * DAY })
+    const MINUTE = 60_000
     for (const key of ["a", "b", "c"]) {
-      clock.t += 1000
+      clock.t += MINUTE
       await cache.set("image", key, bytes(1000), meta)
     }
-    clock.t += 1000
+    clock.t += MINUTE
     await cache.get("image", "a") // a is now the most recently used
-    clock.t += 1000
+    clock.t += MINUTE
     await cache.set("image", "d", bytes(1000), meta)
     expect(await cache.get("image", "b")).toBeUndefined()
     expect(await cache.get("image", "a")).toBeDefined()
     expect(cache.stats().image.bytes).toBeLessThanOrEqual(3_500)
     expect(cache.stats().image.evictions).toBe(1)
-    cache.close()
-    // The access order is kept in the files' atimes: after a restart c (least recently used) goes first.
-    clock.t += 1000
+    await cache.close()
+    // The access order is kept in the files' atimes (to the minute): after a restart c goes first.
+    clock.t += MINUTE
     const reopened = await openAt(dir, clock, { maxBytes: 3_500, ttlMs: 7 * DAY })
-    clock.t += 1000
+    clock.t += MINUTE
     await reopened.set("image", "e", bytes(1000), meta)
     expect(await reopened.get("image", "c")).toBeUndefined()
     expect(await reopened.get("image", "a")).toBeDefined()
@@ -82,6 +84,18 @@ describe("DiskCache", () => {
     expect(await cache.get("image", "i")).toBeUndefined()
   })
 
+  it("serves hot entries from memory and stays correct when memory is off", async () => {
+    const clock = { t: Date.now() }
+    for (const memoryBytes of [0, 1024 * 1024]) {
+      const cache = await openAt(tmp(), clock, undefined, memoryBytes)
+      await cache.set("image", "h", bytes(100, 3), meta)
+      for (let i = 0; i < 3; i++) expect((await cache.get("image", "h"))?.body).toEqual(bytes(100, 3))
+      expect(cache.stats().image.memory_bytes > 0).toBe(memoryBytes > 0)
+      clock.t += 8 * DAY
+      expect(await cache.get("image", "h")).toBeUndefined()
+    }
+  })
+
   it("sees entries written by another process on the same folder", async () => {
     const dir = tmp()
     const clock = { t: Date.now() }
@@ -94,7 +108,7 @@ describe("DiskCache", () => {
   it("treats a damaged file as a miss and removes it", async () => {
     const dir = tmp()
     const clock = { t: Date.now() }
-    const cache = await openAt(dir, clock)
+    const cache = await openAt(dir, clock, undefined, 0)
     await cache.set("image", "x", bytes(10), meta)
     const hash = DiskCache.keyHash("x")
     NodeFs.writeFileSync(NodePath.join(dir, "image", hash.slice(0, 2), hash), "garbage")

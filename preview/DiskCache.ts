@@ -34,6 +34,8 @@ export interface DiskCacheOptions {
   readonly sweepIntervalMs?: number
   /** The clock (tests move it). */
   readonly now?: () => number
+  /** Bytes of recently served entries also kept in memory (0 = none); default 64 MiB. */
+  readonly memoryBytes?: number
 }
 
 /** What is stored with a body. */
@@ -61,6 +63,8 @@ export interface KindStats {
   readonly hits: number
   readonly misses: number
   readonly hit_ratio: number
+  /** Bytes of this kind also held in memory. */
+  readonly memory_bytes: number
   readonly writes: number
   readonly evictions: number
   readonly expirations: number
@@ -117,6 +121,29 @@ export const open = async (options: DiskCacheOptions) => {
 
   const pathOf = (kind: Kind, hash: string) => NodePath.join(options.dir, kind, hash.slice(0, 2), hash)
 
+  // A small in-memory LRU in front of the files for hot entries (no file system round trips).
+  const memoryMax = options.memoryBytes ?? 64 * 1024 * 1024
+  const memory = new Map<string, { meta: EntryMeta; body: Uint8Array; writtenAt: number; size: number }>()
+  let memoryTotal = 0
+  const memoryDrop = (id: string) => {
+    const old = memory.get(id)
+    if (old) {
+      memoryTotal -= old.size
+      memory.delete(id)
+    }
+  }
+  const memoryPut = (id: string, meta: EntryMeta, body: Uint8Array, writtenAt: number) => {
+    memoryDrop(id)
+    const size = body.byteLength + 256
+    if (size > memoryMax / 8) return
+    memory.set(id, { meta, body, writtenAt, size })
+    memoryTotal += size
+    while (memoryTotal > memoryMax) memoryDrop(memory.keys().next().value as string)
+  }
+  /** A hot entry's atime is written at most this often (LRU order on disk is this coarse). */
+  const ATIME_EVERY_MS = 60_000
+  const inFlight = new Set<Promise<unknown>>()
+
   const put = (kind: Kind, hash: string, entry: IndexEntry) => {
     const old = index[kind].get(hash)
     if (old) {
@@ -128,6 +155,7 @@ export const open = async (options: DiskCacheOptions) => {
   }
 
   const drop = (kind: Kind, hash: string) => {
+    memoryDrop(`${kind}/${hash}`)
     const old = index[kind].get(hash)
     if (old) {
       totals[kind] -= old.size
@@ -193,9 +221,39 @@ export const open = async (options: DiskCacheOptions) => {
     }
   }
 
+  const touch = (kind: Kind, hash: string, size: number, writtenAt: number, previousAccess: number | undefined) => {
+    const accessedAt = now()
+    put(kind, hash, { size, writtenAt, accessedAt })
+    // Record the access in the file's atime (keeping mtime = written) so LRU order survives restarts.
+    if (previousAccess === undefined || accessedAt - previousAccess >= ATIME_EVERY_MS) {
+      const pending = NodeFs.utimes(pathOf(kind, hash), new Date(accessedAt), new Date(writtenAt)).catch(() => undefined)
+      inFlight.add(pending)
+      void pending.finally(() => inFlight.delete(pending))
+    } else {
+      const entry = index[kind].get(hash)
+      if (entry) entry.accessedAt = accessedAt
+    }
+  }
+
   const get = async (kind: Kind, key: string): Promise<Hit | undefined> => {
     const hash = keyHash(key)
     const file = pathOf(kind, hash)
+    const id = `${kind}/${hash}`
+    const hot = memory.get(id)
+    if (hot) {
+      if (expired(kind, hot.writtenAt)) {
+        counters[kind].expirations++
+        counters[kind].misses++
+        await remove(kind, hash)
+        return undefined
+      }
+      memory.delete(id)
+      memory.set(id, hot)
+      counters[kind].hits++
+      const previous = index[kind].get(hash)?.accessedAt
+      touch(kind, hash, index[kind].get(hash)?.size ?? hot.size, hot.writtenAt, previous)
+      return { meta: hot.meta, body: hot.body, storedAt: hot.writtenAt, expiresAt: hot.writtenAt + options.kinds[kind].ttlMs }
+    }
     let bytes: Uint8Array
     let writtenAt: number
     try {
@@ -226,10 +284,8 @@ export const open = async (options: DiskCacheOptions) => {
       return undefined
     }
     counters[kind].hits++
-    const accessedAt = now()
-    put(kind, hash, { size: bytes.byteLength, writtenAt, accessedAt })
-    // Record the access in the file's atime (keeping mtime = written) so LRU order survives restarts.
-    NodeFs.utimes(file, new Date(accessedAt), new Date(writtenAt)).catch(() => undefined)
+    touch(kind, hash, bytes.byteLength, writtenAt, undefined)
+    memoryPut(id, decoded.meta, decoded.body, writtenAt)
     return { ...decoded, storedAt: writtenAt, expiresAt: writtenAt + options.kinds[kind].ttlMs }
   }
 
@@ -246,6 +302,7 @@ export const open = async (options: DiskCacheOptions) => {
     await NodeFs.rename(tmp, file)
     counters[kind].writes++
     put(kind, hash, { size: bytes.byteLength, writtenAt: at, accessedAt: at })
+    memoryPut(`${kind}/${hash}`, meta, body, at)
     await evict(kind)
   }
 
@@ -261,6 +318,7 @@ export const open = async (options: DiskCacheOptions) => {
         hits: c.hits,
         misses: c.misses,
         hit_ratio: lookups === 0 ? 0 : Math.round((c.hits / lookups) * 1000) / 1000,
+        memory_bytes: [...memory.entries()].filter(([id]) => id.startsWith(`${kind}/`)).reduce((n, [, e]) => n + e.size, 0),
         writes: c.writes,
         evictions: c.evictions,
         expirations: c.expirations
@@ -283,8 +341,10 @@ export const open = async (options: DiskCacheOptions) => {
     stats,
     /** Re-read the folder (entries written by other processes) and sweep. */
     rescan: () => Promise.all(KINDS.map(scan)).then(() => undefined),
-    close: () => {
+    /** Stop sweeping and wait for pending atime updates. */
+    close: async () => {
       if (timer) clearInterval(timer)
+      await Promise.all([...inFlight])
     }
   }
 }
@@ -303,7 +363,7 @@ export const layer = (options: DiskCacheOptions): Layer.Layer<DiskCache, Error> 
     Effect.gen(function*() {
       const cache = yield* Effect.acquireRelease(
         Effect.tryPromise({ try: () => open(options), catch: (e) => new Error(`cannot open the preview cache in ${options.dir}: ${String(e)}`) }),
-        (c) => Effect.sync(c.close)
+        (c) => Effect.promise(c.close)
       )
       return DiskCache.of({
         get: (kind, key) =>

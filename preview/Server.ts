@@ -26,7 +26,7 @@ export const layerPool = (config: PreviewConfig.PreviewConfigShape) =>
 
 /** The disk cache of a configuration. */
 export const layerCache = (config: PreviewConfig.PreviewConfigShape) =>
-  DiskCache.layer({ dir: config.cache.dir, kinds: { image: config.cache.image, favicon: config.cache.favicon, metadata: config.cache.metadata } })
+  DiskCache.layer({ dir: config.cache.dir, memoryBytes: config.cache.memoryBytes, kinds: { image: config.cache.image, favicon: config.cache.favicon, metadata: config.cache.metadata } })
 
 /** The service and its configuration, with a given fetcher (tests pass one with their own resolver). */
 export const layerService = (config: PreviewConfig.PreviewConfigShape, fetcher: Layer.Layer<Preview.Fetcher> = Preview.layerFetcher) =>

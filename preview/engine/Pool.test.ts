@@ -1,5 +1,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { afterEach, describe, expect, it } from "vitest"
@@ -97,7 +99,7 @@ describe("image pool", () => {
           const { ImagePool } = Pool
           const pool = yield* ImagePool
           return yield* Effect.either(pool.transform(read("corrupt-header.jpg"), params, limits))
-        }).pipe(Effect.provide(Pool.layer(base)))
+        }).pipe(Effect.provide(Pool.layer(base)), Effect.provide(Logger.minimumLogLevel(LogLevel.Error)))
       )
     )
     expect(Either.isLeft(result) && result.left._tag).toBe("ImageError")
