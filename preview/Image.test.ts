@@ -191,7 +191,7 @@ describe("image proxy limits", () => {
     preview = await startPreview({
       engine: "vips",
       allowedPrivateHosts: [`127.0.0.1:${origin.port}`],
-      limits: { maxImageBytes: 50_000, maxPixels: 300 * 300 },
+      limits: { maxImageBytes: 50_000, maxPixels: 300 * 300, maxFrames: 10 },
       pool: { workers: 1 }
     })
   })
@@ -212,6 +212,13 @@ describe("image proxy limits", () => {
     const r = await get(`${origin.base}/images/concert.jpg`)
     expect(r.status).toBe(422)
     expect(await codeOf(r)).toBe("image_too_large")
+  })
+
+  it("refuses an animation with more frames than allowed", async () => {
+    const r = await get(`${origin.base}/images/rotating-squares.gif`)
+    expect(r.status).toBe(422)
+    expect(await codeOf(r)).toBe("too_many_frames")
+    expect((await get(`${origin.base}/images/rotating-squares.webp`)).status).toBe(200)
   })
 
   it("never passes SVG through", async () => {
