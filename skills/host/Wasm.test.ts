@@ -25,7 +25,7 @@ describe("WebAssembly inspection and memory capping", () => {
   it("adds a maximum to a memory without one, and lowers a larger one", () => {
     const capped = Wasm.capMemory(module(types, imports, memory(2), exports), 16)
     expect(Wasm.inspect(capped).memories[0]).toMatchObject({ min: 2, max: 16 })
-    expect(new WebAssembly.Module(capped)).toBeInstanceOf(WebAssembly.Module)
+    expect(new WebAssembly.Module(capped as Uint8Array<ArrayBuffer>)).toBeInstanceOf(WebAssembly.Module)
     expect(Wasm.inspect(Wasm.capMemory(module(memory(2, 100)), 16)).memories[0]).toMatchObject({ max: 16 })
     expect(Wasm.inspect(Wasm.capMemory(module(memory(2, 8)), 16)).memories[0]).toMatchObject({ max: 8 })
   })

@@ -18,6 +18,7 @@ import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import { Buffer } from "node:buffer"
 import * as NodeFs from "node:fs/promises"
 import * as NodePath from "node:path"
 import * as Telemetry from "../../runtime/Telemetry.ts"
@@ -108,13 +109,13 @@ const testCommand = Command.make("test", { dir: dirArg, debug: debugOption }, ({
 
 const readInput = (given: Option.Option<string>): Effect.Effect<string> =>
   Option.match(given, {
-    onSome: (text) => Effect.succeed(text),
-    onNone: () =>
-      process.stdin.isTTY
-        ? Effect.succeed("")
+    onNone: () => Effect.succeed(""),
+    onSome: (text) =>
+      text !== "-"
+        ? Effect.succeed(text)
         : Effect.promise(async () => {
-          const chunks: Array<Buffer> = []
-          for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
+          const chunks: Array<Uint8Array> = []
+          for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array)
           return Buffer.concat(chunks).toString("utf8")
         })
   })
@@ -124,7 +125,7 @@ const runCommand = Command.make(
   {
     target: Args.text({ name: "file.wasm|dir" }).pipe(Args.withDescription("A compiled plugin, or a skill project (built first)")),
     exportName: Args.text({ name: "export" }).pipe(Args.withDescription("The function to call (for a project: a skill name or export)")),
-    input: Args.text({ name: "input" }).pipe(Args.optional, Args.withDescription("The input (default: stdin when piped, else empty)")),
+    input: Args.text({ name: "input" }).pipe(Args.optional, Args.withDescription("The input (`-` reads stdin; default empty)")),
     config: Options.keyValueMap("config").pipe(Options.optional, Options.withDescription("Config (and secrets) for the plugin, k=v; repeatable")),
     allowHost: Options.text("allow-host").pipe(Options.repeated, Options.withDescription("A host (glob) the plugin may reach; repeatable")),
     wasi: Options.boolean("wasi").pipe(Options.withDescription("Enable WASI preview 1 (stdout/stderr go to this terminal)")),
@@ -141,7 +142,7 @@ const runCommand = Command.make(
       const input = yield* readInput(args.input)
       const stat = yield* Effect.tryPromise({
         try: () => NodeFs.stat(args.target),
-        catch: () => new Project.ProjectError({ dir: args.target, message: `${args.target} does not exist` })
+        catch: () => new Project.ProjectError({ dir: args.target, kind: "not_found", message: `${args.target} does not exist` })
       })
       let spec: Host.PluginSpec
       let exportName = args.exportName
@@ -172,7 +173,7 @@ const runCommand = Command.make(
       } else {
         const bytes = yield* Effect.tryPromise({
           try: () => NodeFs.readFile(args.target),
-          catch: () => new Project.ProjectError({ dir: args.target, message: `cannot read ${args.target}` })
+          catch: () => new Project.ProjectError({ dir: args.target, kind: "not_found", message: `cannot read ${args.target}` })
         })
         spec = {
           name: NodePath.basename(args.target),
@@ -204,7 +205,8 @@ const runCommand = Command.make(
     }).pipe(Effect.catchAll(report), Effect.provide(logging))
 ).pipe(Command.withDescription("Run one export of a plugin in Troupe's host, with its limits and typed errors."))
 
-const skill = Command.make("skill").pipe(
+/** `troupe skill …` with its precise type (for running it on its own, e.g. in tests). */
+export const skill = Command.make("skill").pipe(
   Command.withDescription("Write, build, test and run skills (Extism WASM plugins)."),
   Command.withSubcommands([newCommand, buildCommand, testCommand, runCommand])
 )

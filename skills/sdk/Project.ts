@@ -22,10 +22,12 @@ import * as Skills from "../Skills.ts"
 /** A project could not be read, scaffolded or compiled. */
 export class ProjectError extends Schema.TaggedError<ProjectError>()("ProjectError", {
   dir: Schema.String,
-  message: Schema.String
+  message: Schema.String,
+  /** `build_failed` (asc, tests.json), `not_found` (no such file or project), `invalid_project`. */
+  kind: Schema.optionalWith(Schema.Literal("build_failed", "not_found", "invalid_project"), { default: () => "build_failed" as const })
 }) {
-  get code(): "build_failed" {
-    return "build_failed"
+  get code(): string {
+    return this.kind
   }
 }
 
@@ -53,7 +55,8 @@ export const read = (dir: string): Effect.Effect<Project, ProjectError | Manifes
     const root = NodePath.resolve(dir)
     const text = yield* Effect.tryPromise({
       try: () => NodeFs.readFile(NodePath.join(root, "manifest.json"), "utf8"),
-      catch: () => fail(root, `no manifest.json in ${root} (create a project with \`troupe skill new <dir>\`)`)
+      catch: () =>
+        new ProjectError({ dir: root, kind: "not_found", message: `no manifest.json in ${root} (create a project with \`troupe skill new <dir>\`)` })
     })
     const manifest = yield* Either.match(Manifest.decodeJson(text), {
       onLeft: (e) => Effect.fail(new ManifestError({ issues: e.issues, message: `manifest.json: ${e.message}` })),
@@ -72,11 +75,13 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
       const root = NodePath.resolve(dir)
       if (await exists(root)) {
         const entries = await NodeFs.readdir(root)
-        if (entries.length > 0) throw fail(root, `${root} is not empty`)
+        if (entries.length > 0) throw new ProjectError({ dir: root, kind: "invalid_project", message: `${root} is not empty` })
       }
       const base = NodePath.basename(root).toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^[^a-z]+/, "").replace(/-+$/, "")
       const id = options.id ?? (base.length > 0 ? base.slice(0, 64) : "hello")
-      if (Either.isLeft(Schema.decodeUnknownEither(Manifest.AppId)(id))) throw fail(root, `"${id}" is not a valid app id (a-z, 0-9, '-'); pass one explicitly`)
+      if (Either.isLeft(Schema.decodeUnknownEither(Manifest.AppId)(id))) {
+        throw new ProjectError({ dir: root, kind: "invalid_project", message: `"${id}" is not a valid app id (a-z, 0-9, '-'); pass one with --id` })
+      }
       const written: Array<string> = []
       for (const file of TEMPLATE_FILES) {
         let content = await NodeFs.readFile(NodePath.join(TEMPLATE_DIR, file), "utf8")
