@@ -23,10 +23,13 @@ export interface SkillContext {
   readonly secrets: Readonly<Record<string, string>>
 }
 
-/** What a skill returns: its JSON result and, when it knows them, exact token counts. */
+/**
+ * What a skill returns: its JSON result and, when it knows them, exact token counts and its own
+ * running time (WASM skills report the plugin's execution time, without queueing or cold start).
+ */
 export interface SkillOutput {
   readonly result: unknown
-  readonly usage?: { readonly inputTokens?: number; readonly outputTokens?: number }
+  readonly usage?: { readonly inputTokens?: number; readonly outputTokens?: number; readonly durationMs?: number }
 }
 
 /** One skill. */
@@ -132,7 +135,7 @@ export const wasm = (
             scope: { app: manifest.id, installId: context.installId, userId: context.userId },
             secrets: context.secrets
           })
-          return { result: yield* decodeOutput(qualified, spec, result.output) }
+          return { result: yield* decodeOutput(qualified, spec, result.output), usage: { durationMs: result.durationMs } }
         })
       skills.set(spec.name, { spec, run })
     }

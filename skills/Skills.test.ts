@@ -103,7 +103,9 @@ describe("skills service", () => {
     const app = await run((s) => s.registerWasm(manifest, [{ name: "main", bytes: fixture("hello-from-rust.wasm") }]))
     expect(app).toMatchObject({ id: "rusty", kind: "wasm", skills: [{ id: "rusty.hello", price: "10 credits per second (minimum 1 credit)", timeout_ms: 2000 }] })
     const result = await run((s) => s.invoke({ app: "rusty", skill: "hello", input: "Hi!", userId: "u1" }))
-    expect(result).toMatchObject({ result: "\"Hi!\"\nHello from Rust!", credits: 1, estimate: 20 })
+    expect(result).toMatchObject({ result: "\"Hi!\"\nHello from Rust!", estimate: 20 })
+    expect(result.credits).toBeGreaterThanOrEqual(1)
+    expect(result.credits).toBeLessThanOrEqual(20)
     expect((await run((s) => s.list)).map((a) => a.id)).toContain("rusty")
   })
 

@@ -226,7 +226,7 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
               new SkillTimeout({ skill: priced.id, timeoutMs: priced.limits.timeoutMs, message: `${priced.id} did not finish within ${priced.limits.timeoutMs} ms (timeout)` })
           })
           : running)
-        const durationMs = performance.now() - started
+        const durationMs = output.usage?.durationMs ?? performance.now() - started
         const outputBytes = jsonBytes(output.result)
         if (outputBytes > priced.limits.maxOutputBytes) {
           return yield* Effect.fail(
