@@ -3,6 +3,7 @@
  * module that sees every folder; the runtime stays independent of them.
  */
 import * as Layer from "effect/Layer"
+import * as Entities from "../entities/index.ts"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
@@ -13,8 +14,8 @@ import pkg from "../package.json" with { type: "json" }
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [...SkillKv.migrations],
-  entities: Layer.empty,
+  migrations: [...Entities.migrations, ...SkillKv.migrations],
+  entities: Entities.layer,
   routes: Layer.empty,
   startRoutes: PreviewServer.layerEmbedded
 }

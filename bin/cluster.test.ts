@@ -22,6 +22,7 @@ import { freePort, spawnTroupe, type Spawned, stop, waitFor } from "../runtime/t
 import { createTestDatabase } from "../runtime/testing/services.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
+const masterKey = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64")
 const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-cluster-"))
 const runners: Array<Spawned> = []
 
@@ -38,13 +39,14 @@ const startRunner = async () => {
   const [http, runner] = [await freePort(), await freePort()]
   const proc = spawnTroupe(["runner", "--host", "127.0.0.1", "--port", String(runner)], {
     DATABASE_URL: db.url,
+    TROUPE_MASTER_KEY: masterKey,
     TROUPE_PORT: String(http),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_DATA_DIR: dataDir,
     TROUPE_LOG_LEVEL: "warning"
   })
   runners.push(proc)
-  await waitFor(`http://127.0.0.1:${http}/health`, { proc, timeoutMs: 90_000 })
+  await waitFor(`http://127.0.0.1:${http}/health`, { proc, timeoutMs: 150_000 })
   return { proc, name: `127.0.0.1:${runner}` }
 }
 
@@ -116,5 +118,5 @@ describe("several runners on Postgres", () => {
     // calls resumed within the failover bound (shard lock expiry 5 s + refresh, see Config)
     expect(failoverMs).toBeLessThanOrEqual(8_000)
     expect(await stop(b.proc, "SIGTERM")).toBe(0)
-  }, 240_000)
+  }, 400_000)
 })

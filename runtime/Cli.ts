@@ -52,11 +52,12 @@ export const roleCommands = (app: Roles.App) => {
   const start = Command.make("start", {}, () =>
     Effect.gen(function*() {
       const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       const url = Roles.displayUrl(config)
       yield* runRole(
         "start",
         config,
-        Roles.layerStart(app, config),
+        Roles.layerStart(app, config, masterKeys),
         Effect.zipRight(
           Effect.logInfo(`Troupe is ready at ${url}`).pipe(
             Effect.annotateLogs({ url, data_dir: config.dataDir, database: config.database._tag, cache: config.cache._tag, blob_store: config.blobStore._tag })
@@ -85,10 +86,11 @@ export const roleCommands = (app: Roles.App) => {
       if (address.port < 1 || address.port > 65535) {
         return yield* Effect.fail(new StartupError("invalid configuration: --port: must be a port number between 1 and 65535"))
       }
+      const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       yield* runRole(
         "runner",
         config,
-        Roles.layerRunner(app, config, address),
+        Roles.layerRunner(app, config, address, masterKeys),
         Effect.logInfo(`Runner ready at ${address.host}:${address.port}`).pipe(
           Effect.annotateLogs({ runner: `${address.host}:${address.port}`, http: Roles.displayUrl(config) })
         )

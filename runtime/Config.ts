@@ -66,6 +66,9 @@ export interface TroupeConfigShape {
   readonly blobStore: BlobStoreConfig
   readonly cluster: ClusterConfig
   readonly log: { readonly level: LogLevel.LogLevel; readonly format: "json" | "pretty" }
+  /** Master keys for envelope encryption: none means "generate one in the data dir" (embedded default only). */
+  readonly masterKey: Option.Option<Redacted.Redacted>
+  readonly previousMasterKeys: ReadonlyArray<Redacted.Redacted>
 }
 
 /** The configuration service. */
@@ -197,6 +200,20 @@ const cluster: Config.Config<ClusterConfig> = Config.all({
   )
 )
 
+const validMasterKey = (value: string): boolean => {
+  const raw = Buffer.from(value.trim(), "base64")
+  return raw.byteLength === 32 && raw.toString("base64").replace(/=+$/, "") === value.trim().replace(/=+$/, "")
+}
+
+const masterKey = (name: string) =>
+  Config.redacted(name).pipe(
+    Config.mapOrFail((value) =>
+      validMasterKey(Redacted.value(value))
+        ? Either.right(value)
+        : Either.left(ConfigError.InvalidData([name], "must be 32 bytes encoded in base64 (generate one with `openssl rand -base64 32`)"))
+    )
+  )
+
 /** The whole configuration, from the environment. */
 export const fromEnv: Config.Config<TroupeConfigShape> = Config.all({
   dataDir: Config.string("TROUPE_DATA_DIR").pipe(Config.withDefault("./.troupe"), Config.map((dir) => NodePath.resolve(dir))),
@@ -212,7 +229,18 @@ export const fromEnv: Config.Config<TroupeConfigShape> = Config.all({
   log: Config.all({
     level: logLevel,
     format: Config.literal("json", "pretty")("TROUPE_LOG_FORMAT").pipe(Config.withDefault("json" as const))
-  })
+  }),
+  masterKey: Config.option(masterKey("TROUPE_MASTER_KEY")),
+  previousMasterKeys: Config.string("TROUPE_PREVIOUS_MASTER_KEYS").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((list) => {
+      const keys = list.split(",").map((k) => k.trim()).filter((k) => k.length > 0)
+      for (const k of keys) {
+        if (!validMasterKey(k)) return Either.left(ConfigError.InvalidData(["TROUPE_PREVIOUS_MASTER_KEYS"], "must be a comma-separated list of base64 32-byte keys"))
+      }
+      return Either.right(keys.map((k) => Redacted.make(k)))
+    })
+  )
 }).pipe(
   Config.map((c): TroupeConfigShape => ({ ...c, database: c.database(c.dataDir), blobStore: c.blobStore(c.dataDir) }))
 )
@@ -284,5 +312,5 @@ export const variables: ReadonlyArray<string> = [
   "TROUPE_RUNNER_HOST", "TROUPE_RUNNER_PORT", "TROUPE_RUNNER_LISTEN_HOST",
   "TROUPE_SHARDS", "TROUPE_SHARD_LOCK_EXPIRATION", "TROUPE_SHARD_LOCK_REFRESH", "TROUPE_RUNNER_HEALTH_CHECK_INTERVAL",
   "TROUPE_SHARD_REFRESH_INTERVAL", "TROUPE_MESSAGE_POLL_INTERVAL", "TROUPE_CLUSTER_ADVISORY_LOCKS",
-  "TROUPE_CLUSTER_RETENTION", "TROUPE_CLUSTER_RETENTION_INTERVAL"
+  "TROUPE_CLUSTER_RETENTION", "TROUPE_CLUSTER_RETENTION_INTERVAL", "TROUPE_MASTER_KEY", "TROUPE_PREVIOUS_MASTER_KEYS"
 ]

@@ -11,7 +11,9 @@ import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
+import * as NodePath from "node:path"
 import * as BlobStore from "./BlobStore.ts"
 import * as Cache from "./Cache.ts"
 import * as Cluster from "./Cluster.ts"
@@ -20,6 +22,7 @@ import { TroupeConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as Http from "./Http.ts"
+import * as KeyRing from "./KeyRing.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Probe from "./Probe.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -38,12 +41,15 @@ export type Platform =
 /** Platform plus cluster membership. */
 export type Member = Platform | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
 
+/** What a runner gives the entities it hosts: membership plus the key ring. */
+export type Host = Member | KeyRing.KeyRing
+
 /** What the folders above the runtime contribute to the roles. */
 export interface App {
   readonly version: string
   readonly migrations: ReadonlyArray<Migrations.Migration>
-  /** Entities and singletons hosted by runners (`start`, `runner`). */
-  readonly entities: Layer.Layer<never, unknown, Member>
+  /** Entities and singletons hosted by runners (`start`, `runner`); they read their own settings with `Config`. */
+  readonly entities: Layer.Layer<never, unknown, Host>
   /** The public API routes (`start`, `gateway`). */
   readonly routes: Layer.Layer<never, unknown, Member | Http.Routes>
   /** Routes only the all-in-one `start` adds (e.g. preview and uploads on the main port). */
@@ -51,7 +57,7 @@ export interface App {
 }
 
 /** Every migration, the runtime's own first. */
-export const allMigrations = (app: App): ReadonlyArray<Migrations.Migration> => [...Probe.migrations, ...app.migrations]
+export const allMigrations = (app: App): ReadonlyArray<Migrations.Migration> => [...Probe.migrations, ...KeyRing.migrations, ...app.migrations]
 
 /** Logging for a role. */
 export const layerLogging = (config: TroupeConfigShape, service: string) =>
@@ -106,9 +112,11 @@ const layerClusterCheck = Layer.effectDiscard(
   })
 )
 
-/** The entities a runner hosts: the app's, the probe and the retention job. */
-const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string) =>
-  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster))
+/** The entities a runner hosts: the app's, the probe and the retention job, with the key ring. */
+const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string, masterKeys: KeyRing.MasterKeys) =>
+  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster)).pipe(
+    Layer.provide(KeyRing.layer(masterKeys))
+  )
 
 const ensureDataDir = (config: TroupeConfigShape) =>
   Layer.effectDiscard(Effect.sync(() => NodeFs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })))
@@ -126,10 +134,10 @@ const layerHttp = (
   )
 
 /** `troupe start`: everything in one process on a single SQL-backed runner. */
-export const layerStart = (app: App, config: TroupeConfigShape) =>
+export const layerStart = (app: App, config: TroupeConfigShape, masterKeys: KeyRing.MasterKeys) =>
   layerHttp(config, "start", app.version, Layer.merge(app.routes, app.startRoutes)).pipe(
     Layer.provide(layerClusterCheck),
-    Layer.provide(layerHosted(app, config, "single")),
+    Layer.provide(layerHosted(app, config, "single", masterKeys)),
     Layer.provideMerge(Cluster.layerSingle(config.cluster)),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "start")),
@@ -137,10 +145,10 @@ export const layerStart = (app: App, config: TroupeConfigShape) =>
   )
 
 /** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
-export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig) =>
+export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) =>
   layerHttp(config, "runner", app.version, Layer.empty).pipe(
     Layer.provide(layerClusterCheck),
-    Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`)),
+    Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
     Layer.provideMerge(Cluster.layerRunner(config.cluster, address)),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "runner")),
@@ -162,4 +170,20 @@ export const displayUrl = (config: TroupeConfigShape): string =>
   Option.getOrElse(config.http.publicUrl, () => {
     const host = config.http.host === "0.0.0.0" || config.http.host === "::" ? "localhost" : config.http.host
     return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`
+  })
+
+/**
+ * The master keys of a hosting role: `TROUPE_MASTER_KEY` (plus `TROUPE_PREVIOUS_MASTER_KEYS`),
+ * or on the embedded default a key generated once into `<data dir>/master.key`. With Postgres
+ * the key must be given: every runner has to share it.
+ */
+export const resolveMasterKeys = (config: TroupeConfigShape): Effect.Effect<KeyRing.MasterKeys, string> =>
+  Effect.tryPromise({
+    try: async () => {
+      const previous = config.previousMasterKeys.map((k) => KeyRing.decodeMasterKey(Redacted.value(k)))
+      if (Option.isSome(config.masterKey)) return KeyRing.masterKeys(KeyRing.decodeMasterKey(Redacted.value(config.masterKey.value)), previous)
+      if (config.database._tag === "Postgres") throw new Error("TROUPE_MASTER_KEY: is required when DATABASE_URL is set (every runner must share it)")
+      return KeyRing.masterKeys(KeyRing.loadOrCreateKeyFile(NodePath.join(config.dataDir, "master.key")), previous)
+    },
+    catch: (e) => (e as Error).message
   })

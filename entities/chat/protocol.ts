@@ -1,0 +1,198 @@
+/**
+ * The Chat entity's protocol: one entity per chat. Commands that must not be lost are persisted
+ * and de-duplicated by a primary key; reads (and `Share`, whose reply carries a secret that
+ * must not be stored) are volatile.
+ *
+ * Every event of a chat goes into its journal with a gap-free sequence number: a reader resumes
+ * from any sequence number, from any node, with `Events {afterSeq}`.
+ */
+import * as ClusterSchema from "@effect/cluster/ClusterSchema"
+import * as Entity from "@effect/cluster/Entity"
+import * as Rpc from "@effect/rpc/Rpc"
+import * as PrimaryKey from "effect/PrimaryKey"
+import * as Schema from "effect/Schema"
+import { SpendScope } from "../credit/protocol.ts"
+
+/** Ids of chats, messages, turns, users and mates: short opaque strings. */
+export const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/))
+
+/** A client's id for a message it sends: retries with the same id create one message. */
+export const ClientMessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128), Schema.pattern(/^[\w.:-]+$/))
+
+/** What a user writes. */
+export const MessageText = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000))
+
+/** A chat title. */
+export const Title = Schema.String.pipe(Schema.maxLength(200))
+
+/** How a turn ended (or that it is still running). */
+export const TurnStatus = Schema.Literal("running", "done", "failed", "cancelled")
+export type TurnStatus = typeof TurnStatus.Type
+
+const base = { seq: Schema.Number, turnId: Schema.NullOr(Schema.String), at: Schema.DateFromNumber }
+
+/** The events of a chat's journal. */
+export const ChatEvent = Schema.Union(
+  Schema.Struct({ ...base, kind: Schema.Literal("message_stored"), messageId: Schema.String, role: Schema.Literal("user", "mate"), authorId: Schema.String, text: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("turn_started"), mateId: Schema.String, reserved: Schema.Number }),
+  Schema.Struct({ ...base, kind: Schema.Literal("delta"), text: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("skill_call"), callId: Schema.String, app: Schema.String, skill: Schema.String, input: Schema.Unknown }),
+  Schema.Struct({ ...base, kind: Schema.Literal("skill_result"), callId: Schema.String, ok: Schema.Boolean, output: Schema.Unknown, error: Schema.NullOr(Schema.String) }),
+  Schema.Struct({ ...base, kind: Schema.Literal("charge"), amount: Schema.Number, held: Schema.Number }),
+  Schema.Struct({ ...base, kind: Schema.Literal("done"), messageId: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("cancelled"), messageId: Schema.NullOr(Schema.String) }),
+  Schema.Struct({ ...base, kind: Schema.Literal("error"), code: Schema.String, message: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("restarted"), attempt: Schema.Number }),
+  Schema.Struct({ ...base, kind: Schema.Literal("message_deleted"), messageId: Schema.String })
+)
+export type ChatEvent = typeof ChatEvent.Type
+
+/** The body of an event without its journal fields (what a turn emits). */
+export type EventBody = ChatEvent extends infer E ? E extends ChatEvent ? Omit<E, "seq" | "turnId" | "at"> : never : never
+
+/** A chat as listed. */
+export class ChatSummary extends Schema.Class<ChatSummary>("troupe/Chat/Summary")({
+  chatId: Schema.String,
+  ownerId: Schema.String,
+  mateId: Schema.String,
+  title: Schema.String,
+  createdAt: Schema.DateFromNumber,
+  updatedAt: Schema.DateFromNumber,
+  lastSeq: Schema.Number,
+  runningTurn: Schema.NullOr(Schema.String)
+}) {}
+
+/** A message of the history. */
+export class ChatMessage extends Schema.Class<ChatMessage>("troupe/Chat/Message")({
+  messageId: Schema.String,
+  role: Schema.Literal("user", "mate"),
+  authorId: Schema.String,
+  text: Schema.String,
+  turnId: Schema.String,
+  status: TurnStatus,
+  createdAt: Schema.DateFromNumber
+}) {}
+
+/** A page of history, oldest first within the page; `before` fetches older messages. */
+export class HistoryPage extends Schema.Class<HistoryPage>("troupe/Chat/HistoryPage")({
+  messages: Schema.Array(ChatMessage),
+  before: Schema.NullOr(Schema.Number)
+}) {}
+
+/** What `Post` returns: the turn it started and the sequence number of the stored message. */
+export class Posted extends Schema.Class<Posted>("troupe/Chat/Posted")({
+  messageId: Schema.String,
+  turnId: Schema.String,
+  seq: Schema.Number,
+  duplicate: Schema.Boolean
+}) {}
+
+/** A share: open `/s/{token}#{key}`; the server never keeps the key. */
+export class ShareCreated extends Schema.Class<ShareCreated>("troupe/Chat/ShareCreated")({
+  token: Schema.String,
+  key: Schema.String
+}) {}
+
+/** An encrypted snapshot of a shared chat (decrypt it with the key from the link's fragment). */
+export class SharedSnapshot extends Schema.Class<SharedSnapshot>("troupe/Chat/SharedSnapshot")({
+  ciphertext: Schema.String,
+  createdAt: Schema.DateFromNumber
+}) {}
+
+/** The chat does not exist or was deleted. */
+export class ChatNotFound extends Schema.TaggedError<ChatNotFound>()("ChatNotFound", { chatId: Schema.String }) {}
+
+/** Only the chat's owner may do this. */
+export class NotChatOwner extends Schema.TaggedError<NotChatOwner>()("NotChatOwner", { chatId: Schema.String }) {}
+
+/** The chat already exists (with another owner or mate). */
+export class ChatExists extends Schema.TaggedError<ChatExists>()("ChatExists", { chatId: Schema.String }) {}
+
+/** A turn is still running: wait for it or cancel it. */
+export class TurnInProgress extends Schema.TaggedError<TurnInProgress>()("TurnInProgress", { turnId: Schema.String }) {}
+
+/** No such turn. */
+export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()("TurnNotFound", { turnId: Schema.String }) {}
+
+/** No such message. */
+export class MessageNotFound extends Schema.TaggedError<MessageNotFound>()("MessageNotFound", { messageId: Schema.String }) {}
+
+/** No such share (or it was revoked with its chat). */
+export class ShareNotFound extends Schema.TaggedError<ShareNotFound>()("ShareNotFound", {}) {}
+
+/** Create the chat (idempotent for the same owner and mate). */
+export class Create extends Schema.Class<Create>("troupe/Chat/Create")({
+  ownerId: Id,
+  mateId: Id,
+  title: Schema.optional(Title)
+}) {
+  [PrimaryKey.symbol]() {
+    return "create"
+  }
+}
+
+/** Post a user message and start the mate's turn. */
+export class Post extends Schema.Class<Post>("troupe/Chat/Post")({
+  clientMessageId: ClientMessageId,
+  authorId: Id,
+  text: MessageText,
+  mateId: Schema.optional(Id),
+  /** The credit account charged for the turn (default: the author). */
+  accountId: Schema.optional(Id),
+  /** A spend cap the turn's hold must respect (an API key's). */
+  scope: Schema.optional(SpendScope)
+}) {
+  [PrimaryKey.symbol]() {
+    return `post:${this.clientMessageId}`
+  }
+}
+
+/** Run a turn (sent by the chat to itself after `Post`; redelivered if a runner dies mid-turn). */
+export class RunTurn extends Schema.Class<RunTurn>("troupe/Chat/RunTurn")({ turnId: Id }) {
+  [PrimaryKey.symbol]() {
+    return `turn:${this.turnId}`
+  }
+}
+
+/** Cancel a running turn: its hold is released and a `cancelled` event recorded. */
+export class Cancel extends Schema.Class<Cancel>("troupe/Chat/Cancel")({ turnId: Id, byUserId: Id }) {
+  [PrimaryKey.symbol]() {
+    return `cancel:${this.turnId}`
+  }
+}
+
+/** Delete one message's content. */
+export class DeleteMessage extends Schema.Class<DeleteMessage>("troupe/Chat/DeleteMessage")({ messageId: Id, byUserId: Id }) {
+  [PrimaryKey.symbol]() {
+    return `delete-message:${this.messageId}`
+  }
+}
+
+/** Delete the chat: its data key is destroyed, so everything it held becomes unreadable. */
+export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserId: Id }) {
+  [PrimaryKey.symbol]() {
+    return "delete"
+  }
+}
+
+/** The Chat entity. */
+export const Chat = Entity.make("Chat", [
+  Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Post", { payload: Post, success: Posted, error: Schema.Union(ChatNotFound, NotChatOwner, TurnInProgress) })
+    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("RunTurn", { payload: RunTurn }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Cancel", { payload: Cancel, success: TurnStatus, error: Schema.Union(ChatNotFound, NotChatOwner, TurnNotFound) })
+    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("DeleteMessage", { payload: DeleteMessage, error: Schema.Union(ChatNotFound, NotChatOwner, MessageNotFound) })
+    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Delete", { payload: Delete, error: NotChatOwner }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Share", { payload: { byUserId: Id }, success: ShareCreated, error: Schema.Union(ChatNotFound, NotChatOwner) }),
+  Rpc.make("Summary", { success: ChatSummary, error: ChatNotFound }),
+  Rpc.make("History", {
+    payload: { before: Schema.optional(Schema.Number), limit: Schema.Int.pipe(Schema.between(1, 200)) },
+    success: HistoryPage,
+    error: ChatNotFound
+  }),
+  Rpc.make("Events", { payload: { afterSeq: Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)) }, success: ChatEvent, error: ChatNotFound, stream: true }),
+  Rpc.make("ReadShare", { payload: { shareId: Schema.String }, success: SharedSnapshot, error: ShareNotFound })
+])

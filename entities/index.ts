@@ -1,0 +1,16 @@
+/**
+ * The entities a runner hosts and their migrations. Each entity reads its own settings with
+ * `Config` when the runner starts.
+ */
+import * as Layer from "effect/Layer"
+import type { Migration } from "../runtime/Migrations.ts"
+import * as CreditBehaviour from "./credit/behaviour.ts"
+import * as CreditRepo from "./credit/repo.ts"
+
+/** Every entity table, in order. */
+export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations]
+
+/** Host every entity (and their singletons). */
+export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper).pipe(
+  Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config))
+)
