@@ -6,11 +6,13 @@ import * as Layer from "effect/Layer"
 import type { Migration } from "../runtime/Migrations.ts"
 import * as CreditBehaviour from "./credit/behaviour.ts"
 import * as CreditRepo from "./credit/repo.ts"
+import * as UserBehaviour from "./user/behaviour.ts"
+import * as UserRepo from "./user/repo.ts"
 
 /** Every entity table, in order. */
-export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations]
+export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations, ...UserRepo.migrations]
 
 /** Host every entity (and their singletons). */
-export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper).pipe(
+export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper, UserBehaviour.layer).pipe(
   Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config))
 )

@@ -1,0 +1,47 @@
+/**
+ * How the account's secrets are made and stored, shared by the User entity and its callers:
+ * random ids and tokens, SHA-256 digests of high-entropy secrets (refresh tokens, API keys,
+ * codes bound to their user), and constant-time comparison. Passwords use argon2id instead.
+ */
+import * as NodeCrypto from "node:crypto"
+
+const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+/** A random id of `length` lowercase letters and digits, with an optional prefix. */
+export const randomId = (prefix = "", length = 20): string => {
+  const bytes = NodeCrypto.randomBytes(length)
+  let out = prefix
+  for (let i = 0; i < length; i++) out += alphabet[bytes[i]! % alphabet.length]
+  return out
+}
+
+/** A random secret: 32 bytes as base64url (no `_`-free guarantee; callers split on `.`). */
+export const randomSecret = (bytes = 32): string => NodeCrypto.randomBytes(bytes).toString("base64url")
+
+/** The hex SHA-256 of the parts joined by `:`. */
+export const digest = (...parts: ReadonlyArray<string>): string =>
+  NodeCrypto.createHash("sha256").update(parts.join(":")).digest("hex")
+
+/** Constant-time equality of two hex digests. */
+export const sameDigest = (a: string, b: string): boolean =>
+  a.length === b.length && NodeCrypto.timingSafeEqual(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"))
+
+/** A 6-digit email verification code. */
+export const emailCode = (): string => String(NodeCrypto.randomInt(0, 1_000_000)).padStart(6, "0")
+
+/** The stored digest of an email verification code (bound to its user). */
+export const emailCodeDigest = (userId: string, code: string): string => digest("email-code", userId, code.trim())
+
+const base32 = "abcdefghjkmnpqrstuvwxyz23456789"
+
+/** A one-time backup code, `xxxxx-xxxxx` (about 50 bits). */
+export const backupCode = (): string => {
+  const bytes = NodeCrypto.randomBytes(10)
+  let out = ""
+  for (let i = 0; i < 10; i++) out += (i === 5 ? "-" : "") + base32[bytes[i]! % base32.length]
+  return out
+}
+
+/** The stored digest of a backup code (case and dashes ignored). */
+export const backupCodeDigest = (userId: string, code: string): string =>
+  digest("backup-code", userId, code.toLowerCase().replace(/[^a-z0-9]/g, ""))
