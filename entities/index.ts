@@ -4,15 +4,20 @@
  */
 import * as Layer from "effect/Layer"
 import type { Migration } from "../runtime/Migrations.ts"
+import * as ChatBehaviour from "./chat/behaviour.ts"
+import * as ChatRepo from "./chat/repo.ts"
+import * as Turn from "./chat/turn.ts"
 import * as CreditBehaviour from "./credit/behaviour.ts"
 import * as CreditRepo from "./credit/repo.ts"
 import * as UserBehaviour from "./user/behaviour.ts"
 import * as UserRepo from "./user/repo.ts"
 
 /** Every entity table, in order. */
-export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations, ...UserRepo.migrations]
+export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations, ...ChatRepo.migrations, ...UserRepo.migrations]
 
 /** Host every entity (and their singletons). */
-export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper, UserBehaviour.layer).pipe(
-  Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config))
+export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper, ChatBehaviour.layer, UserBehaviour.layer).pipe(
+  Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config)),
+  // until an LLM provider is configured, the echo mate answers
+  Layer.provide(Turn.layerEcho())
 )

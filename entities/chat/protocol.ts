@@ -1,7 +1,12 @@
 /**
  * The Chat entity's protocol: one entity per chat. Commands that must not be lost are persisted
- * and de-duplicated by a primary key; reads (and `Share`, whose reply carries a secret that
- * must not be stored) are volatile.
+ * and de-duplicated by a primary key; reads are volatile.
+ *
+ * Messages that carry chat content (`Create` with a title, `Post` with the user's text) or a
+ * secret (`Share`'s reply) are deliberately volatile: a persisted message is written to the
+ * cluster's message table in the clear. They lose nothing: the entity stores the content
+ * encrypted and commits before it answers, and a caller that got no answer retries with the
+ * same `clientMessageId`, which the entity de-duplicates itself.
  *
  * Every event of a chat goes into its journal with a gap-free sequence number: a reader resumes
  * from any sequence number, from any node, with `Events {afterSeq}`.
@@ -125,11 +130,7 @@ export class Create extends Schema.Class<Create>("troupe/Chat/Create")({
   ownerId: Id,
   mateId: Id,
   title: Schema.optional(Title)
-}) {
-  [PrimaryKey.symbol]() {
-    return "create"
-  }
-}
+}) {}
 
 /** Post a user message and start the mate's turn. */
 export class Post extends Schema.Class<Post>("troupe/Chat/Post")({
@@ -141,11 +142,7 @@ export class Post extends Schema.Class<Post>("troupe/Chat/Post")({
   accountId: Schema.optional(Id),
   /** A spend cap the turn's hold must respect (an API key's). */
   scope: Schema.optional(SpendScope)
-}) {
-  [PrimaryKey.symbol]() {
-    return `post:${this.clientMessageId}`
-  }
-}
+}) {}
 
 /** Run a turn (sent by the chat to itself after `Post`; redelivered if a runner dies mid-turn). */
 export class RunTurn extends Schema.Class<RunTurn>("troupe/Chat/RunTurn")({ turnId: Id }) {
@@ -157,29 +154,29 @@ export class RunTurn extends Schema.Class<RunTurn>("troupe/Chat/RunTurn")({ turn
 /** Cancel a running turn: its hold is released and a `cancelled` event recorded. */
 export class Cancel extends Schema.Class<Cancel>("troupe/Chat/Cancel")({ turnId: Id, byUserId: Id }) {
   [PrimaryKey.symbol]() {
-    return `cancel:${this.turnId}`
+    return `cancel:${this.turnId}:${this.byUserId}`
   }
 }
 
 /** Delete one message's content. */
 export class DeleteMessage extends Schema.Class<DeleteMessage>("troupe/Chat/DeleteMessage")({ messageId: Id, byUserId: Id }) {
   [PrimaryKey.symbol]() {
-    return `delete-message:${this.messageId}`
+    return `delete-message:${this.messageId}:${this.byUserId}`
   }
 }
 
 /** Delete the chat: its data key is destroyed, so everything it held becomes unreadable. */
 export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserId: Id }) {
   [PrimaryKey.symbol]() {
-    return "delete"
+    // the primary key holds every field: a repeated send with other data must not get this one's answer
+    return `delete:${this.byUserId}`
   }
 }
 
 /** The Chat entity. */
 export const Chat = Entity.make("Chat", [
-  Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }).annotate(ClusterSchema.Persisted, true),
-  Rpc.make("Post", { payload: Post, success: Posted, error: Schema.Union(ChatNotFound, NotChatOwner, TurnInProgress) })
-    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }),
+  Rpc.make("Post", { payload: Post, success: Posted, error: Schema.Union(ChatNotFound, NotChatOwner, TurnInProgress) }),
   Rpc.make("RunTurn", { payload: RunTurn }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("Cancel", { payload: Cancel, success: TurnStatus, error: Schema.Union(ChatNotFound, NotChatOwner, TurnNotFound) })
     .annotate(ClusterSchema.Persisted, true),

@@ -1,0 +1,519 @@
+/**
+ * The Chat entity's behaviour.
+ *
+ * - Every state change goes through the entity's writer lock and one SQL transaction, and every
+ *   event is journaled with the next sequence number in that transaction: the journal has no
+ *   gaps and no duplicates.
+ * - `Post` stores the user's message and starts a turn, then sends the chat a persisted
+ *   `RunTurn`; if the runner dies mid-turn the cluster redelivers `RunTurn` to the next owner,
+ *   which records `restarted` and runs it again. The turn's hold is keyed by the turn, so a
+ *   replay never reserves or charges twice.
+ * - A turn reserves credits before it starts and settles (success) or releases them (cancel,
+ *   failure, deletion).
+ * - Bodies are encrypted with the chat's own data key; `Delete` destroys it (crypto-shredding).
+ *
+ * Share links: `Share` returns `token` = `<chatId>.<shareId>` and `key` (base64url, 32 bytes);
+ * the page is `/s/<token>#<key>`. `ReadShare` returns the snapshot as base64url of
+ * `nonce (12 bytes) ‖ AES-256-GCM(JSON)`; only the holder of the link's fragment can read it.
+ */
+import * as Entity from "@effect/cluster/Entity"
+import type * as Sharding from "@effect/cluster/Sharding"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
+import { retryTransient } from "../../runtime/Cluster.ts"
+import { instrument } from "../../runtime/EntityMetrics.ts"
+import { KeyRing } from "../../runtime/KeyRing.ts"
+import { Credit, Release, Reserve, Settle, SpendScope } from "../credit/protocol.ts"
+import {
+  Chat,
+  ChatEvent,
+  ChatExists,
+  ChatMessage,
+  ChatNotFound,
+  ChatSummary,
+  type EventBody,
+  HistoryPage,
+  MessageNotFound,
+  NotChatOwner,
+  Posted,
+  RunTurn,
+  ShareCreated,
+  SharedSnapshot,
+  ShareNotFound,
+  TurnInProgress,
+  TurnNotFound,
+  type TurnStatus
+} from "./protocol.ts"
+import * as Repo from "./repo.ts"
+import { type TurnEmission, type TurnInput, TurnRunner } from "./turn.ts"
+
+/** A short random id (128 bits, base64url). */
+export const newId = (): string => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
+
+/** How many earlier messages a turn sees. */
+const historyWindow = 20
+
+const decodeEvent = Schema.decodeUnknown(ChatEvent)
+
+type Published = { readonly _tag: "event"; readonly event: ChatEvent } | { readonly _tag: "deleted" }
+
+interface RunningTurn {
+  fiber: Fiber.RuntimeFiber<void, unknown> | undefined
+  cancelRequested: boolean
+  readonly done: Deferred.Deferred<TurnStatus>
+}
+
+/** Host Chat entities. */
+export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient | KeyRing | TurnRunner> = Chat.toLayer(
+  Effect.gen(function*() {
+    const address = yield* Entity.CurrentAddress
+    const chatId = address.entityId
+    const repo = yield* Repo.make(chatId)
+    const keys = yield* KeyRing
+    const mates = yield* TurnRunner
+    const credits = yield* Credit.client
+    const self = (yield* Chat.client)(chatId)
+    const writer = yield* Effect.makeSemaphore(1)
+    const live = yield* PubSub.unbounded<Published>()
+    const running = new Map<string, RunningTurn>()
+    const keyId = `chat:${chatId}`
+    const aad = (what: string) => `${chatId}:${what}`
+    let state = yield* Effect.orDie(repo.chat)
+
+    const requireChat = Effect.suspend(() =>
+      state && !state.deleted ? Effect.succeed(state) : Effect.fail(new ChatNotFound({ chatId }))
+    )
+    const requireOwner = (userId: string) =>
+      Effect.flatMap(requireChat, (chat) => (chat.ownerId === userId ? Effect.succeed(chat) : Effect.fail(new NotChatOwner({ chatId }))))
+
+    const encrypt = (text: string, what: string) => keys.encryptText(keyId, text, aad(what))
+    const decrypt = (cipher: Uint8Array, what: string) => keys.decryptText(cipher, aad(what))
+
+    /**
+     * Journal events (and any other writes) in one transaction, then publish them. Callers hold
+     * the writer lock. `extra` receives the sequence numbers taken.
+     */
+    const journal = <A>(
+      turnId: string | null,
+      bodies: ReadonlyArray<EventBody>,
+      extra: (seqs: ReadonlyArray<number>) => Effect.Effect<A, unknown>
+    ) =>
+      Effect.gen(function*() {
+        const at = new Date()
+        const [seqs, result] = yield* repo.sql.withTransaction(
+          Effect.gen(function*() {
+            const seqs: Array<number> = []
+            for (const body of bodies) {
+              const seq = yield* repo.nextSeq
+              const { kind, ...rest } = body
+              yield* repo.insertEvent({ seq, turnId, kind, body: yield* encrypt(JSON.stringify(rest), `event:${seq}`) })
+              seqs.push(seq)
+            }
+            return [seqs, yield* extra(seqs)] as const
+          })
+        )
+        if (state && seqs.length > 0) state = { ...state, lastSeq: seqs[seqs.length - 1]!, updatedAt: at }
+        for (let i = 0; i < bodies.length; i++) {
+          const event = yield* decodeEvent({ ...bodies[i], seq: seqs[i], turnId, at: at.getTime() })
+          yield* PubSub.publish(live, { _tag: "event", event })
+        }
+        return [seqs, result] as const
+      }).pipe(Effect.orDie)
+
+    const append = (turnId: string | null, body: EventBody) =>
+      writer.withPermits(1)(journal(turnId, [body], () => Effect.void))
+
+    const toEvent = (row: Repo.EventRow) =>
+      Effect.gen(function*() {
+        const body = JSON.parse(yield* decrypt(row.body, `event:${row.seq}`)) as Record<string, unknown>
+        return yield* decodeEvent({ ...body, kind: row.kind, seq: row.seq, turnId: row.turnId, at: row.createdAt.getTime() })
+      })
+
+    const turnInput = (turn: Repo.TurnRow) =>
+      Effect.gen(function*() {
+        const chat = yield* requireChat
+        const message = yield* repo.message(turn.messageId)
+        const text = message?.body ? yield* decrypt(message.body, `message:${message.messageId}`) : ""
+        const earlier = yield* repo.history(message?.seq, historyWindow)
+        const history = yield* Effect.forEach(earlier, (m) =>
+          m.body ? Effect.map(decrypt(m.body, `message:${m.messageId}`), (t) => ({ role: m.role, text: t })) : Effect.succeed(undefined))
+        const input: TurnInput = {
+          chatId,
+          turnId: turn.turnId,
+          mateId: turn.mateId,
+          ownerId: chat.ownerId,
+          accountId: turn.accountId,
+          text,
+          history: history.filter((h) => h !== undefined)
+        }
+        return input
+      })
+
+    const hold = (turn: Repo.TurnRow) => credits(turn.accountId)
+
+    /** End a turn: record how it ended and its last events, once. */
+    const finish = (turnId: string, status: TurnStatus, bodies: ReadonlyArray<EventBody>, charged: number | null, replyId: string | null) =>
+      writer.withPermits(1)(
+        Effect.gen(function*() {
+          const current = yield* Effect.orDie(repo.turn(turnId))
+          if (!current || current.status !== "running") return current?.status ?? status
+          yield* journal(turnId, bodies, () => repo.finishTurn(turnId, status, charged, replyId))
+          return status
+        })
+      )
+
+    const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).Release(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
+
+    /** Store the mate's reply (its id is fixed per turn, so a restarted turn replaces it). */
+    const storeReply = (turn: Repo.TurnRow, text: string) =>
+      writer.withPermits(1)(
+        Effect.gen(function*() {
+          const replyId = `${turn.turnId}r`
+          const existing = yield* Effect.orDie(repo.message(replyId))
+          const body: EventBody = { kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text }
+          yield* journal(turn.turnId, [body], ([seq]) =>
+            Effect.gen(function*() {
+              const cipher = yield* encrypt(text, `message:${replyId}`)
+              if (existing) {
+                yield* repo.sql`UPDATE chat_messages SET body = ${cipher}, seq = ${seq!} WHERE chat_id = ${chatId} AND message_id = ${replyId}`
+              } else {
+                yield* repo.insertMessage({ messageId: replyId, clientMessageId: null, role: "mate", authorId: turn.mateId, turnId: turn.turnId, seq: seq!, body: cipher })
+              }
+            }))
+          return replyId
+        })
+      )
+
+    /** Run one attempt of a turn to its end. */
+    const runTurn = (turnId: string) =>
+      Effect.gen(function*() {
+        const claim = yield* writer.withPermits(1)(
+          Effect.gen(function*() {
+            const turn = yield* Effect.orDie(repo.turn(turnId))
+            if (!turn || turn.status !== "running" || !state || state.deleted || running.has(turnId)) return undefined
+            const input = yield* Effect.orDie(turnInput(turn))
+            const reserved = turn.reserved ?? (yield* mates.estimate(input))
+            yield* Effect.orDie(repo.startAttempt(turnId, reserved))
+            const entry: RunningTurn = { fiber: undefined, cancelRequested: false, done: yield* Deferred.make<TurnStatus>() }
+            running.set(turnId, entry)
+            return { turn, input, reserved, attempt: turn.attempts + 1, entry }
+          })
+        )
+        if (!claim) return
+        const { attempt, entry, input, reserved, turn } = claim
+        const status = yield* Effect.gen(function*() {
+          if (attempt > 1) yield* append(turnId, { kind: "restarted", attempt })
+          const scope = turn.scopeId !== null && turn.scopeCap !== null ? new SpendScope({ id: turn.scopeId, cap: turn.scopeCap }) : undefined
+          const reservation = yield* retryTransient(hold(turn).Reserve(new Reserve({ key: turn.holdKey, amount: reserved, scope }))).pipe(
+            Effect.either,
+            Effect.orDie
+          )
+          if (reservation._tag === "Left") {
+            const e = reservation.left
+            return yield* finish(turnId, "failed", [
+              e._tag === "InsufficientCredits"
+                ? { kind: "error", code: "insufficient_credits", message: `This turn needs ${e.requested} credits; ${e.available} available${e.scope ? ` under ${e.scope}` : ""}` }
+                : { kind: "error", code: "internal_error", message: e.message }
+            ], null, null)
+          }
+          if (reservation.right.status === "settled") {
+            // a previous attempt finished and was charged; only its last events are missing
+            return yield* finish(turnId, "done", [
+              { kind: "charge", amount: reservation.right.charged, held: reservation.right.amount },
+              { kind: "done", messageId: `${turnId}r` }
+            ], reservation.right.charged, `${turnId}r`)
+          }
+          if (reservation.right.status !== "held") {
+            return yield* finish(turnId, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, null)
+          }
+          if (attempt === 1) yield* append(turnId, { kind: "turn_started", mateId: turn.mateId, reserved })
+
+          const progress = { reply: "", cost: 0 }
+          const work = mates.run(input).pipe(
+            Stream.runForEach((emission: TurnEmission) => {
+              if (emission.kind === "cost") return Effect.sync(() => void (progress.cost = emission.credits))
+              if (emission.kind === "delta") progress.reply += emission.text
+              return append(turnId, emission)
+            })
+          )
+          const fiber = yield* Effect.fork(work)
+          entry.fiber = fiber
+          if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
+          const exit = yield* Fiber.await(fiber)
+
+          if (Exit.isSuccess(exit)) {
+            const replyId = yield* storeReply(turn, progress.reply)
+            const settled = yield* retryTransient(hold(turn).Settle(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
+            if (settled._tag === "Left") {
+              return yield* finish(turnId, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, replyId)
+            }
+            return yield* finish(turnId, "done", [
+              { kind: "charge", amount: settled.right.charged, held: settled.right.held },
+              { kind: "done", messageId: replyId }
+            ], settled.right.charged, replyId)
+          }
+          if (Exit.isInterrupted(exit)) {
+            const replyId = progress.reply.length > 0 ? yield* storeReply(turn, progress.reply) : null
+            yield* release(turn)
+            return yield* finish(turnId, "cancelled", [{ kind: "cancelled", messageId: replyId }], 0, replyId)
+          }
+          const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
+          yield* Effect.logWarning("Turn failed", exit.cause).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId }))
+          yield* release(turn)
+          return yield* finish(turnId, "failed", [{
+            kind: "error",
+            code: error?.code ?? "internal_error",
+            message: error?.message ?? "The mate failed"
+          }], 0, null)
+        }).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => running.delete(turnId)).pipe(
+              Effect.zipRight(Deferred.succeed(entry.done, Exit.isSuccess(exit) ? exit.value : "failed"))
+            )
+          )
+        )
+        return status
+      })
+
+    /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
+    const cancelIdle = (turn: Repo.TurnRow) =>
+      Effect.zipRight(release(turn), finish(turn.turnId, "cancelled", [{ kind: "cancelled", messageId: null }], 0, null))
+
+    function history(before: number | undefined, limit: number) {
+      return Effect.gen(function*() {
+        yield* requireChat
+        const rows = yield* repo.history(before, limit)
+        const statuses = new Map<string, TurnStatus>()
+        for (const id of new Set(rows.map((r) => r.turnId))) {
+          const t = yield* repo.turn(id)
+          if (t) statuses.set(id, t.status)
+        }
+        const messages = yield* Effect.forEach(rows, (r) =>
+          Effect.map(r.body ? decrypt(r.body, `message:${r.messageId}`) : Effect.succeed(""), (text) =>
+            new ChatMessage({
+              messageId: r.messageId,
+              role: r.role,
+              authorId: r.authorId,
+              text,
+              turnId: r.turnId,
+              status: statuses.get(r.turnId) ?? "done",
+              createdAt: r.createdAt
+            })))
+        return new HistoryPage({ messages, before: rows.length === limit && rows.length > 0 ? rows[0]!.seq : null })
+      }).pipe(Effect.catchTags({ SqlError: Effect.die, KeyRingError: Effect.die, DataKeyDestroyed: () => Effect.fail(new ChatNotFound({ chatId })) }))
+    }
+
+    function summaryOf(chat: Repo.ChatRow) {
+      return Effect.gen(function*() {
+        const title = chat.title ? yield* decrypt(chat.title, "title") : ""
+        const runningTurn = yield* repo.runningTurns
+        return new ChatSummary({
+          chatId,
+          ownerId: chat.ownerId,
+          mateId: chat.mateId,
+          title,
+          createdAt: chat.createdAt,
+          updatedAt: chat.updatedAt,
+          lastSeq: chat.lastSeq,
+          runningTurn: runningTurn[0]?.turnId ?? null
+        })
+      })
+    }
+
+    const summary = Effect.flatMap(requireChat, summaryOf).pipe(
+      Effect.catchTags({ SqlError: Effect.die, KeyRingError: Effect.die, DataKeyDestroyed: () => Effect.fail(new ChatNotFound({ chatId })) })
+    )
+
+    // a turn stored by Post whose RunTurn was never sent (crash between the two): send it now
+    yield* Effect.forkScoped(
+      Effect.gen(function*() {
+        const turns = yield* repo.runningTurns
+        for (const t of turns) yield* self.RunTurn(new RunTurn({ turnId: t.turnId }), { discard: true })
+      }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("Could not resume turns", cause)))
+    )
+
+    return instrument("Chat", Chat.of({
+      Create: ({ payload }) =>
+        writer.withPermits(1)(
+          Effect.gen(function*() {
+            if (state) {
+              if (state.ownerId === payload.ownerId && state.mateId === payload.mateId && !state.deleted) return yield* summary
+              return yield* new ChatExists({ chatId })
+            }
+            yield* keys.createDataKey(keyId)
+            const title = payload.title ? yield* encrypt(payload.title, "title") : null
+            yield* repo.insertChat({ ownerId: payload.ownerId, mateId: payload.mateId, title })
+            state = yield* repo.chat
+            return yield* summary
+          }).pipe(Effect.catchTags({ SqlError: Effect.die, KeyRingError: Effect.die, DataKeyDestroyed: Effect.die, ChatNotFound: Effect.die }))
+        ),
+
+      Post: ({ payload }) =>
+        writer.withPermits(1)(
+          Effect.gen(function*() {
+            const chat = yield* requireOwner(payload.authorId)
+            const existing = yield* Effect.orDie(repo.messageByClientId(payload.clientMessageId))
+            if (existing) return new Posted({ messageId: existing.messageId, turnId: existing.turnId, seq: existing.seq, duplicate: true })
+            const busy = yield* Effect.orDie(repo.runningTurns)
+            if (busy.length > 0) return yield* new TurnInProgress({ turnId: busy[0]!.turnId })
+            const messageId = newId()
+            const turnId = newId()
+            const mateId = payload.mateId ?? chat.mateId
+            const [[seq]] = yield* journal(turnId, [{ kind: "message_stored", messageId, role: "user", authorId: payload.authorId, text: payload.text }], ([seq]) =>
+              Effect.gen(function*() {
+                yield* repo.insertMessage({
+                  messageId,
+                  clientMessageId: payload.clientMessageId,
+                  role: "user",
+                  authorId: payload.authorId,
+                  turnId,
+                  seq: seq!,
+                  body: yield* encrypt(payload.text, `message:${messageId}`)
+                })
+                yield* repo.insertTurn({
+                  turnId,
+                  messageId,
+                  mateId,
+                  accountId: payload.accountId ?? payload.authorId,
+                  scopeId: payload.scope?.id ?? null,
+                  scopeCap: payload.scope?.cap ?? null,
+                  holdKey: `chat:${chatId}:${turnId}`
+                })
+                if (chat.title === null) {
+                  const title = payload.text.replace(/\s+/g, " ").trim().slice(0, 80)
+                  yield* repo.setTitle(yield* encrypt(title, "title"))
+                }
+              }))
+            if (chat.title === null) state = yield* Effect.orDie(repo.chat)
+            yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
+              Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; it is resent when the chat starts again", cause))
+            )
+            return new Posted({ messageId, turnId, seq: seq!, duplicate: false })
+          })
+        ),
+
+      RunTurn: ({ payload }) => Effect.asVoid(runTurn(payload.turnId)),
+
+      Cancel: ({ payload }) =>
+        Effect.gen(function*() {
+          yield* requireOwner(payload.byUserId)
+          const turn = yield* Effect.orDie(repo.turn(payload.turnId))
+          if (!turn) return yield* new TurnNotFound({ turnId: payload.turnId })
+          if (turn.status !== "running") return turn.status
+          const entry = running.get(payload.turnId)
+          if (entry) {
+            entry.cancelRequested = true
+            if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
+            return yield* Deferred.await(entry.done)
+          }
+          return yield* cancelIdle(turn)
+        }),
+
+      DeleteMessage: ({ payload }) =>
+        writer.withPermits(1)(
+          Effect.gen(function*() {
+            yield* requireOwner(payload.byUserId)
+            const message = yield* Effect.orDie(repo.message(payload.messageId))
+            if (!message) return yield* new MessageNotFound({ messageId: payload.messageId })
+            if (message.deleted) return
+            yield* journal(null, [{ kind: "message_deleted", messageId: payload.messageId }], () => repo.deleteMessageBody(payload.messageId))
+          })
+        ),
+
+      Delete: ({ payload }) =>
+        Effect.gen(function*() {
+          if (!state || state.deleted) return
+          if (state.ownerId !== payload.byUserId) return yield* new NotChatOwner({ chatId })
+          // stop running turns first (they release their holds), then forget the key
+          for (const entry of running.values()) {
+            entry.cancelRequested = true
+            if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
+            yield* Deferred.await(entry.done).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+          }
+          const leftover = yield* Effect.orDie(repo.runningTurns)
+          yield* Effect.forEach(leftover, (t) => Effect.zipRight(release(t), Effect.orDie(repo.finishTurn(t.turnId, "cancelled", 0, null))), { discard: true })
+          yield* writer.withPermits(1)(
+            Effect.gen(function*() {
+              yield* repo.sql.withTransaction(Effect.all([repo.markDeleted, repo.deleteShares]))
+              yield* keys.destroyDataKey(keyId)
+              state = yield* repo.chat
+              yield* PubSub.publish(live, { _tag: "deleted" })
+            }).pipe(Effect.orDie)
+          )
+          yield* Effect.logInfo("Chat deleted").pipe(Effect.annotateLogs({ chat: chatId }))
+        }),
+
+      Share: ({ payload }) =>
+        Effect.gen(function*() {
+          const chat = yield* requireOwner(payload.byUserId)
+          const page = yield* history(undefined, 200)
+          const title = chat.title ? yield* decrypt(chat.title, "title") : ""
+          const snapshot = JSON.stringify({
+            title,
+            messages: page.messages.map((m) => ({ role: m.role, text: m.text, created_at: m.createdAt.toISOString() }))
+          })
+          const raw = globalThis.crypto.getRandomValues(new Uint8Array(32))
+          const key = yield* Effect.promise(() => globalThis.crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt"]))
+          const nonce = globalThis.crypto.getRandomValues(new Uint8Array(12))
+          const body = new Uint8Array(yield* Effect.promise(() => globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, key, new TextEncoder().encode(snapshot))))
+          const shareId = newId()
+          const sealed = new Uint8Array(nonce.byteLength + body.byteLength)
+          sealed.set(nonce)
+          sealed.set(body, nonce.byteLength)
+          yield* repo.insertShare(shareId, sealed)
+          return new ShareCreated({ token: `${chatId}.${shareId}`, key: Buffer.from(raw).toString("base64url") })
+        }).pipe(Effect.catchTags({ SqlError: Effect.die, KeyRingError: Effect.die, DataKeyDestroyed: () => Effect.fail(new ChatNotFound({ chatId })) })),
+
+      Summary: () => summary,
+
+      History: ({ payload }) => history(payload.before, payload.limit),
+
+      Events: ({ payload }) =>
+        Stream.unwrapScoped(
+          Effect.gen(function*() {
+            yield* requireChat
+            // subscribe before replaying, so nothing committed meanwhile is missed
+            const subscription = yield* PubSub.subscribe(live)
+            let last = payload.afterSeq
+            const replay = Stream.paginateChunkEffect(payload.afterSeq, (after) =>
+              Effect.gen(function*() {
+                const rows = yield* repo.events(after, 200)
+                const events = yield* Effect.forEach(rows, toEvent)
+                const next = rows.length === 200 ? Option.some(rows[rows.length - 1]!.seq) : Option.none<number>()
+                return [events, next] as const
+              }).pipe(Effect.map(([events, next]) => [Chunk.fromIterable(events), next] as const)))
+            const follow = Stream.fromQueue(subscription).pipe(
+              Stream.takeWhile((p) => p._tag === "event"),
+              Stream.filterMap((p) => (p._tag === "event" && p.event.seq > last ? Option.some(p.event) : Option.none())),
+              Stream.concat(Stream.suspend(() => (state?.deleted ? Stream.fail(new ChatNotFound({ chatId })) : Stream.empty)))
+            )
+            return replay.pipe(
+              Stream.concat(follow),
+              Stream.tap((e) => Effect.sync(() => void (last = e.seq)))
+            )
+          })
+        ).pipe(Stream.catchTags({ SqlError: Stream.die, KeyRingError: Stream.die, ParseError: Stream.die, DataKeyDestroyed: () => Stream.fail(new ChatNotFound({ chatId })) })),
+
+      ReadShare: ({ payload }) =>
+        Effect.gen(function*() {
+          if (!state || state.deleted) return yield* new ShareNotFound()
+          const found = yield* Effect.orDie(repo.share(payload.shareId))
+          if (!found) return yield* new ShareNotFound()
+          return new SharedSnapshot({ ciphertext: Buffer.from(found.snapshot).toString("base64url"), createdAt: found.createdAt })
+        })
+    }))
+
+  }),
+  { concurrency: "unbounded", maxIdleTime: "5 minutes" }
+)
+

@@ -1,0 +1,242 @@
+import * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import { KeyRing } from "../../runtime/KeyRing.ts"
+import { createTestDatabase } from "../../runtime/testing/services.ts"
+import * as CreditBehaviour from "../credit/behaviour.ts"
+import { Credit, Grant } from "../credit/protocol.ts"
+import * as CreditRepo from "../credit/repo.ts"
+import { layerCluster } from "../testing.ts"
+import * as Behaviour from "./behaviour.ts"
+import { Cancel, Chat, type ChatEvent, Create, Delete, DeleteMessage, Post } from "./protocol.ts"
+import * as Repo from "./repo.ts"
+import * as Turn from "./turn.ts"
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>
+beforeAll(async () => {
+  db = await createTestDatabase("chat")
+})
+afterAll(() => db.drop())
+
+const cluster = () =>
+  layerCluster({
+    url: db.url,
+    migrations: [...CreditRepo.migrations, ...Repo.migrations],
+    entities: Layer.mergeAll(Behaviour.layer, CreditBehaviour.layer).pipe(
+      Layer.provide(Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults)),
+      Layer.provide(Turn.layerEcho({ delay: "10 millis" }))
+    )
+  })
+
+const chatOf = (id: string) => Effect.map(Chat.client, (client) => client(id))
+const grant = (user: string, amount: number) =>
+  Effect.flatMap(Credit.client, (client) => client(user).Grant(new Grant({ key: `g-${user}-${amount}`, amount, reason: "test" })))
+const balance = (user: string) => Effect.flatMap(Credit.client, (client) => client(user).Balance())
+
+/** Events from `afterSeq` until (and including) the first event matching `until`. */
+const eventsUntil = (chatId: string, afterSeq: number, until: (e: ChatEvent) => boolean) =>
+  Effect.flatMap(chatOf(chatId), (chat) =>
+    chat.Events({ afterSeq }).pipe(
+      Stream.takeUntil(until),
+      Stream.runCollect,
+      Effect.map(Chunk.toReadonlyArray),
+      Effect.timeout("20 seconds")
+    ))
+
+const ended = (e: ChatEvent) => e.kind === "done" || e.kind === "cancelled" || e.kind === "error"
+
+describe("Chat entity", () => {
+  it.live("answers a post through the journal and charges the turn once", () =>
+    Effect.gen(function*() {
+      yield* grant("alice", 100)
+      const chat = yield* chatOf("chat-a")
+      yield* chat.Create(new Create({ ownerId: "alice", mateId: "echo" }))
+      const posted = yield* chat.Post(new Post({ clientMessageId: "c1", authorId: "alice", text: "hello there mate" }))
+      expect(posted).toMatchObject({ seq: 1, duplicate: false })
+      const events = yield* eventsUntil("chat-a", 0, ended)
+      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "delta", "delta", "delta", "delta", "message_stored", "charge", "done"])
+      expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+      const reply = events.filter((e) => e.kind === "delta").map((e) => (e.kind === "delta" ? e.text : "")).join("")
+      expect(reply).toBe("You said: hello there mate")
+      const charge = events.find((e) => e.kind === "charge")
+      expect(charge).toMatchObject({ amount: 1, held: 2 })
+      expect(yield* balance("alice")).toMatchObject({ available: 99, reserved: 0 })
+
+      const history = yield* chat.History({ limit: 50 })
+      expect(history.messages.map((m) => [m.role, m.text, m.status])).toEqual([
+        ["user", "hello there mate", "done"],
+        ["mate", "You said: hello there mate", "done"]
+      ])
+      const summary = yield* chat.Summary()
+      expect(summary).toMatchObject({ title: "hello there mate", lastSeq: 10, runningTurn: null })
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("creates one message and one charge for a post sent twice", () =>
+    Effect.gen(function*() {
+      yield* grant("bob", 100)
+      const chat = yield* chatOf("chat-dup")
+      yield* chat.Create(new Create({ ownerId: "bob", mateId: "echo" }))
+      const post = new Post({ clientMessageId: "same", authorId: "bob", text: "only once" })
+      // the handler itself sees every send: Post is volatile, so nothing de-duplicates in front of it
+      const [a, b] = yield* Effect.all([chat.Post(post), chat.Post(post)], { concurrency: 2 })
+      expect(a.turnId).toBe(b.turnId)
+      expect([a.duplicate, b.duplicate].sort()).toEqual([false, true])
+      yield* eventsUntil("chat-dup", 0, ended)
+      const again = yield* chat.Post(post)
+      expect(again).toMatchObject({ turnId: a.turnId, duplicate: true })
+      const sql = yield* SqlClient.SqlClient
+      const messages = yield* sql`SELECT 1 FROM chat_messages WHERE chat_id = 'chat-dup' AND role = 'user'`
+      const settles = yield* sql`SELECT 1 FROM credit_ledger WHERE account_id = 'bob' AND kind = 'settle'`
+      expect(messages).toHaveLength(1)
+      expect(settles.length).toBeGreaterThan(0)
+      const holds = yield* sql`SELECT status FROM credit_holds WHERE account_id = 'bob'`
+      expect(holds).toEqual([{ status: "settled" }])
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("cancels a running turn, releasing its hold", () =>
+    Effect.gen(function*() {
+      yield* grant("carol", 100)
+      const chat = yield* chatOf("chat-cancel")
+      yield* chat.Create(new Create({ ownerId: "carol", mateId: "echo" }))
+      const long = Array.from({ length: 300 }, (_, i) => `w${i}`).join(" ")
+      const posted = yield* chat.Post(new Post({ clientMessageId: "long", authorId: "carol", text: long }))
+      yield* eventsUntil("chat-cancel", 0, (e) => e.kind === "delta")
+      expect(yield* Effect.flip(chat.Post(new Post({ clientMessageId: "second", authorId: "carol", text: "wait" })))).toMatchObject({ _tag: "TurnInProgress" })
+      expect(yield* chat.Cancel(new Cancel({ turnId: posted.turnId, byUserId: "carol" }))).toBe("cancelled")
+      const events = yield* eventsUntil("chat-cancel", 0, ended)
+      expect(events[events.length - 1]!.kind).toBe("cancelled")
+      expect(events.some((e) => e.kind === "charge")).toBe(false)
+      expect(yield* balance("carol")).toMatchObject({ available: 100, reserved: 0 })
+      // the chat takes posts again
+      yield* chat.Post(new Post({ clientMessageId: "after", authorId: "carol", text: "again" }))
+      const more = yield* eventsUntil("chat-cancel", events[events.length - 1]!.seq, ended)
+      expect(more[more.length - 1]!.kind).toBe("done")
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("fails a turn without credits or when the mate fails, and releases what it held", () =>
+    Effect.gen(function*() {
+      const chat = yield* chatOf("chat-fail")
+      yield* chat.Create(new Create({ ownerId: "dave", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "broke", authorId: "dave", text: "hi" }))
+      const first = yield* eventsUntil("chat-fail", 0, ended)
+      expect(first[first.length - 1]).toMatchObject({ kind: "error", code: "insufficient_credits" })
+
+      yield* grant("dave", 10)
+      yield* chat.Post(new Post({ clientMessageId: "boom", authorId: "dave", text: "/fail please" }))
+      const second = yield* eventsUntil("chat-fail", first[first.length - 1]!.seq, ended)
+      expect(second[second.length - 1]).toMatchObject({ kind: "error", code: "mate_failed" })
+      expect(yield* balance("dave")).toMatchObject({ available: 10, reserved: 0 })
+      const history = yield* chat.History({ limit: 10 })
+      expect(history.messages.map((m) => m.status)).toEqual(["failed", "failed"])
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("keeps a gap-free journal that readers can resume from any sequence number", () =>
+    Effect.gen(function*() {
+      yield* grant("erin", 100)
+      const chat = yield* chatOf("chat-journal")
+      yield* chat.Create(new Create({ ownerId: "erin", mateId: "echo" }))
+      // a reader that follows the whole time, while the chat is busy
+      const follower = yield* Effect.fork(
+        chat.Events({ afterSeq: 0 }).pipe(Stream.take(30), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.timeout("30 seconds"))
+      )
+      let last = 0
+      for (let i = 0; i < 4; i++) {
+        yield* chat.Post(new Post({ clientMessageId: `m${i}`, authorId: "erin", text: `message ${i}` }))
+        const events = yield* eventsUntil("chat-journal", last, ended)
+        last = events[events.length - 1]!.seq
+      }
+      const all = yield* eventsUntil("chat-journal", 0, (e) => e.seq === last)
+      expect(all.map((e) => e.seq)).toEqual(Array.from({ length: last }, (_, i) => i + 1))
+      const resumed = yield* eventsUntil("chat-journal", 7, (e) => e.seq === last)
+      expect(resumed.map((e) => e.seq)).toEqual(all.slice(7).map((e) => e.seq))
+      const followed = yield* Fiber.join(follower)
+      expect(followed.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
+      const sql = yield* SqlClient.SqlClient
+      const gaps = yield* sql<{ n: string }>`
+        SELECT count(*) AS n FROM chat_events e WHERE e.chat_id = 'chat-journal' AND e.seq > 1
+        AND NOT EXISTS (SELECT 1 FROM chat_events p WHERE p.chat_id = e.chat_id AND p.seq = e.seq - 1)`
+      expect(Number(gaps[0]!.n)).toBe(0)
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("deletes a message's content", () =>
+    Effect.gen(function*() {
+      yield* grant("fay", 10)
+      const chat = yield* chatOf("chat-del-msg")
+      yield* chat.Create(new Create({ ownerId: "fay", mateId: "echo" }))
+      const posted = yield* chat.Post(new Post({ clientMessageId: "x", authorId: "fay", text: "regrettable" }))
+      const events = yield* eventsUntil("chat-del-msg", 0, ended)
+      yield* chat.DeleteMessage(new DeleteMessage({ messageId: posted.messageId, byUserId: "fay" }))
+      const after = yield* eventsUntil("chat-del-msg", events[events.length - 1]!.seq, (e) => e.kind === "message_deleted")
+      expect(after).toMatchObject([{ kind: "message_deleted", messageId: posted.messageId }])
+      const history = yield* chat.History({ limit: 10 })
+      expect(history.messages.map((m) => m.role)).toEqual(["mate"])
+      expect(yield* Effect.flip(chat.DeleteMessage(new DeleteMessage({ messageId: posted.messageId, byUserId: "eve" })))).toMatchObject({ _tag: "NotChatOwner" })
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("crypto-shreds a deleted chat: rows stay as unreadable ciphertext, reads say ChatNotFound", () =>
+    Effect.gen(function*() {
+      yield* grant("gus", 10)
+      const chat = yield* chatOf("chat-shred")
+      const sentence = "The treasure is buried under the old oak tree"
+      yield* chat.Create(new Create({ ownerId: "gus", mateId: "echo", title: "secret plans" }))
+      yield* chat.Post(new Post({ clientMessageId: "s", authorId: "gus", text: sentence }))
+      yield* eventsUntil("chat-shred", 0, ended)
+      const share = yield* chat.Share({ byUserId: "gus" })
+      const [, shareId] = share.token.split(".")
+
+      // the share decrypts with the key from the link, and only with it
+      const snapshot = yield* chat.ReadShare({ shareId: shareId! })
+      const sealed = Buffer.from(snapshot.ciphertext, "base64url")
+      const key = yield* Effect.promise(() => crypto.subtle.importKey("raw", Buffer.from(share.key, "base64url"), "AES-GCM", false, ["decrypt"]))
+      const plain = yield* Effect.promise(() => crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.subarray(0, 12) }, key, sealed.subarray(12)))
+      expect(JSON.parse(new TextDecoder().decode(plain))).toMatchObject({ title: "secret plans", messages: [{ role: "user", text: sentence }, { role: "mate" }] })
+
+      yield* chat.Delete(new Delete({ byUserId: "gus" }))
+      expect(yield* Effect.flip(chat.Summary())).toMatchObject({ _tag: "ChatNotFound" })
+      expect(yield* Effect.flip(chat.History({ limit: 5 }))).toMatchObject({ _tag: "ChatNotFound" })
+      expect(yield* Effect.flip(chat.Post(new Post({ clientMessageId: "late", authorId: "gus", text: "hi" })))).toMatchObject({ _tag: "ChatNotFound" })
+      expect(yield* Effect.flip(chat.ReadShare({ shareId: shareId! }))).toMatchObject({ _tag: "ShareNotFound" })
+      const eventsError = yield* Effect.flip(chat.Events({ afterSeq: 0 }).pipe(Stream.runDrain))
+      expect(eventsError).toMatchObject({ _tag: "ChatNotFound" })
+
+      const sql = yield* SqlClient.SqlClient
+      const rows = yield* sql<{ body: Uint8Array; seq: string }>`SELECT body, seq FROM chat_events WHERE chat_id = 'chat-shred'`
+      expect(rows.length).toBeGreaterThan(5)
+      const keys = yield* KeyRing
+      for (const row of rows) {
+        expect(Buffer.from(row.body).includes(Buffer.from("treasure"))).toBe(false)
+        expect(yield* Effect.flip(keys.decryptText(row.body, `chat-shred:event:${row.seq}`))).toMatchObject({ _tag: "DataKeyDestroyed" })
+      }
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("leaves no plaintext of a chat anywhere in the database", () =>
+    Effect.gen(function*() {
+      yield* grant("hal", 10)
+      const chat = yield* chatOf("chat-scan")
+      const sentence = "Purple elephants dance at midnight in Reykjavik"
+      yield* chat.Create(new Create({ ownerId: "hal", mateId: "echo", title: "Reykjavik trip" }))
+      yield* chat.Post(new Post({ clientMessageId: "p", authorId: "hal", text: sentence }))
+      yield* eventsUntil("chat-scan", 0, ended)
+      yield* chat.Share({ byUserId: "hal" })
+      const sql = yield* SqlClient.SqlClient
+      const tables = yield* sql<{ table_name: string }>`
+        SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`
+      let scanned = 0
+      for (const { table_name } of tables) {
+        const rows = yield* sql.unsafe<Record<string, unknown>>(`SELECT * FROM "${table_name}"`)
+        for (const row of rows) {
+          for (const value of Object.values(row)) {
+            const text = value instanceof Uint8Array ? Buffer.from(value).toString("latin1") : typeof value === "string" ? value : JSON.stringify(value) ?? ""
+            scanned++
+            expect(text.includes("Reykjavik"), `${table_name} holds plaintext`).toBe(false)
+            expect(text.includes("elephants"), `${table_name} holds plaintext`).toBe(false)
+          }
+        }
+      }
+      expect(scanned).toBeGreaterThan(100)
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+})
