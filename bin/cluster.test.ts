@@ -6,23 +6,19 @@
  */
 import * as Sharding from "@effect/cluster/Sharding"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import * as Redacted from "effect/Redacted"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Cluster from "../runtime/Cluster.ts"
-import * as TroupeConfig from "../runtime/Config.ts"
-import * as Database from "../runtime/Database.ts"
 import * as Probe from "../runtime/Probe.ts"
-import { freePort, spawnTroupe, type Spawned, stop, waitFor } from "../runtime/testing/process.ts"
+import { layerClientMember, randomMasterKey, startRunner as startCluster } from "../runtime/testing/cluster.ts"
+import { type Spawned, stop } from "../runtime/testing/process.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
-const masterKey = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64")
+const masterKey = randomMasterKey()
 const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-cluster-"))
 const runners: Array<Spawned> = []
 
@@ -35,29 +31,16 @@ afterAll(async () => {
   NodeFs.rmSync(dataDir, { recursive: true, force: true })
 })
 
-const startRunner = async () => {
-  const [http, runner] = [await freePort(), await freePort()]
-  const proc = spawnTroupe(["runner", "--host", "127.0.0.1", "--port", String(runner)], {
-    DATABASE_URL: db.url,
-    TROUPE_MASTER_KEY: masterKey,
-    TROUPE_PORT: String(http),
-    TROUPE_HOST: "127.0.0.1",
-    TROUPE_DATA_DIR: dataDir,
-    TROUPE_LOG_LEVEL: "warning"
-  })
-  runners.push(proc)
-  await waitFor(`http://127.0.0.1:${http}/health`, { proc, timeoutMs: 150_000 })
-  return { proc, name: `127.0.0.1:${runner}` }
-}
+const startRunner = () => startCluster({ databaseUrl: db.url, masterKey, dataDir }).then((r) => {
+  runners.push(r.proc)
+  return r
+})
 
 describe("several runners on Postgres", () => {
   it("process every message and resume calls after a runner is killed", async () => {
     const [a, b] = await Promise.all([startRunner(), startRunner()])
 
-    const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(new Map())))
-    const member = Cluster.layerClientOnly(config.cluster).pipe(
-      Layer.provideMerge(Database.layerPostgres({ url: Redacted.make(db.url), maxConnections: 8 }))
-    )
+    const member = layerClientMember(db.url)
 
     const ids = Array.from({ length: 60 }, (_, i) => `probe-${i}`)
     const send = (id: string, messageId: string) =>
