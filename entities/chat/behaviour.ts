@@ -55,10 +55,13 @@ import {
   type TurnStatus
 } from "./protocol.ts"
 import * as Repo from "./repo.ts"
-import { type TurnEmission, type TurnInput, TurnRunner } from "./turn.ts"
+import { type TurnInput, TurnRunner } from "./turn.ts"
 
 /** A short random id (128 bits, base64url). */
 export const newId = (): string => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
+
+/** Streamed output arriving within this window is journaled together (fewer, larger transactions). */
+const deltaWindow = "30 millis"
 
 /** How many earlier messages a turn sees. */
 const historyWindow = 20
@@ -89,6 +92,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     const keyId = `chat:${chatId}`
     const aad = (what: string) => `${chatId}:${what}`
     let state = yield* Effect.orDie(repo.chat)
+    /** The turn in progress, if any (this entity is the only writer of its turns). */
+    let busy: string | null = (yield* Effect.orDie(repo.runningTurns))[0]?.turnId ?? null
 
     const requireChat = Effect.suspend(() =>
       state && !state.deleted ? Effect.succeed(state) : Effect.fail(new ChatNotFound({ chatId }))
@@ -168,6 +173,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           const current = yield* Effect.orDie(repo.turn(turnId))
           if (!current || current.status !== "running") return current?.status ?? status
           yield* journal(turnId, bodies, () => repo.finishTurn(turnId, status, charged, replyId))
+          if (busy === turnId) busy = null
           return status
         })
       )
@@ -239,11 +245,27 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           if (attempt === 1) yield* append(turnId, { kind: "turn_started", mateId: turn.mateId, reserved })
 
           const progress = { reply: "", cost: 0 }
+          // journal what arrives within a short window in one transaction, consecutive deltas merged
           const work = mates.run(input).pipe(
-            Stream.runForEach((emission: TurnEmission) => {
-              if (emission.kind === "cost") return Effect.sync(() => void (progress.cost = emission.credits))
-              if (emission.kind === "delta") progress.reply += emission.text
-              return append(turnId, emission)
+            Stream.groupedWithin(64, deltaWindow),
+            Stream.runForEach((chunk) => {
+              const bodies: Array<EventBody> = []
+              for (const emission of chunk) {
+                if (emission.kind === "cost") {
+                  progress.cost = emission.credits
+                  continue
+                }
+                if (emission.kind === "delta") {
+                  progress.reply += emission.text
+                  const previous = bodies[bodies.length - 1]
+                  if (previous?.kind === "delta") {
+                    bodies[bodies.length - 1] = { kind: "delta", text: previous.text + emission.text }
+                    continue
+                  }
+                }
+                bodies.push(emission)
+              }
+              return bodies.length === 0 ? Effect.void : writer.withPermits(1)(journal(turnId, bodies, () => Effect.void))
             })
           )
           const fiber = yield* Effect.fork(work)
@@ -316,7 +338,6 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     function summaryOf(chat: Repo.ChatRow) {
       return Effect.gen(function*() {
         const title = chat.title ? yield* decrypt(chat.title, "title") : ""
-        const runningTurn = yield* repo.runningTurns
         return new ChatSummary({
           chatId,
           ownerId: chat.ownerId,
@@ -325,7 +346,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           createdAt: chat.createdAt,
           updatedAt: chat.updatedAt,
           lastSeq: chat.lastSeq,
-          runningTurn: runningTurn[0]?.turnId ?? null
+          runningTurn: busy
         })
       })
     }
@@ -364,8 +385,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             const chat = yield* requireOwner(payload.authorId)
             const existing = yield* Effect.orDie(repo.messageByClientId(payload.clientMessageId))
             if (existing) return new Posted({ messageId: existing.messageId, turnId: existing.turnId, seq: existing.seq, duplicate: true })
-            const busy = yield* Effect.orDie(repo.runningTurns)
-            if (busy.length > 0) return yield* new TurnInProgress({ turnId: busy[0]!.turnId })
+            if (busy !== null) return yield* new TurnInProgress({ turnId: busy })
             const messageId = newId()
             const turnId = newId()
             const mateId = payload.mateId ?? chat.mateId
@@ -395,6 +415,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                 }
               }))
             if (chat.title === null) state = yield* Effect.orDie(repo.chat)
+            busy = turnId
             yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; it is resent when the chat starts again", cause))
             )
@@ -442,6 +463,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           }
           const leftover = yield* Effect.orDie(repo.runningTurns)
           yield* Effect.forEach(leftover, (t) => Effect.zipRight(release(t), Effect.orDie(repo.finishTurn(t.turnId, "cancelled", 0, null))), { discard: true })
+          busy = null
           yield* writer.withPermits(1)(
             Effect.gen(function*() {
               yield* repo.sql.withTransaction(Effect.all([repo.markDeleted, repo.deleteShares]))

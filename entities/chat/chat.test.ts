@@ -58,7 +58,8 @@ describe("Chat entity", () => {
       const posted = yield* chat.Post(new Post({ clientMessageId: "c1", authorId: "alice", text: "hello there mate" }))
       expect(posted).toMatchObject({ seq: 1, duplicate: false })
       const events = yield* eventsUntil("chat-a", 0, ended)
-      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "delta", "delta", "delta", "delta", "message_stored", "charge", "done"])
+      // streamed text arrives as one or more deltas (merged when they come close together)
+      expect(events.map((e) => e.kind).join(",")).toMatch(/^message_stored,turn_started,(delta,)+message_stored,charge,done$/)
       expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
       const reply = events.filter((e) => e.kind === "delta").map((e) => (e.kind === "delta" ? e.text : "")).join("")
       expect(reply).toBe("You said: hello there mate")
@@ -72,7 +73,7 @@ describe("Chat entity", () => {
         ["mate", "You said: hello there mate", "done"]
       ])
       const summary = yield* chat.Summary()
-      expect(summary).toMatchObject({ title: "hello there mate", lastSeq: 10, runningTurn: null })
+      expect(summary).toMatchObject({ title: "hello there mate", lastSeq: events.length, runningTurn: null })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
   it.live("creates one message and one charge for a post sent twice", () =>
@@ -141,7 +142,7 @@ describe("Chat entity", () => {
       yield* chat.Create(new Create({ ownerId: "erin", mateId: "echo" }))
       // a reader that follows the whole time, while the chat is busy
       const follower = yield* Effect.fork(
-        chat.Events({ afterSeq: 0 }).pipe(Stream.take(30), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.timeout("30 seconds"))
+        chat.Events({ afterSeq: 0 }).pipe(Stream.take(16), Stream.runCollect, Effect.map(Chunk.toReadonlyArray), Effect.timeout("30 seconds"))
       )
       let last = 0
       for (let i = 0; i < 4; i++) {
@@ -154,7 +155,7 @@ describe("Chat entity", () => {
       const resumed = yield* eventsUntil("chat-journal", 7, (e) => e.seq === last)
       expect(resumed.map((e) => e.seq)).toEqual(all.slice(7).map((e) => e.seq))
       const followed = yield* Fiber.join(follower)
-      expect(followed.map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
+      expect(followed.map((e) => e.seq)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1))
       const sql = yield* SqlClient.SqlClient
       const gaps = yield* sql<{ n: string }>`
         SELECT count(*) AS n FROM chat_events e WHERE e.chat_id = 'chat-journal' AND e.seq > 1
