@@ -12,6 +12,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TroupeConfig from "./Config.ts"
 import * as Database from "./Database.ts"
+import * as KeyRing from "./KeyRing.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Roles from "./Roles.ts"
 
@@ -125,7 +126,29 @@ export const roleCommands = (app: Roles.App) => {
       yield* say(applied.length === 0 ? "Database is up to date." : `Applied ${applied.length} migration(s): ${applied.map(([id, name]) => `${id}_${name}`).join(", ")}`)
     })).pipe(Command.withDescription("Apply database migrations and exit (start, runner and gateway also do this when they start)."))
 
-  return [start, runner, gateway, migrate] as const
+  const rotateMasterKey = Command.make("rotate-master-key", {}, () =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
+      const { rewrapped } = yield* Migrations.run(Roles.allMigrations(app)).pipe(
+        Effect.zipRight(Effect.flatMap(KeyRing.KeyRing, (keys) => keys.rotateMasterKey)),
+        Effect.provide(KeyRing.layer(masterKeys)),
+        Effect.provide(Database.layerFrom(config.database, "troupe-admin")),
+        Effect.provide(Roles.layerLogging(config, "admin"))
+      )
+      yield* say(`Re-wrapped ${rewrapped} data key(s) with master key ${masterKeys.current.id}. The previous master keys are no longer needed.`)
+    })).pipe(
+      Command.withDescription(
+        "Re-wrap every data key with the current master key (TROUPE_MASTER_KEY), reading old ones with TROUPE_PREVIOUS_MASTER_KEYS. Encrypted data is not touched. Afterwards the previous keys can be removed."
+      )
+    )
+
+  const admin = Command.make("admin").pipe(
+    Command.withDescription("Operator tasks."),
+    Command.withSubcommands([rotateMasterKey])
+  )
+
+  return [start, runner, gateway, migrate, admin] as const
 }
 
 /**
@@ -144,12 +167,12 @@ export const makeCli = (
   app: Roles.App,
   extra: ReadonlyArray<ExtraCommand> = []
 ) => {
-  const [start, runner, gateway, migrate] = roleCommands(app)
+  const [start, runner, gateway, migrate, admin] = roleCommands(app)
   const troupe = Command.make("troupe").pipe(
     Command.withDescription(
       "Troupe: chat with AI team-mates that use sandboxed WASM skills. Pick a role to run; `troupe start` runs everything in one process."
     ),
-    Command.withSubcommands([start, runner, gateway, migrate, ...extra])
+    Command.withSubcommands([start, runner, gateway, migrate, admin, ...extra])
   )
   return Command.run(troupe, { name: "troupe", version: app.version })
 }
@@ -185,6 +208,10 @@ const isValidationError = (e: unknown): boolean =>
   ["CommandMismatch", "CorrectedFlag", "HelpRequested", "InvalidArgument", "InvalidValue", "MissingValue", "MissingFlag", "MultipleValuesDetected", "MissingSubcommand", "NoBuiltInMatch", "UnclusteredFlag"].includes((e as { _tag: string })._tag)
 
 const describe = (e: unknown): string => {
+  const cause = typeof e === "object" && e !== null ? (e as { cause?: unknown }).cause : undefined
+  if (cause instanceof Error && cause.message && typeof e === "object" && e !== null && "_tag" in e) {
+    return `${(e as { message?: string }).message ?? String((e as { _tag: unknown })._tag)}: ${cause.message}`
+  }
   if (e instanceof Error) return e.message
   if (typeof e === "object" && e !== null) {
     const o = e as { _tag?: string; message?: string }
