@@ -4,11 +4,14 @@
  */
 import * as Layer from "effect/Layer"
 import * as Entities from "../entities/index.ts"
+import * as Gateway from "../gateway/Server.ts"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
+import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
+import * as Skills from "../skills/Skills.ts"
 import pkg from "../package.json" with { type: "json" }
 
 /** Troupe as the roles see it. */
@@ -16,7 +19,8 @@ export const app: Roles.App = {
   version: pkg.version,
   migrations: [...Entities.migrations, ...SkillKv.migrations],
   entities: Entities.layer,
-  routes: Layer.empty,
+  // the public API; skills run in the serving process (first-party apps, KV in SQL)
+  routes: Gateway.layer.pipe(Layer.provide(Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))),
   startRoutes: PreviewServer.layerEmbedded
 }
 

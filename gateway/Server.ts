@@ -1,0 +1,169 @@
+/**
+ * The gateway as layers: the API's handlers and middleware, mounted on the runtime's `Routes`
+ * under `/v1` (with `/v1/openapi.json`), the docs page at `/docs` and the share page at `/s/…`.
+ *
+ * Middleware around every API route, outermost first: CORS (allowlist), then per-client-address
+ * rate limits (stricter on `/v1/auth/*`), the body size limit, `Cache-Control: no-store`, and
+ * the rendering of every failure as `{"error":{"code","message","details?"}}` — including
+ * schema decoding failures (400 with each field's path) and malformed JSON (400, never 500).
+ */
+import type * as Sharding from "@effect/cluster/Sharding"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
+import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
+import * as HttpApp from "@effect/platform/HttpApp"
+import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpServerError from "@effect/platform/HttpServerError"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type { Cache, RedisConnection } from "../runtime/Cache.ts"
+import type { TroupeConfig } from "../runtime/Config.ts"
+import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
+import { errorResponse, Routes } from "../runtime/Http.ts"
+import type { Skills } from "../skills/Skills.ts"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import { TroupeApi } from "./Api.ts"
+import * as Auth from "./Auth.ts"
+import { GatewayConfig } from "./Config.ts"
+import * as GatewayConfigModule from "./Config.ts"
+import { ApiFailure } from "./Errors.ts"
+import * as FirstRun from "./FirstRun.ts"
+import * as AccountHandlers from "./handlers/account.ts"
+import * as AppsHandlers from "./handlers/apps.ts"
+import * as AuthHandlers from "./handlers/auth.ts"
+import * as ChatsHandlers from "./handlers/chats.ts"
+import { clientIp } from "./handlers/common.ts"
+import * as CreditsHandlers from "./handlers/credits.ts"
+import * as MatesHandlers from "./handlers/mates.ts"
+import * as Mailer from "./Mailer.ts"
+import { RateLimiter } from "./RateLimit.ts"
+import * as RateLimit from "./RateLimit.ts"
+import * as SharePage from "./SharePage.ts"
+import * as Tokens from "./Tokens.ts"
+
+/** A failure as the standard error response. */
+export const render = (f: ApiFailure) => {
+  const response = errorResponse(f.status, f.code, f.message, f.details)
+  return f.headers ? HttpServerResponse.setHeaders(response, f.headers) : response
+}
+
+const decodeFailure = (e: HttpApiDecodeError) =>
+  render(new ApiFailure({
+    status: 400,
+    code: "invalid_request",
+    message: e.issues[0] ? `${e.issues[0].path.length > 0 ? e.issues[0].path.join(".") + ": " : ""}${e.issues[0].message}` : "Invalid request",
+    details: { issues: e.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })) }
+  }))
+
+/** A defect of reading the body: malformed JSON or too large; undefined for other defects. */
+const bodyDefect = (defect: unknown, maxBodyBytes: number) => {
+  if (!HttpServerError.isServerError(defect) || defect._tag !== "RequestError") return undefined
+  const cause = defect.cause as Error | undefined
+  if (cause?.message === "maxBytes exceeded") {
+    return render(new ApiFailure({ status: 413, code: "payload_too_large", message: `Request body larger than ${maxBodyBytes} bytes` }))
+  }
+  return render(new ApiFailure({ status: 400, code: "invalid_json", message: "The body must be valid JSON (send {} when there is nothing to say)" }))
+}
+
+/** Rate limits, body limits, headers and error rendering around the API. */
+const layerGlobalMiddleware = HttpApiBuilder.middleware(
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const limiter = yield* RateLimiter
+    return (app: HttpApp.Default) =>
+      Effect.gen(function*() {
+        const request = yield* HttpServerRequest.HttpServerRequest
+        const declared = Number(request.headers["content-length"] ?? "0")
+        if (declared > config.maxBodyBytes) {
+          return yield* Effect.fail(new ApiFailure({ status: 413, code: "payload_too_large", message: `Request body larger than ${config.maxBodyBytes} bytes` }))
+        }
+        const ip = clientIp(request, config.trustProxy)
+        yield* limiter.consume("ip", ip)
+        if (request.url.startsWith("/v1/auth/")) yield* limiter.consume("auth", ip)
+        const response = yield* app.pipe(HttpIncomingMessage.withMaxBodySize(Option.some(config.maxBodyBytes)))
+        return response.headers["cache-control"] ? response : HttpServerResponse.setHeader(response, "cache-control", "no-store")
+      }).pipe(
+        Effect.catchAllCause((cause) => {
+          const failure = Cause.failureOption(cause)
+          if (Option.isSome(failure)) {
+            const e: unknown = failure.value
+            if (e instanceof ApiFailure) return Effect.succeed(render(e))
+            if (e instanceof HttpApiDecodeError) return Effect.succeed(decodeFailure(e))
+          }
+          for (const defect of Cause.defects(cause)) {
+            const response = bodyDefect(defect, config.maxBodyBytes)
+            if (response) return Effect.succeed(response)
+          }
+          return Effect.failCause(cause as Cause.Cause<never>)
+        })
+      )
+  })
+)
+
+/** CORS for the configured origins (none: no cross-origin access at all). */
+const layerCors = Layer.unwrapEffect(
+  Effect.map(GatewayConfig, (config) =>
+    config.corsOrigins.length === 0
+      ? Layer.empty
+      : HttpApiBuilder.middleware(HttpMiddleware.cors({
+        allowedOrigins: config.corsOrigins,
+        allowedMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allowedHeaders: ["authorization", "content-type", "x-csrf-token", "last-event-id", "x-request-id"],
+        exposedHeaders: ["x-request-id", "retry-after"],
+        credentials: true,
+        maxAge: 600
+      })))
+)
+
+/** The API with every group's handlers. */
+const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
+  Layer.provide([
+    AuthHandlers.layer,
+    AccountHandlers.layer,
+    ChatsHandlers.layer,
+    MatesHandlers.layer,
+    CreditsHandlers.layer,
+    AppsHandlers.layer
+  ]),
+  Layer.provide(Auth.layer)
+)
+
+/** The services the handlers use. */
+const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
+
+/** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig
+
+/** The gateway's routes on `Routes`, given its configuration. */
+export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
+  Effect.gen(function*() {
+    const app = yield* HttpApiBuilder.httpApp
+    yield* router.mountApp("/v1", app, { includePrefix: true })
+    yield* router.mountApp("/docs", app, { includePrefix: true })
+    yield* router.get("/s/:token", SharePage.handler)
+  })
+).pipe(
+  Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v1/openapi.json" })),
+  Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+  Layer.provide(layerCors),
+  Layer.provide(layerGlobalMiddleware),
+  Layer.provide(layerApi),
+  Layer.provide(HttpApiBuilder.Router.Live),
+  Layer.provide(HttpApiBuilder.Middleware.layer),
+  Layer.provide(layerServices),
+  Layer.provide(FirstRun.layer)
+)
+
+/** The gateway's configuration from the environment (read when the role starts). */
+export const layerConfig: Layer.Layer<GatewayConfig, unknown, TroupeConfig> = Layer.effect(
+  GatewayConfig,
+  Effect.flatMap(TroupeConfigTag, GatewayConfigModule.fromEnv)
+)
+
+/** The gateway as the roles mount it (`app.routes`). */
+export const layer: Layer.Layer<never, unknown, Exclude<Requirements, GatewayConfig> | TroupeConfig | Routes> = layerWith.pipe(Layer.provide(layerConfig))

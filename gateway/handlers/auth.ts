@@ -1,0 +1,190 @@
+/** Handlers of `/v1/auth/*`: signup, email verification, login with 2FA, refresh, logout. */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Argon2 from "@node-rs/argon2"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, User } from "../../entities/user/protocol.ts"
+import * as UserRepo from "../../entities/user/repo.ts"
+import * as Secrets from "../../entities/user/secrets.ts"
+import { TroupeApi } from "../Api.ts"
+import { cookies, CurrentPrincipal } from "../Auth.ts"
+import { GatewayConfig } from "../Config.ts"
+import { fail } from "../Errors.ts"
+import * as FirstRun from "../FirstRun.ts"
+import { Mailer } from "../Mailer.ts"
+import * as Policy from "../Policy.ts"
+import { RateLimiter } from "../RateLimit.ts"
+import * as Tokens from "../Tokens.ts"
+import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
+
+const argon2Options = { algorithm: 2 as Argon2.Algorithm, memoryCost: 19_456, timeCost: 2, parallelism: 1 }
+
+/** A hash to verify against when the login names nobody, so both cases take as long. */
+let dummyHash: Promise<string> | undefined
+const dummyVerify = (password: string) =>
+  Effect.promise(async () => {
+    dummyHash ??= Argon2.hash("troupe-dummy-password", argon2Options)
+    await Argon2.verify(await dummyHash, password).catch(() => false)
+  })
+
+const codeTtlMs = 30 * 60_000
+
+export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const users = yield* User.client
+    const tokens = yield* Tokens.Tokens
+    const mailer = yield* Mailer
+    const limiter = yield* RateLimiter
+
+    const mailCode = (email: string, code: string) =>
+      mailer.send({
+        to: email,
+        subject: `Your Troupe verification code: ${code}`,
+        text: `Your verification code is ${code}.\n\nIt expires in 30 minutes. If you did not sign up for Troupe, ignore this mail.\n`
+      }).pipe(Effect.catchAll((e) => Effect.logError("Could not send the verification mail", e.message)))
+
+    /** Issue an access token and answer with the session's tokens (body and cookies). */
+    const sessionResponse = (auth: { readonly userId: string; readonly familyId: string; readonly role: "user" | "admin" }, refresh: Tokens.RefreshToken) =>
+      Effect.map(tokens.issue(auth), ({ token, expiresIn }) => {
+        const refreshToken = Tokens.formatRefreshToken(refresh)
+        const csrfToken = Secrets.randomSecret(18)
+        const body = {
+          access_token: token,
+          token_type: "Bearer" as const,
+          expires_in: expiresIn,
+          refresh_token: refreshToken,
+          csrf_token: csrfToken,
+          user_id: auth.userId,
+          role: auth.role
+        }
+        return withSessionCookies(HttpServerResponse.unsafeJson(body, { headers: { "cache-control": "no-store" } }), config, { accessToken: token, refreshToken, csrfToken })
+      })
+
+    return handlers
+      .handle("signup", ({ payload }) =>
+        Effect.gen(function*() {
+          const domain = payload.email.split("@").pop()!.toLowerCase()
+          const inviteNeeded = config.signup._tag === "InviteOnly" || (config.signup._tag === "Domains" && !config.signup.domains.includes(domain))
+          const invite = payload.invite_code?.trim()
+          if (inviteNeeded && !invite) {
+            return yield* fail(403, "invite_required", config.signup._tag === "Domains" ? "Signing up with this email domain needs an invite code" : "Signing up needs an invite code")
+          }
+          const taken = yield* call(UserRepo.taken(payload.email, payload.username).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          if (taken) return yield* fail(409, `${taken}_taken`, taken === "email" ? "An account with this email exists" : "This username is taken", { field: taken })
+          const userId = Secrets.randomId("u", 20)
+          const passwordHash = yield* Effect.promise(() => Argon2.hash(payload.password, argon2Options))
+          const code = Secrets.emailCode()
+          const registered = yield* call(users(userId).Register(
+            new Register({
+              email: payload.email,
+              username: payload.username,
+              passwordHash,
+              ...(invite ? { inviteCodeHash: FirstRun.inviteDigest(invite) } : {}),
+              emailCodeHash: Secrets.emailCodeDigest(userId, code),
+              emailCodeExpiresAt: new Date(Date.now() + codeTtlMs),
+              startingCredits: config.startingCredits
+            })
+          ))
+          if (registered.inviteKind === "initial_admin") yield* FirstRun.removeInviteFile(config.dataDir)
+          yield* mailCode(payload.email, code)
+          return { user_id: userId, email: registered.profile.email, username: registered.profile.username, role: registered.profile.role, email_verification: "sent" as const }
+        }))
+      .handle("verifyEmail", ({ payload }) =>
+        Effect.gen(function*() {
+          const userId = yield* call(UserRepo.findUserId(payload.email).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          if (!userId) return yield* fail(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: "wrong" })
+          const profile = yield* call(users(userId).VerifyEmail({ code: payload.code }))
+          return { verified: profile.emailVerified }
+        }))
+      .handle("resendVerification", ({ payload }) =>
+        Effect.gen(function*() {
+          const userId = yield* call(UserRepo.findUserId(payload.email).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          if (userId) {
+            const profile = yield* call(users(userId).Profile())
+            if (!profile.emailVerified) {
+              const code = Secrets.emailCode()
+              yield* call(users(userId).SetEmailCode(new SetEmailCode({ codeHash: Secrets.emailCodeDigest(userId, code), expiresAt: new Date(Date.now() + codeTtlMs) })))
+              yield* mailCode(profile.email, code)
+            }
+          }
+          // the same answer whether or not the address has an account
+          return { sent: true }
+        }))
+      .handle("login", ({ payload, request }) =>
+        Effect.gen(function*() {
+          const loginKey = payload.login.trim().toLowerCase()
+          yield* limiter.check("login", loginKey)
+          const userId = yield* call(UserRepo.findUserId(payload.login.trim()).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          if (!userId) {
+            yield* dummyVerify(payload.password)
+            yield* limiter.penalize("login", loginKey)
+            return yield* fail(401, "invalid_credentials", "Wrong login or password")
+          }
+          const familyId = Secrets.randomId("f", 16)
+          const refresh = Tokens.newRefreshToken(userId, familyId)
+          const auth = yield* call(users(userId).Login({
+            password: payload.password,
+            ...(payload.totp_code ? { totpCode: payload.totp_code } : {}),
+            session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
+          })).pipe(
+            Effect.tapError((f) => (f.code === "invalid_credentials" || f.code === "invalid_totp" ? limiter.penalize("login", loginKey) : Effect.void))
+          )
+          yield* limiter.reset("login", loginKey)
+          return yield* sessionResponse(auth, refresh)
+        }))
+      .handle("refresh", ({ payload, request }) =>
+        Effect.gen(function*() {
+          let value = payload.refresh_token
+          if (!value) {
+            value = request.cookies[cookies.refresh]
+            const csrf = request.cookies[cookies.csrf]
+            const sent = request.headers["x-csrf-token"]
+            if (value && (!csrf || !sent || csrf !== sent)) {
+              return yield* fail(403, "csrf_failed", "Refreshing with the cookie needs the X-CSRF-Token header (the troupe_csrf cookie's value)")
+            }
+          }
+          if (!value) return yield* fail(401, "invalid_refresh_token", "Send refresh_token (or the troupe_refresh cookie)")
+          const parsed = Tokens.parseRefreshToken(value)
+          if (Option.isNone(parsed)) return yield* fail(401, "invalid_refresh_token", "Malformed refresh token")
+          const current = parsed.value
+          const next = Tokens.newRefreshToken(current.userId, current.familyId)
+          const auth = yield* call(users(current.userId).Refresh({ familyId: current.familyId, tokenHash: current.hash, nextTokenHash: next.hash })).pipe(
+            Effect.tapError((f) => (f.code === "refresh_token_reused" ? tokens.revoke([current.familyId]) : Effect.void))
+          )
+          return yield* sessionResponse(auth, next)
+        }))
+      .handle("logout", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          if (Option.isSome(principal.familyId)) {
+            yield* call(users(principal.userId).RevokeSession(new RevokeSession({ familyId: principal.familyId.value })))
+            yield* tokens.revoke([principal.familyId.value])
+          }
+          return withoutSessionCookies(noContent(), config)
+        }))
+      .handle("logoutAll", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const revoked = yield* call(users(principal.userId).RevokeAllSessions(new RevokeAllSessions({ key: Secrets.randomId("r", 16) })))
+          yield* tokens.revoke([...revoked, ...Option.toArray(principal.familyId)])
+          return withoutSessionCookies(HttpServerResponse.unsafeJson({ revoked_sessions: revoked.length }), config)
+        }))
+      .handle("totpSetup", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const setup = yield* call(users(principal.userId).BeginTotp({ issuer: config.issuer }))
+          return { secret: setup.secret, otpauth_uri: setup.uri }
+        }))
+      .handle("totpConfirm", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const codes = yield* call(users(principal.userId).ConfirmTotp({ code: payload.code }))
+          return { backup_codes: codes }
+        }))
+  }))

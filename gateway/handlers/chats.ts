@@ -1,0 +1,229 @@
+/**
+ * Handlers of `/v1/chats/*` and `/v1/shares/*`, including the event stream: Server-Sent Events
+ * with `id: <seq>`, resuming after `Last-Event-ID` or `?after=`. The chat's journal is read
+ * through the Chat entity from whichever runner hosts it; when that stream breaks (the runner
+ * died, shards moved) the gateway subscribes again after the last sequence number it sent, so
+ * the client sees no gap and no duplicate. Comment lines keep idle connections open through
+ * proxies.
+ */
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Cause from "effect/Cause"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import { Cancel, Chat, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
+import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
+import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
+import * as Secrets from "../../entities/user/secrets.ts"
+import { TroupeApi } from "../Api.ts"
+import { CurrentPrincipal } from "../Auth.ts"
+import type { Principal } from "../Auth.ts"
+import { GatewayConfig } from "../Config.ts"
+import { ApiFailure, fail, fromEntity } from "../Errors.ts"
+import * as Policy from "../Policy.ts"
+import { call, noContent } from "./common.ts"
+
+const toChat = (s: ChatSummary) => ({
+  id: s.chatId,
+  mate_id: s.mateId,
+  title: s.title,
+  created_at: s.createdAt,
+  updated_at: s.updatedAt,
+  last_seq: s.lastSeq,
+  running_turn: s.runningTurn
+})
+
+const toMessage = (m: ChatMessage) => ({
+  id: m.messageId,
+  role: m.role,
+  author_id: m.authorId,
+  text: m.text,
+  turn_id: m.turnId,
+  status: m.status,
+  created_at: m.createdAt
+})
+
+const snake = (key: string) => key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
+
+/** An event as sent to clients: snake_case fields, ISO times. */
+export const eventJson = (event: ChatEvent): Record<string, unknown> => {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(event)) out[snake(k)] = v instanceof Date ? v.toISOString() : v
+  return out
+}
+
+const encoder = new TextEncoder()
+
+/** One SSE frame for an event. */
+export const frame = (event: ChatEvent): Uint8Array =>
+  encoder.encode(`id: ${event.seq}\nevent: ${event.kind}\ndata: ${JSON.stringify(eventJson(event))}\n\n`)
+
+class Reconnect extends Data.TaggedError("Reconnect")<{}> {}
+
+/** Parse a `Last-Event-ID` header. */
+const lastEventId = (value: string | undefined): number | undefined => {
+  if (value === undefined || !/^\d{1,15}$/.test(value.trim())) return undefined
+  return Number(value.trim())
+}
+
+const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
+  Effect.gen(function*() {
+    const chatClient = yield* Chat.client
+    const users = yield* User.client
+    const config = yield* GatewayConfig
+
+    /** The chat's summary, if the principal owns it (404 otherwise). */
+    const owned = (principal: Principal, chatId: string) =>
+      Effect.tap(call(chatClient(chatId).Summary()), (summary) => Policy.requireChatOwner(principal, summary))
+
+    const events = (chatId: string, after: number) => {
+      let last = after
+      const subscribe = Stream.suspend(() => chatClient(chatId).Events({ afterSeq: last })).pipe(
+        Stream.tap((event) => Effect.sync(() => void (last = event.seq))),
+        Stream.map(frame),
+        // a stream that ends or breaks is resumed after the last event sent
+        Stream.concat(Stream.fail(new Reconnect())),
+        Stream.catchAllCause((cause): Stream.Stream<Uint8Array, ApiFailure | Reconnect> => {
+          if (Cause.isInterruptedOnly(cause)) return Stream.failCause(cause as Cause.Cause<never>)
+          const failure = Cause.failureOption(cause)
+          if (Option.isSome(failure) && failure.value._tag === "ChatNotFound") {
+            return Stream.fail(fromEntity(failure.value))
+          }
+          if (Option.isNone(failure) || failure.value._tag !== "Reconnect") {
+            return Stream.fromEffect(Effect.logWarning("Chat event stream broke; resubscribing", cause).pipe(Effect.annotateLogs({ chat_id: chatId, after: last }))).pipe(
+              Stream.drain,
+              Stream.concat(Stream.fail(new Reconnect()))
+            )
+          }
+          return Stream.fail(new Reconnect())
+        })
+      )
+      const resilient = subscribe.pipe(
+        Stream.retry(
+          Schedule.exponential("100 millis", 2).pipe(
+            Schedule.union(Schedule.spaced("2 seconds")),
+            Schedule.whileInput((e: ApiFailure | Reconnect) => e._tag === "Reconnect")
+          )
+        ),
+        // a deleted chat ends the stream with an error event
+        Stream.catchAll((e) =>
+          Stream.make(encoder.encode(`event: error\ndata: ${JSON.stringify({ code: e._tag === "ApiFailure" ? e.code : "unavailable", message: e._tag === "ApiFailure" ? e.message : "Stream unavailable" })}\n\n`))
+        )
+      )
+      const heartbeat = Stream.tick(config.heartbeat).pipe(Stream.drop(1), Stream.map(() => encoder.encode(": heartbeat\n\n")))
+      return Stream.make(encoder.encode("retry: 2000\n: connected\n\n")).pipe(
+        Stream.concat(Stream.merge(resilient, heartbeat, { haltStrategy: "left" }))
+      )
+    }
+
+    return handlers
+      .handle("create", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          const mateId = payload.mate_id ?? defaultMateId
+          yield* call(users(principal.userId).GetMate({ mateId }))
+          const chatId = Secrets.randomId("c", 20)
+          const title = payload.title ?? ""
+          yield* call(users(principal.userId).AddChat(new AddChat({ chatId, mateId, title })))
+          const summary = yield* call(chatClient(chatId).Create(new Create({ ownerId: principal.userId, mateId, ...(payload.title !== undefined ? { title } : {}) })))
+          return toChat(summary)
+        }))
+      .handle("list", ({ urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.ReadChats)
+          const page = yield* call(users(principal.userId).Chats({ limit: urlParams.limit ?? 50, ...(urlParams.before !== undefined ? { before: urlParams.before } : {}) }))
+          const summaries = yield* Effect.forEach(
+            page.chats,
+            (ref) => call(chatClient(ref.chatId).Summary()).pipe(Effect.option),
+            { concurrency: 8 }
+          )
+          return { chats: summaries.flatMap((s) => (Option.isSome(s) ? [toChat(s.value)] : [])), next_before: page.before }
+        }))
+      .handle("get", ({ path, urlParams }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.ReadChats)
+          const summary = yield* owned(principal, path.id)
+          const history = yield* call(chatClient(path.id).History({ limit: urlParams.limit ?? 50, ...(urlParams.before !== undefined ? { before: urlParams.before } : {}) }))
+          return { chat: toChat(summary), messages: history.messages.map(toMessage), next_before: history.before }
+        }))
+      .handle("post", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          const scope = Policy.spendScope(principal)
+          const posted = yield* call(chatClient(path.id).Post(
+            new Post({ clientMessageId: payload.client_message_id, authorId: principal.userId, text: payload.text, ...(scope ? { scope } : {}) })
+          ))
+          return { message_id: posted.messageId, turn_id: posted.turnId, seq: posted.seq, duplicate: posted.duplicate }
+        }))
+      .handle("events", ({ path, urlParams, request }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.ReadChats)
+          yield* owned(principal, path.id)
+          const after = urlParams.after ?? lastEventId(request.headers["last-event-id"]) ?? 0
+          return HttpServerResponse.stream(events(path.id, after), {
+            contentType: "text/event-stream; charset=utf-8",
+            headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no", connection: "keep-alive" }
+          })
+        }))
+      .handle("cancel", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          let turnId = payload.turn_id
+          if (!turnId) {
+            const summary = yield* owned(principal, path.id)
+            if (!summary.runningTurn) return yield* fail(409, "no_running_turn", "No turn is running in this chat")
+            turnId = summary.runningTurn
+          }
+          const status = yield* call(chatClient(path.id).Cancel(new Cancel({ turnId, byUserId: principal.userId })))
+          return { turn_id: turnId, status }
+        }))
+      .handle("deleteMessage", ({ path }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          yield* call(chatClient(path.id).DeleteMessage(new DeleteMessage({ messageId: path.message_id, byUserId: principal.userId })))
+          return noContent()
+        }))
+      .handle("delete", ({ path }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          yield* owned(principal, path.id)
+          yield* call(chatClient(path.id).Delete(new Delete({ byUserId: principal.userId })))
+          yield* call(users(principal.userId).RemoveChat(new RemoveChat({ chatId: path.id })))
+          return noContent()
+        }))
+      .handle("share", ({ path }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          const share = yield* call(chatClient(path.id).Share({ byUserId: principal.userId }))
+          const base = Option.getOrElse(config.publicUrl, () => "").replace(/\/$/, "")
+          return { token: share.token, key: share.key, url: `${base}/s/${share.token}#${share.key}` }
+        }))
+  }))
+
+const shares = HttpApiBuilder.group(TroupeApi, "shares", (handlers) =>
+  Effect.gen(function*() {
+    const chatClient = yield* Chat.client
+    return handlers.handle("get", ({ path }) =>
+      Effect.gen(function*() {
+        const dot = path.token.indexOf(".")
+        const chatId = path.token.slice(0, dot)
+        const shareId = path.token.slice(dot + 1)
+        const snapshot = yield* call(chatClient(chatId).ReadShare({ shareId }))
+        return { ciphertext: snapshot.ciphertext, created_at: snapshot.createdAt }
+      }))
+  }))
+
+export const layer = Layer.mergeAll(chats, shares)

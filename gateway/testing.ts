@@ -1,0 +1,129 @@
+/**
+ * Test harness: the real `troupe start` role (HTTP server and its middleware, single runner,
+ * entities, migrations) started in this process on a free port with the gateway's routes, on a
+ * real Postgres database or the embedded PGlite default, with Redis or the memory cache. Plus a
+ * small JSON client and a reader for the mail outbox.
+ */
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Scope from "effect/Scope"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as Entities from "../entities/index.ts"
+import * as TroupeConfig from "../runtime/Config.ts"
+import * as KeyRing from "../runtime/KeyRing.ts"
+import * as Roles from "../runtime/Roles.ts"
+import { freePort } from "../runtime/testing/process.ts"
+import * as SkillHost from "../skills/host/Host.ts"
+import * as SkillKv from "../skills/host/KvStore.ts"
+import * as Skills from "../skills/Skills.ts"
+import { GatewayConfig } from "./Config.ts"
+import * as GatewayConfigModule from "./Config.ts"
+import type { GatewaySettings } from "./Config.ts"
+import { outboxDir } from "./Mailer.ts"
+import * as Server from "./Server.ts"
+
+/** A running server. */
+export interface TestServer {
+  readonly url: string
+  readonly dataDir: string
+  readonly settings: GatewaySettings
+  readonly close: () => Promise<void>
+}
+
+/** The skills service as the app wires it (first-party apps; KV in SQL). */
+export const layerSkills = Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
+
+/** Start `troupe start` with the gateway in this process. */
+export const startServer = async (options: {
+  /** Postgres URL; none: the embedded database in the data dir. */
+  readonly databaseUrl?: string
+  readonly redisUrl?: string
+  readonly settings?: Partial<GatewaySettings>
+}): Promise<TestServer> => {
+  const port = await freePort()
+  const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
+  const env = new Map<string, string>([
+    ["TROUPE_DATA_DIR", dataDir],
+    ["TROUPE_HOST", "127.0.0.1"],
+    ["TROUPE_PORT", String(port)],
+    ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? "error"]
+  ])
+  if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
+  if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
+  const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
+  const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
+  const app: Roles.App = {
+    version: "test",
+    migrations: [...Entities.migrations, ...SkillKv.migrations],
+    entities: Entities.layer,
+    routes: Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
+    startRoutes: Layer.empty
+  }
+  const masterKeys = await KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+  const scope = Effect.runSync(Scope.make())
+  await Effect.runPromise(
+    Layer.buildWithScope(Roles.layerStart(app, config, masterKeys), scope).pipe(Effect.provide(Roles.layerLogging(config, "test")))
+  )
+  return {
+    url: `http://127.0.0.1:${port}`,
+    dataDir,
+    settings,
+    close: async () => {
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+      NodeFs.rmSync(dataDir, { recursive: true, force: true })
+    }
+  }
+}
+
+/** A response: status, headers and parsed JSON body (if any). */
+export interface Reply {
+  readonly status: number
+  readonly headers: Headers
+  readonly body: any
+}
+
+/** Send a JSON request. */
+export const request = async (
+  server: { readonly url: string },
+  method: string,
+  path: string,
+  options: { readonly token?: string; readonly body?: unknown; readonly headers?: Record<string, string> } = {}
+): Promise<Reply> => {
+  const headers: Record<string, string> = { ...options.headers }
+  if (options.token) headers.authorization = `Bearer ${options.token}`
+  let body: string | undefined
+  if (options.body !== undefined) {
+    headers["content-type"] = "application/json"
+    body = typeof options.body === "string" ? options.body : JSON.stringify(options.body)
+  }
+  const res = await fetch(server.url + path, { method, headers, body })
+  const text = await res.text()
+  let parsed: unknown = undefined
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : undefined
+  } catch {
+    parsed = text
+  }
+  return { status: res.status, headers: res.headers, body: parsed }
+}
+
+/** The verification code of the latest mail to `email` in the outbox. */
+export const verificationCode = (dataDir: string, email: string): string => {
+  const dir = outboxDir(dataDir)
+  const files = NodeFs.existsSync(dir) ? NodeFs.readdirSync(dir).sort().reverse() : []
+  for (const f of files) {
+    const text = NodeFs.readFileSync(NodePath.join(dir, f), "utf8")
+    if (text.toLowerCase().includes(`to: ${email.toLowerCase()}`)) {
+      const m = /verification code is (\d{6})/.exec(text)
+      if (m) return m[1]!
+    }
+  }
+  throw new Error(`no verification mail to ${email} in ${dir}`)
+}
+
+/** The initial admin invite written at first run. */
+export const initialInvite = (dataDir: string): string => NodeFs.readFileSync(NodePath.join(dataDir, "initial-admin-invite"), "utf8").trim()
