@@ -10,7 +10,8 @@ import * as OTPAuth from "otpauth"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
-import { initialInvite, request, startServer, verificationCode } from "./testing.ts"
+import { onboard, readEvents } from "./flows.ts"
+import { initialInvite, request, startServer } from "./testing.ts"
 import type { TestServer } from "./testing.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
@@ -36,57 +37,6 @@ afterAll(async () => {
   await server?.close()
   await db?.drop()
 })
-
-/** Sign up with `invite`, verify the email from the outbox, log in: the session's tokens. */
-export const onboard = async (s: TestServer, name: string, invite?: string) => {
-  const email = `${name}@example.com`
-  const signup = await request(s, "POST", "/v1/auth/signup", { body: { email, username: name, password: "a long password 1", ...(invite ? { invite_code: invite } : {}) } })
-  expect(signup.status, JSON.stringify(signup.body)).toBe(201)
-  const code = verificationCode(s.dataDir, email)
-  expect((await request(s, "POST", "/v1/auth/verify_email", { body: { email, code } })).status).toBe(200)
-  const login = await request(s, "POST", "/v1/auth/login", { body: { login: name, password: "a long password 1" } })
-  expect(login.status, JSON.stringify(login.body)).toBe(200)
-  return { email, userId: signup.body.user_id as string, access: login.body.access_token as string, refresh: login.body.refresh_token as string }
-}
-
-/** Read SSE frames from `path` until `until` says stop; returns them. */
-export const readEvents = async (
-  s: TestServer,
-  path: string,
-  token: string,
-  until: (events: ReadonlyArray<{ id: number; event: string; data: any }>, comments: number) => boolean,
-  headers: Record<string, string> = {}
-) => {
-  const controller = new AbortController()
-  const res = await fetch(s.url + path, { headers: { authorization: `Bearer ${token}`, ...headers }, signal: controller.signal })
-  expect(res.status).toBe(200)
-  expect(res.headers.get("content-type")).toContain("text/event-stream")
-  const events: Array<{ id: number; event: string; data: any }> = []
-  let comments = 0
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ""
-  const deadline = Date.now() + 20_000
-  while (!until(events, comments) && Date.now() < deadline) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffer += decoder.decode(value, { stream: true })
-    let cut: number
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut)
-      buffer = buffer.slice(cut + 2)
-      const fields: Record<string, string> = {}
-      for (const line of block.split("\n")) {
-        if (line.startsWith(":")) comments++
-        const m = /^(\w+): ?(.*)$/.exec(line)
-        if (m) fields[m[1]!] = m[2]!
-      }
-      if (fields.data !== undefined) events.push({ id: Number(fields.id), event: fields.event ?? "message", data: JSON.parse(fields.data) })
-    }
-  }
-  controller.abort()
-  return { events, comments }
-}
 
 describe("gateway on Postgres + Redis", () => {
   it("first run: prints an admin invite once, keeps it in a 0600 file until the first admin signs up with it", async () => {

@@ -1,0 +1,92 @@
+/**
+ * Property: no JSON body sent to any route makes the gateway answer 5xx. Bodies are arbitrary
+ * JSON, not-quite-JSON text, and objects built from each route's own field names with values
+ * of every JSON type (so validation paths deep inside are reached), sent with a valid session.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { createTestDatabase } from "../runtime/testing/services.ts"
+import { onboard } from "./flows.ts"
+import { initialInvite, request, startServer } from "./testing.ts"
+import type { TestServer } from "./testing.ts"
+
+let db: Awaited<ReturnType<typeof createTestDatabase>>
+let server: TestServer
+let token: string
+let chatId: string
+let mateId: string
+let userId: string
+beforeAll(async () => {
+  db = await createTestDatabase("gwfuzz")
+  server = await startServer({ databaseUrl: db.url })
+  const admin = await onboard(server, "fuzzadmin", initialInvite(server.dataDir))
+  token = admin.access
+  userId = admin.userId
+  chatId = (await request(server, "POST", "/v1/chats", { token, body: {} })).body.id
+  mateId = (await request(server, "POST", "/v1/mates", { token, body: { name: "Fuzzy" } })).body.id
+}, 120_000)
+afterAll(async () => {
+  await server?.close()
+  await db?.drop()
+})
+
+const value: fc.Arbitrary<unknown> = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.integer(),
+  fc.double({ noNaN: true }),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constantFrom("", "a@b.co", "0", "123456", "-1", "1e400", "2030-01-01T00:00:00Z", "not a date", "skills:math", "chats", "\u0000", "x".repeat(300)),
+  fc.array(fc.oneof(fc.string({ maxLength: 10 }), fc.integer(), fc.constantFrom("read", "chats", "skills")), { maxLength: 4 }),
+  fc.dictionary(fc.string({ maxLength: 8 }), fc.oneof(fc.string({ maxLength: 8 }), fc.integer()), { maxKeys: 3 })
+)
+
+const bodyFor = (fields: ReadonlyArray<string>): fc.Arbitrary<string> =>
+  fc.oneof(
+    { weight: 5, arbitrary: fc.dictionary(fc.constantFrom(...fields), value, { maxKeys: fields.length }).map((o) => JSON.stringify(o)) },
+    { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 30 }) }
+  )
+
+const routes = (): ReadonlyArray<{ readonly method: string; readonly path: string; readonly fields: ReadonlyArray<string>; readonly auth: boolean }> => [
+  { method: "POST", path: "/v1/auth/signup", fields: ["invite_code", "email", "username", "password"], auth: false },
+  { method: "POST", path: "/v1/auth/verify_email", fields: ["email", "code"], auth: false },
+  { method: "POST", path: "/v1/auth/resend_verification", fields: ["email"], auth: false },
+  { method: "POST", path: "/v1/auth/login", fields: ["login", "password", "totp_code"], auth: false },
+  { method: "POST", path: "/v1/auth/refresh", fields: ["refresh_token"], auth: false },
+  { method: "POST", path: "/v1/auth/2fa/confirm", fields: ["code"], auth: true },
+  { method: "PATCH", path: "/v1/me", fields: ["display_name", "settings"], auth: true },
+  { method: "POST", path: "/v1/api_keys", fields: ["name", "scopes", "expires_at", "spend_cap"], auth: true },
+  { method: "POST", path: "/v1/chats", fields: ["mate_id", "title"], auth: true },
+  { method: "POST", path: `/v1/chats/${chatId}/messages`, fields: ["client_message_id", "text"], auth: true },
+  { method: "POST", path: `/v1/chats/${chatId}/cancel`, fields: ["turn_id"], auth: true },
+  { method: "POST", path: "/v1/mates", fields: ["name", "system_prompt", "model", "allowed_skills"], auth: true },
+  { method: "PATCH", path: `/v1/mates/${mateId}`, fields: ["name", "system_prompt", "model", "allowed_skills"], auth: true },
+  { method: "POST", path: "/v1/admin/invites", fields: ["uses", "expires_at", "gift_credits"], auth: true },
+  { method: "POST", path: "/v1/admin/credits/grant", fields: ["user_id", "amount", "reason", "idempotency_key"], auth: true },
+  { method: "POST", path: "/v1/apps/math/skills/calculate", fields: ["input"], auth: true },
+  { method: "POST", path: "/v1/apps/text/skills/summarize", fields: ["input"], auth: true }
+]
+
+describe("gateway input fuzzing", () => {
+  it("answers every body of every JSON route with a status below 500 and the error shape", async () => {
+    const seen = new Map<number, number>()
+    for (const route of routes()) {
+      await fc.assert(
+        fc.asyncProperty(bodyFor(route.fields), async (body) => {
+          const res = await request(server, route.method, route.path.replace("USER", userId), { ...(route.auth ? { token } : {}), body })
+          seen.set(res.status, (seen.get(res.status) ?? 0) + 1)
+          if (res.status >= 500) throw new Error(`${route.method} ${route.path} ${body} → ${res.status} ${JSON.stringify(res.body)}`)
+          if (res.status >= 400) {
+            expect(typeof res.body.error.code).toBe("string")
+            expect(typeof res.body.error.message).toBe("string")
+          }
+        }),
+        { numRuns: 25 }
+      )
+    }
+    // the fuzzing reached both validation failures and accepted requests
+    expect(seen.get(400) ?? 0).toBeGreaterThan(50)
+    expect([...seen.keys()].some((s) => s < 300)).toBe(true)
+  }, 240_000)
+})
