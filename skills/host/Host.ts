@@ -206,6 +206,9 @@ interface PluginRecord {
   readonly pool: Pool
 }
 
+/** Reset an instance's Extism buffers at least this often (the SDK never frees them itself). */
+const RESET_EVERY_CALLS = 32
+
 class Instance {
   state: HostFunctions.CallState | undefined = undefined
   closed = false
@@ -214,22 +217,23 @@ class Instance {
   lastHostDone = 0
   lastUsed = performance.now()
   deadReason: string | undefined = undefined
+  /** Whose data the Extism buffers hold since the last reset (undefined: clean). */
+  dirtyScope: string | undefined = undefined
+  callsSinceReset = 0
+  bytesSinceReset = 0
+  cleanScheduled = false
   plugin!: ExtismPlugin
   worker: Worker | undefined = undefined
-  readonly died: Promise<string>
-  private markDead!: (reason: string) => void
+  private onDeath: ((reason: string) => void) | undefined = undefined
   private pendingMemory = new Map<number, (bytes: ReadonlyArray<number> | undefined) => void>()
   private nextId = 1
 
-  constructor(readonly id: number, readonly status: SharedArrayBuffer) {
-    this.died = new Promise((resolve) => {
-      this.markDead = (reason) => {
-        if (this.deadReason === undefined) {
-          this.deadReason = reason
-          resolve(reason)
-        }
-      }
-    })
+  constructor(readonly id: number, readonly status: SharedArrayBuffer) {}
+
+  private markDead(reason: string) {
+    if (this.deadReason !== undefined) return
+    this.deadReason = reason
+    this.onDeath?.(reason)
   }
 
   attach(plugin: ExtismPlugin) {
@@ -273,29 +277,55 @@ class Instance {
     })
   }
 
-  async run(exportName: string, input: Uint8Array, state: HostFunctions.CallState, timeoutMs: number): Promise<Outcome> {
-    if (this.busy) throw new Error("instance is not reentrant")
+  /** Run one call: settled by the plugin, the timeout, or the worker's death, whichever comes first. */
+  run(exportName: string, input: Uint8Array | string, state: HostFunctions.CallState, timeoutMs: number): Promise<Outcome> {
+    if (this.busy) return Promise.reject(new Error("instance is not reentrant"))
+    if (this.deadReason !== undefined) return Promise.resolve({ _tag: "crashed", message: this.deadReason })
     this.busy = true
     this.state = state
-    let timer: ReturnType<typeof setTimeout> | undefined
-    try {
-      return await Promise.race<Outcome>([
-        this.plugin.call(exportName, input).then(
-          (out): Outcome => ({ _tag: "ok", output: out === null ? null : out.bytes() }),
-          (e): Outcome => {
-            const message = messageOf(e)
-            return { _tag: "error", message, pluginError: message.startsWith("Plugin-originated error: ") }
-          }
-        ),
-        new Promise<Outcome>((resolve) => {
-          timer = setTimeout(() => resolve({ _tag: "timeout" }), timeoutMs)
-        }),
-        this.died.then((message): Outcome => ({ _tag: "crashed", message }))
-      ])
-    } finally {
-      if (timer) clearTimeout(timer)
-      this.busy = false
-    }
+    return new Promise<Outcome>((resolve) => {
+      let settled = false
+      const finish = (outcome: Outcome) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        this.onDeath = undefined
+        this.busy = false
+        resolve(outcome)
+      }
+      const timer = setTimeout(() => finish({ _tag: "timeout" }), timeoutMs)
+      this.onDeath = (message) => finish({ _tag: "crashed", message })
+      this.plugin.call(exportName, input).then(
+        (out) => finish({ _tag: "ok", output: out === null ? null : out.bytes() }),
+        (e) => {
+          const message = messageOf(e)
+          finish({ _tag: "error", message, pluginError: message.startsWith("Plugin-originated error: ") })
+        }
+      )
+    })
+  }
+
+  /** Free the Extism buffers of past calls (a round trip to the worker); false when it failed. */
+  reset(): Promise<boolean> {
+    if (this.deadReason !== undefined || this.closed) return Promise.resolve(false)
+    return new Promise((resolve) => {
+      let settled = false
+      const finish = (ok: boolean) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        this.onDeath = undefined
+        if (ok) {
+          this.dirtyScope = undefined
+          this.callsSinceReset = 0
+          this.bytesSinceReset = 0
+        }
+        resolve(ok)
+      }
+      const timer = setTimeout(() => finish(false), 2_000)
+      this.onDeath = () => finish(false)
+      this.plugin.reset().then((done) => finish(done), () => finish(false))
+    })
   }
 
   /** Discard the instance: terminate its worker without leaving the SDK waiting on it. */
@@ -354,6 +384,16 @@ class Pool {
   lastUsed = performance.now()
 
   constructor(readonly core: HostCore, readonly record: () => PluginRecord) {}
+
+  /** An idle instance, if there is one (the most recently used: its worker is the warmest). */
+  takeIdle(): Instance | undefined {
+    const ready = this.idle.pop()
+    if (ready) {
+      this.busy++
+      this.lastUsed = performance.now()
+    }
+    return ready
+  }
 
   acquire(queueTimeoutMs: number): { readonly promise: Promise<Instance>; readonly cancel: () => void } {
     this.lastUsed = performance.now()
@@ -424,7 +464,23 @@ class Pool {
     else {
       this.busy--
       this.idle.push(instance)
+      if (instance.dirtyScope !== undefined) this.scheduleClean(instance)
     }
+  }
+
+  /** An instance left idle with a caller's data in its buffers is reset soon after. */
+  private scheduleClean(instance: Instance) {
+    if (instance.cleanScheduled) return
+    instance.cleanScheduled = true
+    const timer = setTimeout(() => {
+      instance.cleanScheduled = false
+      const at = this.idle.indexOf(instance)
+      if (at < 0 || instance.dirtyScope === undefined || this.closed) return
+      this.idle.splice(at, 1)
+      this.busy++
+      void instance.reset().then((ok) => this.release(instance, ok))
+    }, 50)
+    timer.unref?.()
   }
 
   private takeWaiter(): Waiter | undefined {
@@ -778,12 +834,16 @@ const call = (
       resume(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: the plugin is not loaded in this host` })))
       return
     }
-    const bytes = typeof input === "string" ? encoder.encode(input) : input
-    if (bytes.byteLength > limits.maxInputBytes) {
+    // Strings go to the SDK as they are (it encodes them once); their UTF-8 size is only computed
+    // when it could exceed the cap.
+    const inputBytes = typeof input === "string"
+      ? (input.length * 3 <= limits.maxInputBytes ? input.length : encoder.encode(input).byteLength)
+      : input.byteLength
+    if (inputBytes > limits.maxInputBytes) {
       resume(Effect.fail(
         new InvalidInput({
           skill,
-          message: `the input is ${bytes.byteLength} bytes; ${skill} accepts at most ${limits.maxInputBytes}`,
+          message: `the input is ${inputBytes} bytes; ${skill} accepts at most ${limits.maxInputBytes}`,
           issues: [{ path: "(root)", message: `is larger than ${limits.maxInputBytes} bytes` }]
         })
       ))
@@ -795,22 +855,61 @@ const call = (
     }
     core.calls++
     const pool = record.pool
-    const lease = pool.acquire(core.options.queueTimeoutMs ?? 30_000)
+    const scopeKey = options.scope ? `${options.scope.app}\u0000${options.scope.installId}\u0000${options.scope.userId}` : ""
     let instance: Instance | undefined
     let finished = false
-    const run = async (): Promise<Effect.Effect<CallResult, RunError>> => {
-      try {
-        instance = await lease.promise
-      } catch (e) {
-        if (e instanceof QueueTimeout) {
-          return Effect.fail(new SkillTimeout({ skill, timeoutMs: e.ms, message: `${skill}: ${e.message} (timeout)` }))
+    let cancelWait: () => void = () => undefined
+    const done = (effect: Effect.Effect<CallResult, RunError>) => {
+      if (finished) return
+      finished = true
+      resume(effect)
+    }
+    const crashed = (e: unknown) => {
+      if (instance) pool.release(instance, false)
+      done(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` })))
+    }
+
+    const settle = (running: Instance, outcome: Outcome, state: HostFunctions.CallState, started: number) => {
+      const durationMs = performance.now() - started
+      if (outcome._tag === "ok") {
+        const denied = state.egressDenied
+        const tooLarge = outcome.output !== null && outcome.output.byteLength > limits.maxOutputBytes
+        if (!denied && !tooLarge) {
+          running.state = undefined
+          running.dirtyScope = scopeKey
+          running.callsSinceReset++
+          running.bytesSinceReset += inputBytes + (outcome.output?.byteLength ?? 0)
+          // Buffers are freed every few calls, when they grow, before another caller's call and
+          // soon after the instance goes idle: not after every call, which would put a second
+          // round trip to the worker on the path of every call.
+          if (running.callsSinceReset >= RESET_EVERY_CALLS || running.bytesSinceReset > limits.bufferBytes / 4) {
+            void running.reset().then((ok) => pool.release(running, ok))
+          } else pool.release(running, true)
+          done(Effect.succeed({ output: outcome.output, durationMs }))
+          return
         }
-        return Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` }))
+        pool.release(running, false)
+        core.failures++
+        done(Effect.fail(
+          denied
+            ? new SkillEgressDenied({ skill, url: denied.url, reason: denied.reason, message: denied.message })
+            : new SkillFailed({
+              skill,
+              reason: "output_too_large",
+              message: `${skill} produced ${outcome.output!.byteLength} bytes of output; the limit is ${limits.maxOutputBytes}`
+            })
+        ))
+        return
       }
-      if (finished) {
-        pool.release(instance, true)
-        return Effect.interrupt
-      }
+      core.failures++
+      if (outcome._tag === "timeout") core.timeouts++
+      failure(running, outcome, state, limits).then((error) => {
+        pool.release(running, false)
+        done(Effect.fail(error))
+      }, crashed)
+    }
+
+    const execute = (running: Instance) => {
       const started = performance.now()
       const state: HostFunctions.CallState = {
         skill,
@@ -824,64 +923,41 @@ const call = (
         httpStatus: 0,
         httpHeaders: null
       }
-      const outcome = await instance.run(exportName, bytes, state, limits.timeoutMs)
-      const durationMs = performance.now() - started
-      if (outcome._tag === "ok") {
-        const denied = state.egressDenied
-        const tooLarge = outcome.output !== null && outcome.output.byteLength > limits.maxOutputBytes
-        if (!denied && !tooLarge) {
-          const kept = instance
-          kept.state = undefined
-          void resetAndRelease(pool, kept)
-          return Effect.succeed({ output: outcome.output, durationMs })
-        }
-        pool.release(instance, false)
-        core.failures++
-        if (denied) return Effect.fail(new SkillEgressDenied({ skill, url: denied.url, reason: denied.reason, message: denied.message }))
-        return Effect.fail(
-          new SkillFailed({
-            skill,
-            reason: "output_too_large",
-            message: `${skill} produced ${outcome.output!.byteLength} bytes of output; the limit is ${limits.maxOutputBytes}`
-          })
-        )
-      }
-      core.failures++
-      if (outcome._tag === "timeout") core.timeouts++
-      const error = await failure(instance, outcome, state, limits)
-      pool.release(instance, false)
-      return Effect.fail(error)
+      running.run(exportName, input, state, limits.timeoutMs).then((outcome) => settle(running, outcome, state, started), crashed)
     }
-    run().then(
-      (effect) => {
-        finished = true
-        resume(effect)
-      },
-      (e) => {
-        finished = true
-        if (instance) pool.release(instance, false)
-        resume(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` })))
+
+    const start = (acquired: Instance) => {
+      instance = acquired
+      if (finished) {
+        pool.release(acquired, true)
+        return
       }
-    )
+      // Another caller's data may still be in the instance's buffers: free them first.
+      if (acquired.dirtyScope !== undefined && acquired.dirtyScope !== scopeKey) {
+        acquired.reset().then((ok) => {
+          if (ok) execute(acquired)
+          else crashed(new Error("the plugin instance could not be reset"))
+        }, crashed)
+      } else execute(acquired)
+    }
+
+    const idle = pool.takeIdle()
+    if (idle) start(idle)
+    else {
+      const lease = pool.acquire(core.options.queueTimeoutMs ?? 30_000)
+      cancelWait = lease.cancel
+      lease.promise.then(start, (e) => {
+        if (e instanceof QueueTimeout) done(Effect.fail(new SkillTimeout({ skill, timeoutMs: e.ms, message: `${skill}: ${e.message} (timeout)` })))
+        else done(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` })))
+      })
+    }
     return Effect.sync(() => {
       if (finished) return
       finished = true
-      lease.cancel()
+      cancelWait()
       if (instance && instance.busy) instance.close()
     })
   })
-
-const resetAndRelease = async (pool: Pool, instance: Instance) => {
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const ok = await Promise.race([
-    instance.plugin.reset().then((done) => done, () => false),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), 2_000)
-    })
-  ])
-  if (timer) clearTimeout(timer)
-  pool.release(instance, ok)
-}
 
 /** Build the host (its instances are closed when the scope closes). */
 export const make = (options: HostOptions = {}) =>

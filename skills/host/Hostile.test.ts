@@ -22,6 +22,8 @@ import { http, inputText, outputText } from "./troupe"
 
 @external("extism:host/env", "alloc") declare function alloc(n: u64): u64
 @external("extism:host/env", "output_set") declare function output_set(offset: u64, n: u64): void
+@external("extism:host/env", "length") declare function block_length(offset: u64): u64
+@external("extism:host/env", "load_u8") declare function load_u8(offset: u64): u8
 
 let sink: i32 = 0
 const kept = new Array<Uint8Array>()
@@ -40,6 +42,20 @@ export function fetch_then_spin(): i32 {
   return 0
 }
 export function trap(): i32 { unreachable(); return 0 }
+/** Reads every Extism block it can address: what earlier calls left behind. */
+export function peek(): i32 {
+  let seen = ""
+  for (let i: u64 = 1; i < 512; i++) {
+    const at = i << 48
+    const n = block_length(at)
+    if (n == 0 || n > 4096) continue
+    const bytes = new Uint8Array(<i32>n)
+    for (let j: u64 = 0; j < n; j++) bytes[<i32>j] = load_u8(at + j)
+    seen += String.UTF8.decode(bytes.buffer) + "|"
+  }
+  outputText(seen)
+  return 0
+}
 export function abort_me(): i32 { assert(false, "the plugin gave up"); return 0 }
 function recurse(n: i32): i32 { return n == 0 ? 0 : recurse(n + 1) + 1 }
 export function overflow(): i32 { sink = recurse(1); return 0 }
@@ -114,10 +130,10 @@ const limits: Partial<Host.HostLimits> = {
 
 const load = (spec: Host.PluginSpec) => runtime.runPromise(Effect.flatMap(Host.SkillHost, (host) => host.load(spec)))
 
-const call = (plugin: Host.LoadedPlugin, exportName: string, input = "") =>
+const call = (plugin: Host.LoadedPlugin, exportName: string, input = "", user?: string) =>
   runtime.runPromise(
     Effect.flatMap(Host.SkillHost, (host) =>
-      Effect.either(host.call(plugin, exportName, input)).pipe(
+      Effect.either(host.call(plugin, exportName, input, user ? { scope: { app: "hostile", installId: "i", userId: user } } : {})).pipe(
         Effect.map(Either.map((r) => (r.output === null ? null : new TextDecoder().decode(r.output))))
       ))
   )
@@ -240,6 +256,15 @@ describe("hostile plugins are contained", () => {
     expect(results).toEqual(Array.from({ length: 12 }, (_, i) => Either.right(`call ${i}`)))
     expect(largest).toBeLessThanOrEqual(2)
     expect((await stats()).waiting).toBe(0)
+  })
+
+  it("a plugin cannot read what another user's call left in its buffers", async () => {
+    const single = await load(Host.fromBytes(hostile, { name: "single", limits }))
+    await runtime.runPromise(Effect.flatMap(Host.SkillHost, (host) => host.warm(single, 1)))
+    expect(await call(single, "echo", "ada-secret-4711", "ada")).toEqual(Either.right("ada-secret-4711"))
+    const otherView = await call(single, "peek", "", "bob")
+    expect(Either.isRight(otherView)).toBe(true)
+    expect(Either.getOrThrow(otherView)).not.toContain("ada-secret")
   })
 
   it("refuses an input over the input cap before running anything", async () => {
