@@ -15,6 +15,7 @@
  * `SkillEgressDenied` (skill_egress_denied, 502), `SkillFailed` (skill_failed, 502);
  * `Errors.describe(e)` gives the status, code, message and details.
  */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -25,6 +26,7 @@ import { AppNotFound, InvalidInput, ManifestError, SkillFailed, SkillNotFound, S
 import type { AdmissionError, InvokeError } from "./Errors.ts"
 import * as FirstParty from "./firstparty/apps.ts"
 import * as Host from "./host/Host.ts"
+import * as KvStore from "./host/KvStore.ts"
 import * as JsonSchema from "./manifest/JsonSchema.ts"
 import * as Manifest from "./manifest/Manifest.ts"
 import * as Pricing from "./Pricing.ts"
@@ -300,3 +302,14 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
 /** The service over the given apps (the first-party ones by default). */
 export const layer = (apps: ReadonlyArray<Skill.App> = FirstParty.apps): Layer.Layer<Skills, never, Host.SkillHost> =>
   Layer.effect(Skills, make(apps))
+
+/**
+ * Everything a runner or gateway needs: the service (first-party apps), the host (`options`,
+ * e.g. from `Config.fromEnv`) and the KV store in the runtime's database (run
+ * `KvStore.migrations` first; `bin/app.ts` does).
+ */
+export const layerSql = (
+  options: Host.HostOptions = {},
+  apps: ReadonlyArray<Skill.App> = FirstParty.apps
+): Layer.Layer<Skills | Host.SkillHost, never, SqlClient.SqlClient> =>
+  layer(apps).pipe(Layer.provideMerge(Host.layer(options)), Layer.provide(KvStore.layerSql()))
