@@ -18,6 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import * as NodeCrypto from "node:crypto"
 import * as Jose from "jose"
 import { Cache } from "../runtime/Cache.ts"
 import { Role } from "../entities/user/protocol.ts"
@@ -106,7 +107,33 @@ export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache> = Layer.ef
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const cache = yield* Cache
-    const key = Redacted.value(config.jwtSecret)
+    const key = NodeCrypto.createSecretKey(Redacted.value(config.jwtSecret))
+    // verified tokens, until they expire: the signature is checked once per token, not per request
+    const verified = new Map<string, AccessClaims>()
+    const remember = (token: string, claims: AccessClaims) => {
+      if (verified.size >= 10_000) verified.delete(verified.keys().next().value!)
+      verified.set(token, claims)
+    }
+    const check = (token: string): Effect.Effect<AccessClaims, AccessError> => {
+      const known = verified.get(token)
+      if (known) {
+        if (known.expiresAt * 1000 > Date.now()) return Effect.succeed(known)
+        verified.delete(token)
+        return Effect.fail("expired")
+      }
+      return Effect.tryPromise({
+        try: () => Jose.jwtVerify(token, key, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["sub", "exp", "sid"] }),
+        catch: (e): AccessError => (e instanceof Jose.errors.JWTExpired ? "expired" : "invalid")
+      }).pipe(
+        Effect.flatMap(({ payload }) =>
+          Option.match(decodeClaims(payload), {
+            onNone: () => Effect.fail<AccessError>("invalid"),
+            onSome: (c) => Effect.succeed<AccessClaims>({ userId: c.sub, familyId: c.sid, role: c.role, expiresAt: c.exp })
+          })
+        ),
+        Effect.tap((claims) => Effect.sync(() => remember(token, claims)))
+      )
+    }
     const ttlSeconds = Math.round(Duration.toSeconds(config.accessTokenTtl))
     const revokedKey = (familyId: string) => `gw:revoked:${familyId}`
     return Tokens.of({
@@ -122,16 +149,7 @@ export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache> = Layer.ef
             .sign(key)
         ).pipe(Effect.map((token) => ({ token, expiresIn: ttlSeconds }))),
       verify: (token) =>
-        Effect.tryPromise({
-          try: () => Jose.jwtVerify(token, key, { algorithms: ["HS256"], issuer, audience, requiredClaims: ["sub", "exp", "sid"] }),
-          catch: (e): AccessError => (e instanceof Jose.errors.JWTExpired ? "expired" : "invalid")
-        }).pipe(
-          Effect.flatMap(({ payload }) =>
-            Option.match(decodeClaims(payload), {
-              onNone: () => Effect.fail<AccessError>("invalid"),
-              onSome: (c) => Effect.succeed<AccessClaims>({ userId: c.sub, familyId: c.sid, role: c.role, expiresAt: c.exp })
-            })
-          ),
+        check(token).pipe(
           Effect.flatMap((claims) =>
             cache.get(revokedKey(claims.familyId)).pipe(
               Effect.orElseSucceed(() => Option.none<string>()),

@@ -14,6 +14,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Entities from "../entities/index.ts"
 import * as TroupeConfig from "../runtime/Config.ts"
+import type { Routes } from "../runtime/Http.ts"
 import * as KeyRing from "../runtime/KeyRing.ts"
 import * as Roles from "../runtime/Roles.ts"
 import { freePort } from "../runtime/testing/process.ts"
@@ -43,6 +44,8 @@ export const startServer = async (options: {
   readonly databaseUrl?: string
   readonly redisUrl?: string
   readonly settings?: Partial<GatewaySettings>
+  /** More routes on the same server (the benchmark's bare handler). */
+  readonly extraRoutes?: Layer.Layer<never, never, Routes>
 }): Promise<TestServer> => {
   const port = await freePort()
   const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
@@ -60,7 +63,10 @@ export const startServer = async (options: {
     version: "test",
     migrations: [...Entities.migrations, ...SkillKv.migrations],
     entities: Entities.layer,
-    routes: Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
+    routes: Layer.merge(
+      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
+      options.extraRoutes ?? Layer.empty
+    ),
     startRoutes: Layer.empty
   }
   const masterKeys = await KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
