@@ -114,7 +114,7 @@ describe("gateway on Postgres + Redis", () => {
     expect((await request(server, "GET", "/v1/chats", { token })).body.chats.map((c: { id: string }) => c.id)).toEqual([chatId])
 
     // cancel: nothing running now → 409; a new turn can be cancelled
-    const idleCancel = await request(server, "POST", `/v1/chats/${chatId}/cancel`, { token, body: {} })
+    const idleCancel = await request(server, "POST", `/v1/chats/${chatId}/cancel`, { token })
     expect([200, 409]).toContain(idleCancel.status)
     const second = await request(server, "POST", `/v1/chats/${chatId}/messages`, { token, body: { client_message_id: "m2", text: "tell me more" } })
     expect(second.status).toBe(202)
@@ -192,6 +192,11 @@ describe("gateway on Postgres + Redis", () => {
     expect(without.status).toBe(403)
     expect(without.body.error.code).toBe("csrf_failed")
     expect((await request(server, "POST", "/v1/chats", { headers: { cookie: jar, "x-csrf-token": csrf }, body: {} })).status).toBe(201)
+    // refreshing with the cookie: no body needed, CSRF token required
+    expect((await request(server, "POST", "/v1/auth/refresh", { headers: { cookie: jar } })).body.error.code).toBe("csrf_failed")
+    const refreshed = await request(server, "POST", "/v1/auth/refresh", { headers: { cookie: jar, "x-csrf-token": csrf } })
+    expect(refreshed.status).toBe(200)
+    expect(refreshed.headers.getSetCookie().some((c) => c.startsWith("troupe_refresh="))).toBe(true)
   })
 
   it("API keys: work like a JWT within their scopes, refuse account routes, and are refused beyond their spend cap", async () => {

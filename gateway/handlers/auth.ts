@@ -136,7 +136,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("refresh", ({ payload, request }) =>
         Effect.gen(function*() {
-          let value = payload.refresh_token
+          let value = payload?.refresh_token
           if (!value) {
             value = request.cookies[cookies.refresh]
             const csrf = request.cookies[cookies.csrf]

@@ -178,7 +178,7 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.WriteChats)
-          let turnId = payload.turn_id
+          let turnId = payload?.turn_id
           if (!turnId) {
             const summary = yield* owned(principal, path.id)
             if (!summary.runningTurn) return yield* fail(409, "no_running_turn", "No turn is running in this chat")
