@@ -46,6 +46,10 @@ export const startServer = async (options: {
   readonly settings?: Partial<GatewaySettings>
   /** More routes on the same server (the benchmark's bare handler). */
   readonly extraRoutes?: Layer.Layer<never, never, Routes>
+  /** Entities to host instead of the real ones (stand-ins for fault tests). */
+  readonly entities?: Roles.App["entities"]
+  /** Server log level (default `error`, or TROUPE_TEST_LOG_LEVEL). */
+  readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
 }): Promise<TestServer> => {
   const port = await freePort()
   const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
@@ -53,7 +57,7 @@ export const startServer = async (options: {
     ["TROUPE_DATA_DIR", dataDir],
     ["TROUPE_HOST", "127.0.0.1"],
     ["TROUPE_PORT", String(port)],
-    ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? "error"]
+    ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? options.logLevel ?? "error"]
   ])
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
@@ -62,7 +66,7 @@ export const startServer = async (options: {
   const app: Roles.App = {
     version: "test",
     migrations: [...Entities.migrations, ...SkillKv.migrations],
-    entities: Entities.layer,
+    entities: options.entities ?? Entities.layer,
     routes: Layer.merge(
       Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty

@@ -83,6 +83,8 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
     const events = (chatId: string, after: number) => {
       let last = after
       const subscribe = Stream.suspend(() => chatClient(chatId).Events({ afterSeq: last })).pipe(
+        // a source restarted under us may replay events already sent: send each sequence number once
+        Stream.filter((event) => event.seq > last),
         Stream.tap((event) => Effect.sync(() => void (last = event.seq))),
         Stream.map(frame),
         // a stream that ends or breaks is resumed after the last event sent
