@@ -20,7 +20,7 @@ import * as Layer from "effect/Layer"
 import * as Runtime from "effect/Runtime"
 import * as NodeCrypto from "node:crypto"
 import * as NodeOs from "node:os"
-import type { Worker } from "node:worker_threads"
+import { MessageChannel, type MessagePort, type Worker } from "node:worker_threads"
 import { safeFetch } from "../../runtime/SafeFetch.ts"
 import { AdmissionError, InvalidInput, SkillEgressDenied, SkillFailed, SkillMemoryExceeded, SkillTimeout } from "../Errors.ts"
 import type { RunError } from "../Errors.ts"
@@ -228,6 +228,8 @@ class Instance {
   private pendingMemory = new Map<number, (bytes: ReadonlyArray<number> | undefined) => void>()
   private nextId = 1
 
+  private port: MessagePort | undefined = undefined
+
   constructor(readonly id: number, readonly status: SharedArrayBuffer) {}
 
   private markDead(reason: string) {
@@ -244,25 +246,34 @@ class Instance {
     if (internals.opts) internals.opts.timeoutMs = null
     const worker = internals.worker ?? undefined
     this.worker = worker
-    if (worker) {
-      // The host decides when workers end; an idle one must not keep the process alive.
-      worker.unref()
-      worker.on("error", (e) => this.markDead(`the plugin worker failed: ${messageOf(e)}`))
-      worker.on("exit", (code) => this.markDead(`the plugin worker exited (code ${code})`))
-      worker.on("message", (m: unknown) => {
+    if (worker && !isDeno) {
+      const { port1, port2 } = new MessageChannel()
+      this.port = port1
+      port1.on("message", (m: unknown) => {
         if (m && typeof m === "object" && (m as { type?: unknown }).type === "troupe:memory") {
           const reply = m as { id: number; bytes: ReadonlyArray<number> }
           this.pendingMemory.get(reply.id)?.(reply.bytes)
           this.pendingMemory.delete(reply.id)
         }
       })
+      port1.unref()
+      worker.postMessage({ type: "troupe:port", port: port2 }, [port2])
+    }
+    if (worker) {
+      // The host decides when workers end; an idle one must not keep the process alive.
+      worker.unref()
+      worker.on("error", (e) => this.markDead(`the plugin worker failed: ${messageOf(e)}`))
+      worker.on("exit", (code) => {
+        this.port?.close()
+        this.markDead(`the plugin worker exited (code ${code})`)
+      })
     }
   }
 
   /** The byte size of each of the plugin's memories, if the worker answers quickly. */
   memorySizes(): Promise<ReadonlyArray<number> | undefined> {
-    const worker = this.worker
-    if (!worker || this.deadReason !== undefined || isDeno) return Promise.resolve(undefined)
+    const port = this.port
+    if (!port || this.deadReason !== undefined) return Promise.resolve(undefined)
     const id = this.nextId++
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -273,7 +284,7 @@ class Instance {
         clearTimeout(timer)
         resolve(bytes)
       })
-      worker.postMessage({ type: "troupe:memory", id })
+      port.postMessage({ type: "troupe:memory", id })
     })
   }
 

@@ -26,11 +26,21 @@ if (!isMainThread && parentPort && troupe && troupe.status instanceof SharedArra
     return result
   }
 
-  parentPort.on("message", (message) => {
-    if (message && message.type === "troupe:memory") {
-      parentPort.postMessage({ type: "troupe:memory", id: message.id, bytes: memories.map((m) => m.buffer.byteLength) })
-    }
-  })
+  // Memory queries come on a port of their own (handed over once, then this listener is removed),
+  // so the SDK's messages are not dispatched twice. (A port cannot travel in workerData: the SDK
+  // re-posts its worker options and a transferred port there crashes Node.)
+  const receivePort = (message) => {
+    if (!message || message.type !== "troupe:port" || !message.port) return
+    parentPort.off("message", receivePort)
+    const port = message.port
+    port.on("message", (query) => {
+      if (query && query.type === "troupe:memory") {
+        port.postMessage({ type: "troupe:memory", id: query.id, bytes: memories.map((m) => m.buffer.byteLength) })
+      }
+    })
+    port.unref()
+  }
+  parentPort.on("message", receivePort)
 
   let failed = false
   const fatal = (error) => {
