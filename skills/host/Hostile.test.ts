@@ -6,6 +6,7 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as NodeFs from "node:fs/promises"
 import * as NodeHttp from "node:http"
@@ -18,7 +19,7 @@ import * as Host from "./Host.ts"
 import * as KvStore from "./KvStore.ts"
 
 const HOSTILE = `
-import { http, inputText, outputText } from "./troupe"
+import { http, inputText, log, outputText } from "./troupe"
 
 @external("extism:host/env", "alloc") declare function alloc(n: u64): u64
 @external("extism:host/env", "output_set") declare function output_set(offset: u64, n: u64): void
@@ -42,6 +43,7 @@ export function fetch_then_spin(): i32 {
   return 0
 }
 export function trap(): i32 { unreachable(); return 0 }
+export function chatty(): i32 { for (let i = 0; i < 500; i++) log("line " + i.toString()); outputText("said a lot"); return 0 }
 /** Reads every Extism block it can address: what earlier calls left behind. */
 export function peek(): i32 {
   let seen = ""
@@ -265,6 +267,29 @@ describe("hostile plugins are contained", () => {
     const otherView = await call(single, "peek", "", "bob")
     expect(Either.isRight(otherView)).toBe(true)
     expect(Either.getOrThrow(otherView)).not.toContain("ada-secret")
+  })
+
+  it("routes plugin logs into our logger, annotated and capped per call", async () => {
+    const lines: Array<{ message: unknown; annotations: Record<string, unknown> }> = []
+    const capture = Logger.replace(Logger.defaultLogger, Logger.make(({ annotations, message }) => {
+      lines.push({ message, annotations: Object.fromEntries(annotations) })
+    }))
+    const logged = ManagedRuntime.make(Host.layer().pipe(Layer.provide(KvStore.layerMemory()), Layer.provide(capture)))
+    try {
+      const output = await logged.runPromise(Effect.gen(function*() {
+        const host = yield* Host.SkillHost
+        const p = yield* host.load(Host.fromBytes(hostile, { name: "chatty", limits: { ...limits, maxLogLines: 20 } }))
+        return (yield* host.call(p, "chatty", "", { skill: "demo.chatty" })).output
+      }))
+      expect(new TextDecoder().decode(output!)).toBe("said a lot")
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      const fromPlugin = lines.filter((l) => l.annotations["source"] === "plugin")
+      expect(fromPlugin).toHaveLength(20)
+      expect(fromPlugin[0]).toMatchObject({ annotations: { plugin: "chatty", skill: "demo.chatty" } })
+      expect(String(fromPlugin[0]!.message)).toContain("line 0")
+    } finally {
+      await logged.dispose()
+    }
   })
 
   it("refuses an input over the input cap before running anything", async () => {
