@@ -6,7 +6,8 @@
  *    (the runtime's HTTP server and middleware), requests/s with keep-alive clients in a worker
  *    thread, alternating bare/me rounds to spread the machine's noise over both.
  * 2. `POST /v1/chats/{id}/messages` → first SSE event on that chat's open stream, with 50
- *    streams open at once and the 50 posts sent together, over several rounds: p50/p99.
+ *    streams open at once: posts paced evenly at 50/s (the headline `first_event_*`), all 50
+ *    posts at the same instant (`first_event_burst_*`), and one stream alone (the floor).
  *
  * Runs `troupe start` in this process on Postgres (TEST_DATABASE_URL, default local) with the
  * memory cache. The last line is one JSON object with `me_ratio_to_bare` and `first_event_p99_ms`.
@@ -142,34 +143,60 @@ const main = async () => {
         if (event === "done" || event === "error" || event === "cancelled") done.get(chatId)?.()
       })
     ))
-    for (let round = 0; round < rounds; round++) {
+    /** One round: every chat posts once, `spacingMs` apart (0: all at once), until every turn is done. */
+    const round = async (label: string, spacingMs: number, into: Array<number>) => {
       const finished = Promise.all(chats.map((chatId) => new Promise<void>((resolve) => done.set(chatId, resolve))))
-      await Promise.all(chats.map(async (chatId) => {
+      await Promise.all(chats.map(async (chatId, i) => {
         const summary = await request(server, "GET", `/v1/chats/${chatId}?limit=1`, { token })
         firstAfter.set(chatId, summary.body.chat.last_seq)
+        if (spacingMs > 0) await new Promise((resolve) => setTimeout(resolve, i * spacingMs))
         const start = performance.now()
         sentAt.set(chatId, start)
-        const posted = await request(server, "POST", `/v1/chats/${chatId}/messages`, { token, body: { client_message_id: `r${round}`, text: `round ${round}: hello` } })
+        const posted = await request(server, "POST", `/v1/chats/${chatId}/messages`, { token, body: { client_message_id: `${label}`, text: `${label}: hello` } })
         acks.push(performance.now() - start)
         if (posted.status !== 202) throw new Error(`post: ${posted.status} ${JSON.stringify(posted.body)}`)
       }))
       await finished
+      into.push(...latencies.splice(0, latencies.length))
+    }
+    const paced: Array<number> = []
+    const burst: Array<number> = []
+    for (let r = 0; r < rounds; r++) await round(`paced${r}`, 1000 / streams, paced)
+    const pacedAcks = acks.splice(0, acks.length)
+    for (let r = 0; r < Math.max(1, Math.floor(rounds / 2)); r++) await round(`burst${r}`, 0, burst)
+    const burstAcks = acks.splice(0, acks.length)
+    // the same with one stream and one post at a time: the floor under the 50-stream figure
+    const single: Array<number> = []
+    const lone = chats[0]!
+    for (let i = 0; i < 10; i++) {
+      const finished = new Promise<void>((resolve) => done.set(lone, resolve))
+      const summary = await request(server, "GET", `/v1/chats/${lone}?limit=1`, { token })
+      firstAfter.set(lone, summary.body.chat.last_seq)
+      const before = latencies.length
+      sentAt.set(lone, performance.now())
+      await request(server, "POST", `/v1/chats/${lone}/messages`, { token, body: { client_message_id: `single${i}`, text: "alone" } })
+      await finished
+      single.push(latencies[before]!)
     }
     for (const s of open) s.close()
-    const p50 = percentile(latencies, 50)
-    const p99 = percentile(latencies, 99)
-    say(`POST → first SSE event, ${streams} streams × ${rounds} rounds (${latencies.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...latencies))} ms`)
-    say(`POST acknowledged (202): p50 ${round2(percentile(acks, 50))} ms, p99 ${round2(percentile(acks, 99))} ms`)
+    say(`POST → first SSE event, 1 stream, sequential: p50 ${round2(percentile(single, 50))} ms, max ${round2(Math.max(...single))} ms`)
+    const p50 = percentile(paced, 50)
+    const p99 = percentile(paced, 99)
+    say(`POST → first SSE event, ${streams} streams open, posts paced at ${streams}/s (${paced.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...paced))} ms; 202 p50 ${round2(percentile(pacedAcks, 50))} ms, p99 ${round2(percentile(pacedAcks, 99))} ms`)
+    say(`POST → first SSE event, ${streams} streams, ${streams} posts at once (${burst.length} samples): p50 ${round2(percentile(burst, 50))} ms, p99 ${round2(percentile(burst, 99))} ms; 202 p50 ${round2(percentile(burstAcks, 50))} ms, p99 ${round2(percentile(burstAcks, 99))} ms`)
     say(JSON.stringify({
       me_rps: Math.round(meRps),
       bare_rps: Math.round(bareRps),
       me_ratio_to_bare: round2(meRps / bareRps),
       first_event_p50_ms: round2(p50),
       first_event_p99_ms: round2(p99),
-      post_ack_p50_ms: round2(percentile(acks, 50)),
-      post_ack_p99_ms: round2(percentile(acks, 99)),
+      first_event_single_p50_ms: round2(percentile(single, 50)),
+      first_event_burst_p50_ms: round2(percentile(burst, 50)),
+      first_event_burst_p99_ms: round2(percentile(burst, 99)),
+      post_ack_p50_ms: round2(percentile(pacedAcks, 50)),
+      post_ack_p99_ms: round2(percentile(pacedAcks, 99)),
       streams,
-      samples: latencies.length
+      samples: paced.length
     }))
   } finally {
     await server.close()
