@@ -265,6 +265,45 @@ describe("gateway on Postgres + Redis", () => {
     expect((await request(server, "POST", "/v1/auth/login", { body: { login: "ada", password: "a long password 1" } })).status).toBe(429)
   })
 
+  it("mates, the credit ledger, admin users and grants, and deleting an account", async () => {
+    const admin = (await request(server, "POST", "/v1/auth/login", { body: { login: "admin", password: "a long password 1" } })).body.access_token
+    const invite = await request(server, "POST", "/v1/admin/invites", { token: admin, body: { uses: 1 } })
+    const zoe = await onboard(server, "zoe", invite.body.code)
+    const token = zoe.access
+
+    const mates = await request(server, "GET", "/v1/mates", { token })
+    expect(mates.body.mates.map((m: { id: string; is_default: boolean }) => [m.id, m.is_default])).toEqual([["default", true]])
+    const mate = await request(server, "POST", "/v1/mates", { token, body: { name: "Researcher", system_prompt: "Dig deep.", allowed_skills: ["text.summarize"] } })
+    expect(mate.status).toBe(201)
+    const patched = await request(server, "PATCH", `/v1/mates/${mate.body.id}`, { token, body: { model: "big" } })
+    expect(patched.body).toMatchObject({ name: "Researcher", model: "big", allowed_skills: ["text.summarize"] })
+    expect((await request(server, "DELETE", "/v1/mates/default", { token })).body.error.code).toBe("default_mate")
+    const chat = await request(server, "POST", "/v1/chats", { token, body: { mate_id: mate.body.id } })
+    expect(chat.body.mate_id).toBe(mate.body.id)
+    expect((await request(server, "POST", "/v1/chats", { token, body: { mate_id: "nope" } })).body.error.code).toBe("mate_not_found")
+    expect((await request(server, "DELETE", `/v1/mates/${mate.body.id}`, { token })).status).toBe(204)
+
+    // admin: users, grants (idempotent with a key); others may not
+    expect((await request(server, "GET", "/v1/admin/users", { token })).body.error.code).toBe("admin_only")
+    const users = await request(server, "GET", "/v1/admin/users?limit=100", { token: admin })
+    expect(users.body.users.map((u: { username: string }) => u.username)).toContain("zoe")
+    const before = (await request(server, "GET", "/v1/credits", { token })).body.available
+    for (let i = 0; i < 2; i++) {
+      const grant = await request(server, "POST", "/v1/admin/credits/grant", { token: admin, body: { user_id: zoe.userId, amount: 40, reason: "thanks", idempotency_key: "zoe-1" } })
+      expect(grant.status).toBe(200)
+    }
+    expect((await request(server, "GET", "/v1/credits", { token })).body.available).toBe(before + 40)
+    expect((await request(server, "POST", "/v1/admin/credits/grant", { token: admin, body: { user_id: "nobody", amount: 1, reason: "x" } })).body.error.code).toBe("user_not_found")
+    const ledger = await request(server, "GET", "/v1/credits/ledger?limit=10", { token })
+    expect(ledger.body.entries.some((e: { reason: string | null; amount: number }) => e.reason === "thanks" && e.amount === 40)).toBe(true)
+
+    // deleting the account: its chats are gone, its tokens and login refused
+    expect((await request(server, "DELETE", "/v1/me", { token })).status).toBe(204)
+    expect((await request(server, "GET", "/v1/me", { token })).status).toBe(401)
+    expect((await request(server, "GET", `/v1/chats/${chat.body.id}`, { token: admin })).status).toBe(404)
+    expect((await request(server, "POST", "/v1/auth/login", { body: { login: "zoe", password: "a long password 1" } })).body.error.code).toBe("invalid_credentials")
+  })
+
   it("answers bad input with 400 and field paths, malformed JSON with 400, big bodies with 413", async () => {
     const bad = await request(server, "POST", "/v1/auth/signup", { body: { email: "not-an-email", username: "a", password: "short" } })
     expect(bad.status).toBe(400)
