@@ -111,6 +111,9 @@ describe("gateway on Postgres + Redis", () => {
     const history = await request(server, "GET", `/v1/chats/${chatId}`, { token })
     expect(history.status).toBe(200)
     expect(history.body.messages.map((m: { role: string }) => m.role)).toEqual(["user", "mate"])
+    const mateMessage = history.body.messages[1].id as string
+    expect((await request(server, "DELETE", `/v1/chats/${chatId}/messages/${mateMessage}`, { token })).status).toBe(204)
+    expect((await request(server, "DELETE", `/v1/chats/${chatId}/messages/nosuchmessage`, { token })).body.error.code).toBe("message_not_found")
     expect((await request(server, "GET", "/v1/chats", { token })).body.chats.map((c: { id: string }) => c.id)).toEqual([chatId])
 
     // cancel: nothing running now → 409; a new turn can be cancelled
@@ -218,26 +221,27 @@ describe("gateway on Postgres + Redis", () => {
     expect(bad.status).toBe(400)
     expect(bad.body.error.details.issues[0].path).toMatch(/^scopes/)
 
-    // a skills:math key with a cap of 0 credits: the skill is refused before it runs
-    const capped = await request(server, "POST", "/v1/api_keys", { token, body: { name: "capped", scopes: ["skills:math"], spend_cap: 0 } })
+    // a skills:text key with a cap of 1 credit: a priced skill is refused before it runs
+    const capped = await request(server, "POST", "/v1/api_keys", { token, body: { name: "capped", scopes: ["skills:text"], spend_cap: 1 } })
     const apps = await request(server, "GET", "/v1/apps", { token: capped.body.key })
     expect(apps.status).toBe(200)
-    const math = apps.body.apps.find((a: { id: string }) => a.id === "math")
-    expect(math).toBeDefined()
-    const calc = await request(server, "POST", "/v1/apps/math/skills/calculate", { token: capped.body.key, body: { input: { expression: "6*7" } } })
-    if (calc.status === 200) {
-      // a free skill needs no credits
-      expect(calc.body.credits_charged).toBe(0)
-    } else {
-      expect(calc.status).toBe(402)
-      expect(calc.body.error.code).toBe("spend_cap_exceeded")
-    }
-    // with a session: the skill runs and is charged
+    expect(apps.body.apps.map((a: { id: string }) => a.id)).toEqual(expect.arrayContaining(["math", "text"]))
+    const text = "Troupe is a platform. Mates use skills. Skills are sandboxed. Credits pay for them. Streams resume. ".repeat(20)
+    const refused = await request(server, "POST", "/v1/apps/text/skills/summarize", { token: capped.body.key, body: { input: { text } } })
+    expect(refused.status).toBe(402)
+    expect(refused.body.error.code).toBe("spend_cap_exceeded")
+    // the key's scope is one app only
+    expect((await request(server, "POST", "/v1/apps/math/skills/calculate", { token: capped.body.key, body: { input: { expression: "1+1" } } })).body.error.code).toBe("insufficient_scope")
+    // with a session: the skill runs, the actual price is charged and nothing stays reserved
     const before = (await request(server, "GET", "/v1/credits", { token })).body.available
-    const run = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { expression: "6*7" } } })
+    const run = await request(server, "POST", "/v1/apps/text/skills/summarize", { token, body: { input: { text } } })
     expect(run.status, JSON.stringify(run.body)).toBe(200)
+    expect(run.body.result.summary.length).toBeGreaterThan(0)
+    expect(run.body.credits_charged).toBeGreaterThan(0)
     const after = (await request(server, "GET", "/v1/credits", { token })).body
     expect(after).toEqual({ available: before - run.body.credits_charged, reserved: 0 })
+    const free = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { expression: "6*7" } } })
+    expect(free.body).toMatchObject({ credits_charged: 0 })
     const invalid = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { nope: 1 } } })
     expect(invalid.status).toBe(400)
     expect(invalid.body.error.code).toBe("invalid_input")
