@@ -111,7 +111,8 @@ const layerCors = Layer.unwrapEffect(
     config.corsOrigins.length === 0
       ? Layer.empty
       : HttpApiBuilder.middleware(HttpMiddleware.cors({
-        allowedOrigins: config.corsOrigins,
+        // a predicate, so only an allowed request origin is ever echoed back
+        allowedOrigins: (origin: string) => config.corsOrigins.includes(origin),
         allowedMethods: ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allowedHeaders: ["authorization", "content-type", "x-csrf-token", "last-event-id", "x-request-id"],
         exposedHeaders: ["x-request-id", "retry-after"],

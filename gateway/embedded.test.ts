@@ -13,6 +13,7 @@ beforeAll(async () => {
   server = await startServer({
     settings: {
       signup: { _tag: "Open" },
+      corsOrigins: ["https://app.example.com"],
       rateLimits: {
         perIp: { points: 100_000, duration: Duration.seconds(60) },
         perUser: { points: 100_000, duration: Duration.seconds(60) },
@@ -29,6 +30,20 @@ afterAll(async () => {
 describe("gateway on the embedded default (PGlite, memory cache)", () => {
   it("signup → verify → login → chat → stream → cancel → delete", async () => {
     await onboardAndChat(server, "pat")
+  })
+
+  it("allows cross-origin requests only from the allowlist", async () => {
+    const preflight = await fetch(server.url + "/v1/chats", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example.com", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" }
+    })
+    expect(preflight.status).toBeLessThan(300)
+    expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example.com")
+    expect(preflight.headers.get("access-control-allow-credentials")).toBe("true")
+    const allowed = await fetch(server.url + "/v1/openapi.json", { headers: { origin: "https://app.example.com" } })
+    expect(allowed.headers.get("access-control-allow-origin")).toBe("https://app.example.com")
+    const other = await fetch(server.url + "/v1/openapi.json", { headers: { origin: "https://evil.example.net" } })
+    expect(other.headers.get("access-control-allow-origin")).toBeNull()
   })
 
   it("limits /v1/auth/* per client address in memory with 429 and Retry-After", async () => {
