@@ -391,10 +391,21 @@ class Pool {
   readonly all = new Set<Instance>()
   total = 0
   busy = 0
+  /** Instances between a call and their return to idle, freeing buffers (a short round trip). */
+  resetting = 0
   closed = false
   lastUsed = performance.now()
 
   constructor(readonly core: HostCore, readonly record: () => PluginRecord) {}
+
+  /** Free an instance's buffers, then give it back. */
+  resetAndRelease(instance: Instance) {
+    this.resetting++
+    void instance.reset().then((ok) => {
+      this.resetting--
+      this.release(instance, ok)
+    })
+  }
 
   /** An idle instance, if there is one (the most recently used: its worker is the warmest). */
   takeIdle(): Instance | undefined {
@@ -414,7 +425,9 @@ class Pool {
       this.busy++
       return { promise: Promise.resolve(ready), cancel: () => undefined }
     }
-    if (this.total < this.core.poolSize) {
+    // An instance that is only resetting is about to be free: wait for it rather than start (and
+    // then alternate with) a cold one. Concurrent calls still get new instances.
+    if (this.total < this.core.poolSize && this.waiters.length >= this.resetting) {
       this.busy++
       return { promise: this.spawn(), cancel: () => undefined }
     }
@@ -489,7 +502,7 @@ class Pool {
       if (at < 0 || instance.dirtyScope === undefined || this.closed) return
       this.idle.splice(at, 1)
       this.busy++
-      void instance.reset().then((ok) => this.release(instance, ok))
+      this.resetAndRelease(instance)
     }, 50)
     timer.unref?.()
   }
@@ -894,7 +907,7 @@ const call = (
           // soon after the instance goes idle: not after every call, which would put a second
           // round trip to the worker on the path of every call.
           if (running.callsSinceReset >= RESET_EVERY_CALLS || running.bytesSinceReset > limits.bufferBytes / 4) {
-            void running.reset().then((ok) => pool.release(running, ok))
+            pool.resetAndRelease(running)
           } else pool.release(running, true)
           done(Effect.succeed({ output: outcome.output, durationMs }))
           return
