@@ -1,18 +1,27 @@
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it } from "vitest"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import { freePort, spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
+import { freePort, type Spawned, spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
 
 const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-start-"))
 afterAll(() => NodeFs.rmSync(dataDir, { recursive: true, force: true }))
+const started: Array<Spawned> = []
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((p) => stop(p, "SIGKILL")))
+})
+const startTroupe = (args: ReadonlyArray<string>, env: Record<string, string>) => {
+  const proc = spawnTroupe(args, env)
+  started.push(proc)
+  return proc
+}
 
 describe("troupe start (embedded default)", () => {
   it("serves health and metrics, logs JSON, keeps its data across a restart and stops cleanly on SIGTERM", async () => {
     const port = await freePort()
     const env = { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1" }
 
-    const first = spawnTroupe(["start"], env)
+    const first = startTroupe(["start"], env)
     await waitFor(`http://127.0.0.1:${port}/health`, { proc: first })
     expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: "healthy" })
 
@@ -46,7 +55,7 @@ describe("troupe start (embedded default)", () => {
 
     expect(await stop(first, "SIGTERM")).toBe(0)
 
-    const second = spawnTroupe(["start"], env)
+    const second = startTroupe(["start"], env)
     await waitFor(`http://127.0.0.1:${port}/health`, { proc: second })
     // the schema (and everything in it) was still there: nothing to migrate the second time
     expect(second.logs().some((l) => typeof l.message === "string" && l.message.startsWith("Applied"))).toBe(false)

@@ -31,6 +31,12 @@ export interface Spawned {
   readonly exited: Promise<number | string>
 }
 
+/** Children still running; killed when this process exits, so a failed test leaves no orphan behind. */
+const children = new Set<NodeChild.ChildProcess>()
+process.once("exit", () => {
+  for (const child of children) child.kill("SIGKILL")
+})
+
 /** Spawn `command args` with `env` added to a clean copy of this process's environment. */
 export const spawn = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined>): Spawned => {
   const base = { ...process.env }
@@ -45,7 +51,13 @@ export const spawn = (command: string, args: ReadonlyArray<string>, env: Record<
   let err = ""
   child.stdout!.on("data", (d: Buffer) => (out += d.toString()))
   child.stderr!.on("data", (d: Buffer) => (err += d.toString()))
-  const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)))
+  children.add(child)
+  const exited = new Promise<number | string>((resolve) =>
+    child.on("exit", (code, signal) => {
+      children.delete(child)
+      resolve(code ?? signal ?? -1)
+    })
+  )
   return {
     child,
     stdout: () => out,
