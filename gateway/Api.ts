@@ -9,7 +9,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { Email, Scope, Username } from "../entities/user/protocol.ts"
+import { Email, PlainText, Scope, Username } from "../entities/user/protocol.ts"
 import { AppDescription } from "../skills/Skills.ts"
 import { Authentication } from "./Auth.ts"
 import {
@@ -32,7 +32,7 @@ import {
 /** Ids in paths and bodies. */
 export const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "must be 1-64 letters, digits, _ or -" }))
 
-const Password = Schema.String.pipe(
+const Password = PlainText(256).pipe(
   Schema.minLength(10, { message: () => "must be at least 10 characters" }),
   Schema.maxLength(256, { message: () => "must be at most 256 characters" })
 )
@@ -105,9 +105,9 @@ export const Mate = Schema.Struct({
   updated_at: Schema.Date
 }).annotations({ identifier: "Mate" })
 
-const MateName = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(80))
-const SystemPrompt = Schema.String.pipe(Schema.maxLength(20_000))
-const Model = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100))
+const MateName = PlainText(80).pipe(Schema.minLength(1))
+const SystemPrompt = PlainText(20_000)
+const Model = PlainText(100).pipe(Schema.minLength(1))
 const AllowedSkills = Schema.Array(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}(\.[A-Za-z0-9_-]{1,64}|\.\*)?$/))).pipe(Schema.maxItems(100))
 
 export const Balance = Schema.Struct({ available: Schema.Number, reserved: Schema.Number }).annotations({ identifier: "Balance" })
@@ -120,7 +120,7 @@ const common = <G extends HttpApiGroup.HttpApiGroup.Any>(group: G) => group
 export class AuthGroup extends HttpApiGroup.make("auth")
   .add(
     HttpApiEndpoint.post("signup", "/v1/auth/signup")
-      .setPayload(Schema.Struct({ invite_code: Schema.optional(Schema.String.pipe(Schema.maxLength(200))), email: Email, username: Username, password: Password }))
+      .setPayload(Schema.Struct({ invite_code: Schema.optional(PlainText(200)), email: Email, username: Username, password: Password }))
       .addSuccess(Schema.Struct({ user_id: Schema.String, email: Schema.String, username: Schema.String, role: Schema.Literal("user", "admin"), email_verification: Schema.Literal("sent") }), { status: 201 })
       .addError(Forbidden)
       .addError(Conflict)
@@ -138,14 +138,14 @@ export class AuthGroup extends HttpApiGroup.make("auth")
   )
   .add(
     HttpApiEndpoint.post("login", "/v1/auth/login")
-      .setPayload(Schema.Struct({ login: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(254)), password: Schema.String.pipe(Schema.maxLength(256)), totp_code: Schema.optional(Schema.String.pipe(Schema.maxLength(20))) }))
+      .setPayload(Schema.Struct({ login: PlainText(254).pipe(Schema.minLength(1)), password: PlainText(256), totp_code: Schema.optional(PlainText(20)) }))
       .addSuccess(Session)
       .addError(Forbidden)
       .annotate(OpenApi.Description, "Sign in with an email or username. With 2FA on, `totp_code` (authenticator or backup code) is required: 401 `totp_required` says so.")
   )
   .add(
     HttpApiEndpoint.post("refresh", "/v1/auth/refresh")
-      .setPayload(Schema.NullOr(Schema.Struct({ refresh_token: Schema.optional(Schema.String.pipe(Schema.maxLength(300))) })))
+      .setPayload(Schema.NullOr(Schema.Struct({ refresh_token: Schema.optional(PlainText(300)) })))
       .addSuccess(Session)
       .addError(Forbidden)
       .annotate(OpenApi.Description, "Rotate the refresh token (body, or the troupe_refresh cookie with X-CSRF-Token). A reused refresh token revokes its whole session: 401 `refresh_token_reused`.")
@@ -176,7 +176,7 @@ export class MeGroup extends HttpApiGroup.make("me")
   .add(HttpApiEndpoint.get("get", "/v1/me").addSuccess(Me))
   .add(
     HttpApiEndpoint.patch("update", "/v1/me")
-      .setPayload(Schema.Struct({ display_name: Schema.optional(Schema.String.pipe(Schema.maxLength(80))), settings: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }))
+      .setPayload(Schema.Struct({ display_name: Schema.optional(PlainText(80)), settings: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }))
       .addSuccess(Me)
   )
   .add(HttpApiEndpoint.del("delete", "/v1/me").addSuccess(HttpApiSchema.Empty(204)).annotate(OpenApi.Description, "Delete the account: every chat is crypto-shredded."))
@@ -197,7 +197,7 @@ export class ApiKeysGroup extends HttpApiGroup.make("api_keys")
   .add(
     HttpApiEndpoint.post("create", "/v1/api_keys")
       .setPayload(Schema.Struct({
-        name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(80)),
+        name: PlainText(80).pipe(Schema.minLength(1)),
         scopes: Schema.Array(Scope).pipe(Schema.minItems(1), Schema.maxItems(20)),
         expires_at: Schema.optional(Schema.Date),
         spend_cap: Schema.optional(Schema.Int.pipe(Schema.nonNegative(), Schema.lessThanOrEqualTo(1_000_000_000_000)))
@@ -220,7 +220,7 @@ const ChatPath = Schema.Struct({ id: Id })
 export class ChatsGroup extends HttpApiGroup.make("chats")
   .add(
     HttpApiEndpoint.post("create", "/v1/chats")
-      .setPayload(Schema.Struct({ mate_id: Schema.optional(Id), title: Schema.optional(Schema.String.pipe(Schema.maxLength(200))) }))
+      .setPayload(Schema.Struct({ mate_id: Schema.optional(Id), title: Schema.optional(PlainText(200)) }))
       .addSuccess(Chat, { status: 201 })
   )
   .add(HttpApiEndpoint.get("list", "/v1/chats").setUrlParams(Paging).addSuccess(Schema.Struct({ chats: Schema.Array(Chat), next_before: Schema.NullOr(Schema.Number) })))
@@ -232,7 +232,7 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
     HttpApiEndpoint.post("post", "/v1/chats/:id/messages").setPath(ChatPath)
       .setPayload(Schema.Struct({
         client_message_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128), Schema.pattern(/^[\w.:-]+$/, { message: () => "must be 1-128 of letters, digits, _ . : -" })),
-        text: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000))
+        text: PlainText(32_000).pipe(Schema.minLength(1))
       }))
       .addSuccess(Schema.Struct({ message_id: Schema.String, turn_id: Schema.String, seq: Schema.Number, duplicate: Schema.Boolean }), { status: 202 })
       .addError(Conflict)
@@ -360,7 +360,7 @@ export class AdminGroup extends HttpApiGroup.make("admin")
       .setPayload(Schema.Struct({
         user_id: Id,
         amount: Schema.Int.pipe(Schema.between(1, 1_000_000_000)),
-        reason: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+        reason: PlainText(200).pipe(Schema.minLength(1)),
         idempotency_key: Schema.optional(Schema.String.pipe(Schema.pattern(/^[\w:.@-]{1,100}$/)))
       }))
       .addSuccess(Schema.extend(Balance, Schema.Struct({ user_id: Schema.String })))

@@ -62,6 +62,9 @@ const decodeFailure = (e: HttpApiDecodeError) =>
 
 /** A defect of reading the body: malformed JSON or too large; undefined for other defects. */
 const bodyDefect = (defect: unknown, maxBodyBytes: number) => {
+  if (typeof defect === "object" && defect !== null && (defect as { _tag?: unknown })._tag === "MultipartError") {
+    return render(new ApiFailure({ status: 415, code: "unsupported_media_type", message: "Send JSON bodies with Content-Type: application/json" }))
+  }
   if (!HttpServerError.isServerError(defect) || defect._tag !== "RequestError") return undefined
   const cause = defect.cause as Error | undefined
   if (cause?.message === "maxBytes exceeded") {
@@ -81,6 +84,10 @@ const layerGlobalMiddleware = HttpApiBuilder.middleware(
         const declared = Number(request.headers["content-length"] ?? "0")
         if (declared > config.maxBodyBytes) {
           return yield* Effect.fail(new ApiFailure({ status: 413, code: "payload_too_large", message: `Request body larger than ${config.maxBodyBytes} bytes` }))
+        }
+        const contentType = request.headers["content-type"]
+        if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType.trim()) && request.method !== "GET" && request.method !== "HEAD") {
+          return yield* Effect.fail(new ApiFailure({ status: 415, code: "unsupported_media_type", message: "Send JSON bodies with Content-Type: application/json" }))
         }
         const ip = clientIp(request, config.trustProxy)
         yield* limiter.consume("ip", ip)

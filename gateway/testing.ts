@@ -112,7 +112,8 @@ export const request = async (
     headers["content-type"] = "application/json"
     body = typeof options.body === "string" ? options.body : JSON.stringify(options.body)
   }
-  const res = await fetch(server.url + path, { method, headers, body })
+  // a request that never answers (a stuck entity) fails the test instead of hanging it
+  const res = await fetch(server.url + path, { method, headers, body, signal: AbortSignal.timeout(30_000) })
   const text = await res.text()
   let parsed: unknown = undefined
   try {

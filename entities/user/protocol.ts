@@ -32,10 +32,17 @@ export const Scope = Schema.String.pipe(
   })
 )
 
+/** Text without NUL characters (Postgres refuses them in text and JSON columns), at most `max` long. */
+export const PlainText = (max: number) =>
+  Schema.String.pipe(
+    Schema.maxLength(max),
+    Schema.pattern(/^[^\u0000]*$/, { message: () => "must not contain NUL characters" })
+  )
+
 /** An email address (loosely checked: the verification mail proves it). */
 export const Email = Schema.String.pipe(
   Schema.maxLength(254),
-  Schema.pattern(/^[^\s@]+@[^\s@]+\.[^\s@]+$/, { message: () => "must be an email address" })
+  Schema.pattern(/^[^\s@\u0000-\u001f\u007f]+@[^\s@\u0000-\u001f\u007f]+\.[^\s@\u0000-\u001f\u007f]+$/, { message: () => "must be an email address" })
 )
 
 /** A username: 3–32 letters, digits, `_`, `.` or `-`, starting with a letter or digit. */
@@ -234,7 +241,7 @@ export class SetEmailCode extends Schema.Class<SetEmailCode>("troupe/User/SetEma
 /** Change the display name and/or settings. */
 export class UpdateProfile extends Schema.Class<UpdateProfile>("troupe/User/UpdateProfile")({
   key: Id,
-  displayName: Schema.optional(Schema.String.pipe(Schema.maxLength(80))),
+  displayName: Schema.optional(PlainText(80)),
   settings: Schema.optional(Settings)
 }) {
   [PrimaryKey.symbol]() {
@@ -243,9 +250,9 @@ export class UpdateProfile extends Schema.Class<UpdateProfile>("troupe/User/Upda
 }
 
 const MateFields = {
-  name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(80)),
-  systemPrompt: Schema.String.pipe(Schema.maxLength(20_000)),
-  model: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(100)),
+  name: PlainText(80).pipe(Schema.minLength(1)),
+  systemPrompt: PlainText(20_000),
+  model: PlainText(100).pipe(Schema.minLength(1)),
   allowedSkills: Schema.Array(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}(\.[A-Za-z0-9_-]{1,64}|\.\*)?$/))).pipe(Schema.maxItems(100))
 }
 
@@ -280,7 +287,7 @@ export class DeleteMate extends Schema.Class<DeleteMate>("troupe/User/DeleteMate
 /** Add an API key; the caller generated the secret and passes its hash. */
 export class CreateApiKey extends Schema.Class<CreateApiKey>("troupe/User/CreateApiKey")({
   keyId: Id,
-  name: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(80)),
+  name: PlainText(80).pipe(Schema.minLength(1)),
   scopes: Schema.Array(Scope).pipe(Schema.minItems(1), Schema.maxItems(20)),
   expiresAt: Schema.optional(Schema.DateFromNumber),
   spendCap: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThanOrEqualTo(1_000_000_000_000))),
@@ -316,7 +323,7 @@ export class RevokeAllSessions extends Schema.Class<RevokeAllSessions>("troupe/U
 export class AddChat extends Schema.Class<AddChat>("troupe/User/AddChat")({
   chatId: Id,
   mateId: Id,
-  title: Schema.String.pipe(Schema.maxLength(200))
+  title: PlainText(200)
 }) {
   [PrimaryKey.symbol]() {
     return `chat:${this.chatId}`

@@ -39,8 +39,12 @@ const me = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.Account)
-          if (payload.settings && JSON.stringify(payload.settings).length > 16_384) {
+          const settings = payload.settings === undefined ? undefined : JSON.stringify(payload.settings)
+          if (settings !== undefined && settings.length > 16_384) {
             return yield* fail(400, "invalid_request", "settings must be at most 16 KB of JSON", { issues: [{ path: "settings", message: "too large" }] })
+          }
+          if (settings !== undefined && settings.includes("\\u0000")) {
+            return yield* fail(400, "invalid_request", "settings must not contain NUL characters", { issues: [{ path: "settings", message: "must not contain NUL characters" }] })
           }
           const profile = yield* call(users(principal.userId).UpdateProfile(
             new UpdateProfile({
