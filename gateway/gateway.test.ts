@@ -247,6 +247,15 @@ describe("gateway on Postgres + Redis", () => {
     expect(invalid.body.error.code).toBe("invalid_input")
     expect((await request(server, "POST", "/v1/apps/nope/skills/x", { token, body: { input: {} } })).body.error.code).toBe("app_not_found")
 
+    // a chats key with a cap of 0: the turn is refused its credits and says so on the stream
+    const chatsKey = (await request(server, "POST", "/v1/api_keys", { token, body: { name: "bot", scopes: ["chats"], spend_cap: 0 } })).body.key as string
+    const botChat = await request(server, "POST", "/v1/chats", { token: chatsKey, body: { title: "bot" } })
+    expect(botChat.status).toBe(201)
+    expect((await request(server, "POST", `/v1/chats/${botChat.body.id}/messages`, { token: chatsKey, body: { client_message_id: "b1", text: "hi" } })).status).toBe(202)
+    const botEvents = await readEvents(server, `/v1/chats/${botChat.body.id}/events`, chatsKey, (es) => es.some((e) => e.event === "error" || e.event === "done"))
+    expect(botEvents.events.at(-1)).toMatchObject({ event: "error", data: { code: "insufficient_credits" } })
+    expect(botEvents.events.at(-1)!.data.message).toContain("api_key:")
+
     // revoked: refused at once
     expect((await request(server, "DELETE", `/v1/api_keys/${created.body.id}`, { token })).status).toBe(204)
     const revoked = await request(server, "GET", "/v1/me", { token: reader })
