@@ -148,6 +148,8 @@ export interface HostOptions {
   readonly egress?: HostFunctions.Egress
   /** Compiled modules kept; default 64. */
   readonly moduleCacheSize?: number
+  /** Nice value of plugin worker threads (Linux), so the serving thread wins the CPU; default 10. */
+  readonly workerNice?: number
   /** Lowest plugin log level forwarded; default `info`. */
   readonly logLevel?: "trace" | "debug" | "info" | "warn" | "error"
 }
@@ -698,7 +700,7 @@ class HostCore {
         : {
           name: `troupe plugin ${plugin.name}`,
           execArgv: ["--disable-warning=ExperimentalWarning", "--import", PRELOAD],
-          workerData: { troupe: { status } },
+          workerData: { troupe: { status, nice: this.options.workerNice ?? 10 } },
           resourceLimits: { maxOldGenerationSizeMb: 256 }
         }
     }

@@ -7,11 +7,25 @@
 //    and the worker exits alone.
 // 2. The host asks for the size of the plugin's memories after a trap, to tell a plugin that ran
 //    into its memory cap from one that trapped for another reason.
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
 import { isMainThread, parentPort, workerData } from "node:worker_threads"
 
 const troupe = workerData && typeof workerData === "object" ? workerData.troupe : undefined
 
 if (!isMainThread && parentPort && troupe && troupe.status instanceof SharedArrayBuffer) {
+  // 3. Plugins run at a lower CPU priority than the thread serving requests, so a plugin burning
+  //    CPU on every core does not starve the event loop (Linux: a thread's nice value is set
+  //    through its thread id, found in /proc/thread-self). Best effort elsewhere.
+  if (typeof troupe.nice === "number") {
+    try {
+      const tid = Number(NodeFs.readlinkSync("/proc/thread-self").split("/").pop())
+      if (Number.isInteger(tid) && tid > 0) NodeOs.setPriority(tid, troupe.nice)
+    } catch {
+      // not Linux, or not allowed: plugins keep the default priority
+    }
+  }
+
   const status = new Int32Array(troupe.status, 0, 2)
   const text = new Uint8Array(troupe.status, 8)
   const memories = []
