@@ -7,7 +7,8 @@
  *    thread, alternating bare/me rounds to spread the machine's noise over both.
  * 2. `POST /v1/chats/{id}/messages` → first SSE event on that chat's open stream, with 50
  *    streams open at once: posts paced evenly at 50/s (the headline `first_event_*`), all 50
- *    posts at the same instant (`first_event_burst_*`), and one stream alone (the floor).
+ *    posts at the same instant (`first_event_burst_*`), paced at 10/s (`first_event_10_per_s_*`),
+ *    and one stream alone (the floor).
  *
  * Runs `troupe start` in this process on Postgres (TEST_DATABASE_URL, default local) with the
  * memory cache. The last line is one JSON object with `me_ratio_to_bare` and `first_event_p99_ms`.
@@ -163,6 +164,9 @@ const main = async () => {
     const burst: Array<number> = []
     for (let r = 0; r < rounds; r++) await round(`paced${r}`, 1000 / streams, paced)
     const pacedAcks = acks.splice(0, acks.length)
+    const slow: Array<number> = []
+    for (let r = 0; r < 2; r++) await round(`slow${r}`, 100, slow)
+    acks.splice(0, acks.length)
     for (let r = 0; r < Math.max(1, Math.floor(rounds / 2)); r++) await round(`burst${r}`, 0, burst)
     const burstAcks = acks.splice(0, acks.length)
     // the same with one stream and one post at a time: the floor under the 50-stream figure
@@ -183,6 +187,7 @@ const main = async () => {
     const p50 = percentile(paced, 50)
     const p99 = percentile(paced, 99)
     say(`POST → first SSE event, ${streams} streams open, posts paced at ${streams}/s (${paced.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...paced))} ms; 202 p50 ${round2(percentile(pacedAcks, 50))} ms, p99 ${round2(percentile(pacedAcks, 99))} ms`)
+    say(`POST → first SSE event, ${streams} streams open, posts paced at 10/s (${slow.length} samples): p50 ${round2(percentile(slow, 50))} ms, p99 ${round2(percentile(slow, 99))} ms`)
     say(`POST → first SSE event, ${streams} streams, ${streams} posts at once (${burst.length} samples): p50 ${round2(percentile(burst, 50))} ms, p99 ${round2(percentile(burst, 99))} ms; 202 p50 ${round2(percentile(burstAcks, 50))} ms, p99 ${round2(percentile(burstAcks, 99))} ms`)
     say(JSON.stringify({
       me_rps: Math.round(meRps),
@@ -190,6 +195,8 @@ const main = async () => {
       me_ratio_to_bare: round2(meRps / bareRps),
       first_event_p50_ms: round2(p50),
       first_event_p99_ms: round2(p99),
+      first_event_10_per_s_p50_ms: round2(percentile(slow, 50)),
+      first_event_10_per_s_p99_ms: round2(percentile(slow, 99)),
       first_event_single_p50_ms: round2(percentile(single, 50)),
       first_event_burst_p50_ms: round2(percentile(burst, 50)),
       first_event_burst_p99_ms: round2(percentile(burst, 99)),

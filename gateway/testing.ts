@@ -60,6 +60,7 @@ export const startServer = async (options: {
     ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? options.logLevel ?? "error"]
   ])
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
+  if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
