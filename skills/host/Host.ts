@@ -198,6 +198,13 @@ const messageOf = (e: unknown): string => {
   return String(e)
 }
 
+const TIMEOUT: Outcome = { _tag: "timeout" }
+
+const errorOutcome = (e: unknown): Outcome => {
+  const message = messageOf(e)
+  return { _tag: "error", message, pluginError: message.startsWith("Plugin-originated error: ") }
+}
+
 const MEMORY_MESSAGES = [/memory limit exceeded/i, /Array buffer allocation failed/i, /Invalid array buffer length/i, /out of memory/i]
 
 interface PluginRecord {
@@ -296,26 +303,35 @@ class Instance {
     if (this.deadReason !== undefined) return Promise.resolve({ _tag: "crashed", message: this.deadReason })
     this.busy = true
     this.state = state
+    const token = ++this.runToken
+    // One call at a time per instance: its pending state lives on the instance, and the handlers
+    // are created once per instance rather than per call (this is the hot path).
     return new Promise<Outcome>((resolve) => {
-      let settled = false
-      const finish = (outcome: Outcome) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        this.onDeath = undefined
-        this.busy = false
-        resolve(outcome)
-      }
-      const timer = setTimeout(() => finish({ _tag: "timeout" }), timeoutMs)
-      this.onDeath = (message) => finish({ _tag: "crashed", message })
+      this.runResolve = resolve
+      this.runTimer = setTimeout(this.onRunTimeout, timeoutMs, token)
+      this.onDeath = this.onRunDeath
       this.plugin.call(exportName, input).then(
-        (out) => finish({ _tag: "ok", output: out === null ? null : out.bytes() }),
-        (e) => {
-          const message = messageOf(e)
-          finish({ _tag: "error", message, pluginError: message.startsWith("Plugin-originated error: ") })
-        }
+        (out) => this.settleRun(token, { _tag: "ok", output: out === null ? null : out.bytes() }),
+        (e) => this.settleRun(token, errorOutcome(e))
       )
     })
+  }
+
+  private runToken = 0
+  private runResolve: ((outcome: Outcome) => void) | undefined = undefined
+  private runTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private readonly onRunTimeout = (token: number) => this.settleRun(token, TIMEOUT)
+  private readonly onRunDeath = (message: string) => this.settleRun(this.runToken, { _tag: "crashed", message })
+
+  private settleRun(token: number, outcome: Outcome) {
+    const resolve = this.runResolve
+    if (token !== this.runToken || resolve === undefined) return
+    this.runResolve = undefined
+    clearTimeout(this.runTimer)
+    this.runTimer = undefined
+    this.onDeath = undefined
+    this.busy = false
+    resolve(outcome)
   }
 
   /** Free the Extism buffers of past calls (a round trip to the worker); false when it failed. */
@@ -880,110 +896,138 @@ const call = (
       return
     }
     core.calls++
-    const pool = record.pool
-    const scopeKey = options.scope ? `${options.scope.app}\u0000${options.scope.installId}\u0000${options.scope.userId}` : ""
-    let instance: Instance | undefined
-    let finished = false
-    let cancelWait: () => void = () => undefined
-    const done = (effect: Effect.Effect<CallResult, RunError>) => {
-      if (finished) return
-      finished = true
-      resume(effect)
-    }
-    const crashed = (e: unknown) => {
-      if (instance) pool.release(instance, false)
-      done(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` })))
-    }
-
-    const settle = (running: Instance, outcome: Outcome, state: HostFunctions.CallState, started: number) => {
-      const durationMs = performance.now() - started
-      if (outcome._tag === "ok") {
-        const denied = state.egressDenied
-        const tooLarge = outcome.output !== null && outcome.output.byteLength > limits.maxOutputBytes
-        if (!denied && !tooLarge) {
-          running.state = undefined
-          running.dirtyScope = scopeKey
-          running.callsSinceReset++
-          running.bytesSinceReset += inputBytes + (outcome.output?.byteLength ?? 0)
-          // Buffers are freed every few calls, when they grow, before another caller's call and
-          // soon after the instance goes idle: not after every call, which would put a second
-          // round trip to the worker on the path of every call.
-          if (running.callsSinceReset >= RESET_EVERY_CALLS || running.bytesSinceReset > limits.bufferBytes / 4) {
-            pool.resetAndRelease(running)
-          } else pool.release(running, true)
-          done(Effect.succeed({ output: outcome.output, durationMs }))
-          return
-        }
-        pool.release(running, false)
-        core.failures++
-        done(Effect.fail(
-          denied
-            ? new SkillEgressDenied({ skill, url: denied.url, reason: denied.reason, message: denied.message })
-            : new SkillFailed({
-              skill,
-              reason: "output_too_large",
-              message: `${skill} produced ${outcome.output!.byteLength} bytes of output; the limit is ${limits.maxOutputBytes}`
-            })
-        ))
-        return
-      }
-      core.failures++
-      if (outcome._tag === "timeout") core.timeouts++
-      failure(running, outcome, state, limits).then((error) => {
-        pool.release(running, false)
-        done(Effect.fail(error))
-      }, crashed)
-    }
-
-    const execute = (running: Instance) => {
-      const started = performance.now()
-      const state: HostFunctions.CallState = {
-        skill,
-        scope: options.scope ?? LOCAL_SCOPE,
-        secrets: options.secrets ?? {},
-        deadline: started + limits.timeoutMs,
-        egressDenied: undefined,
-        memoryExceeded: undefined,
-        lastErrorLog: undefined,
-        logsLeft: limits.maxLogLines,
-        httpStatus: 0,
-        httpHeaders: null
-      }
-      running.run(exportName, input, state, limits.timeoutMs).then((outcome) => settle(running, outcome, state, started), crashed)
-    }
-
-    const start = (acquired: Instance) => {
-      instance = acquired
-      if (finished) {
-        pool.release(acquired, true)
-        return
-      }
-      // Another caller's data may still be in the instance's buffers: free them first.
-      if (acquired.dirtyScope !== undefined && acquired.dirtyScope !== scopeKey) {
-        acquired.reset().then((ok) => {
-          if (ok) execute(acquired)
-          else crashed(new Error("the plugin instance could not be reset"))
-        }, crashed)
-      } else execute(acquired)
-    }
-
-    const idle = pool.takeIdle()
-    if (idle) start(idle)
-    else {
-      const lease = pool.acquire(core.options.queueTimeoutMs ?? 30_000)
-      cancelWait = lease.cancel
-      lease.promise.then(start, (e) => {
-        if (e instanceof QueueTimeout) done(Effect.fail(new SkillTimeout({ skill, timeoutMs: e.ms, message: `${skill}: ${e.message} (timeout)` })))
-        else done(Effect.fail(new SkillFailed({ skill, reason: "crashed", message: `${skill}: ${messageOf(e)}` })))
-      })
-    }
-    return Effect.sync(() => {
-      if (finished) return
-      finished = true
-      cancelWait()
-      if (instance && instance.busy) instance.close()
-    })
+    const job = new CallJob(core, record.pool, exportName, input, inputBytes, options, skill, limits, resume)
+    const idle = record.pool.takeIdle()
+    if (idle) job.start(idle)
+    else job.wait()
+    return Effect.sync(() => job.interrupt())
   })
+
+/** One call in flight (a class, not closures: this is the hot path). */
+class CallJob {
+  instance: Instance | undefined = undefined
+  finished = false
+  cancelWait: (() => void) | undefined = undefined
+  state: HostFunctions.CallState | undefined = undefined
+  started = 0
+  readonly scopeKey: string
+
+  constructor(
+    readonly core: HostCore,
+    readonly pool: Pool,
+    readonly exportName: string,
+    readonly input: Uint8Array | string,
+    readonly inputBytes: number,
+    readonly options: CallOptions,
+    readonly skill: string,
+    readonly limits: HostLimits,
+    readonly resume: (effect: Effect.Effect<CallResult, RunError>) => void
+  ) {
+    this.scopeKey = options.scope ? `${options.scope.app}\u0000${options.scope.installId}\u0000${options.scope.userId}` : ""
+  }
+
+  done(effect: Effect.Effect<CallResult, RunError>) {
+    if (this.finished) return
+    this.finished = true
+    this.resume(effect)
+  }
+
+  crashed(e: unknown) {
+    if (this.instance) this.pool.release(this.instance, false)
+    this.done(Effect.fail(new SkillFailed({ skill: this.skill, reason: "crashed", message: `${this.skill}: ${messageOf(e)}` })))
+  }
+
+  wait() {
+    const lease = this.pool.acquire(this.core.options.queueTimeoutMs ?? 30_000)
+    this.cancelWait = lease.cancel
+    lease.promise.then((instance) => this.start(instance), (e) => {
+      if (e instanceof QueueTimeout) {
+        this.done(Effect.fail(new SkillTimeout({ skill: this.skill, timeoutMs: e.ms, message: `${this.skill}: ${e.message} (timeout)` })))
+      } else this.done(Effect.fail(new SkillFailed({ skill: this.skill, reason: "crashed", message: `${this.skill}: ${messageOf(e)}` })))
+    })
+  }
+
+  start(instance: Instance) {
+    this.instance = instance
+    if (this.finished) {
+      this.pool.release(instance, true)
+      return
+    }
+    // Another caller's data may still be in the instance's buffers: free them first.
+    if (instance.dirtyScope !== undefined && instance.dirtyScope !== this.scopeKey) {
+      instance.reset().then((ok) => (ok ? this.execute(instance) : this.crashed(new Error("the plugin instance could not be reset"))), (e) => this.crashed(e))
+    } else this.execute(instance)
+  }
+
+  execute(instance: Instance) {
+    const started = performance.now()
+    this.started = started
+    const state: HostFunctions.CallState = {
+      skill: this.skill,
+      scope: this.options.scope ?? LOCAL_SCOPE,
+      secrets: this.options.secrets ?? {},
+      deadline: started + this.limits.timeoutMs,
+      egressDenied: undefined,
+      memoryExceeded: undefined,
+      lastErrorLog: undefined,
+      logsLeft: this.limits.maxLogLines,
+      httpStatus: 0,
+      httpHeaders: null
+    }
+    this.state = state
+    instance.run(this.exportName, this.input, state, this.limits.timeoutMs).then((outcome) => this.settle(instance, outcome), (e) => this.crashed(e))
+  }
+
+  settle(instance: Instance, outcome: Outcome) {
+    const { limits, pool, skill } = this
+    const state = this.state!
+    const durationMs = performance.now() - this.started
+    if (outcome._tag === "ok") {
+      const denied = state.egressDenied
+      const tooLarge = outcome.output !== null && outcome.output.byteLength > limits.maxOutputBytes
+      if (!denied && !tooLarge) {
+        instance.state = undefined
+        instance.dirtyScope = this.scopeKey
+        instance.callsSinceReset++
+        instance.bytesSinceReset += this.inputBytes + (outcome.output?.byteLength ?? 0)
+        // Buffers are freed every few calls, when they grow, before another caller's call and
+        // soon after the instance goes idle: not after every call, which would put a second round
+        // trip to the worker on the path of every call.
+        if (instance.callsSinceReset >= RESET_EVERY_CALLS || instance.bytesSinceReset > limits.bufferBytes / 4) {
+          pool.resetAndRelease(instance)
+        } else pool.release(instance, true)
+        this.done(Effect.succeed({ output: outcome.output, durationMs }))
+        return
+      }
+      pool.release(instance, false)
+      this.core.failures++
+      this.done(Effect.fail(
+        denied
+          ? new SkillEgressDenied({ skill, url: denied.url, reason: denied.reason, message: denied.message })
+          : new SkillFailed({
+            skill,
+            reason: "output_too_large",
+            message: `${skill} produced ${outcome.output!.byteLength} bytes of output; the limit is ${limits.maxOutputBytes}`
+          })
+      ))
+      return
+    }
+    this.core.failures++
+    if (outcome._tag === "timeout") this.core.timeouts++
+    failure(instance, outcome, state, limits).then((error) => {
+      pool.release(instance, false)
+      this.done(Effect.fail(error))
+    }, (e) => this.crashed(e))
+  }
+
+  /** The caller went away: stop waiting, and discard an instance still running the call. */
+  interrupt() {
+    if (this.finished) return
+    this.finished = true
+    this.cancelWait?.()
+    if (this.instance && this.instance.busy) this.instance.close()
+  }
+}
 
 /** Build the host (its instances are closed when the scope closes). */
 export const make = (options: HostOptions = {}) =>

@@ -172,7 +172,7 @@ describe("hostile plugins are contained", () => {
 
   it("an output bomb is refused: over the output cap, or over the buffer cap", async () => {
     expect(await failure(plugin, "outbomb", String(4 * 1024 * 1024))).toMatchObject({ _tag: "SkillFailed", reason: "output_too_large" })
-    expect(await failure(plugin, "outbomb", String(256 * 1024 * 1024))).toMatchObject({ _tag: "SkillMemoryExceeded" })
+    expect(await failure(plugin, "outbomb", String(32 * 1024 * 1024))).toMatchObject({ _tag: "SkillMemoryExceeded" })
     await stillWorks(plugin)
   })
 
