@@ -7,6 +7,7 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { describe, expect, it } from "vitest"
 import { parse } from "yaml"
+import * as GatewayConfig from "../gateway/Config.ts"
 import * as TroupeConfig from "../runtime/Config.ts"
 import { root } from "../runtime/testing/process.ts"
 
@@ -58,7 +59,10 @@ describe("docker-compose.yml", () => {
   it("uses only variables the configuration reads, pointing at the stack's services", () => {
     for (const name of ["runner", "gateway", "migrate"]) {
       const env = services[name]!.environment!
-      for (const key of Object.keys(env)) expect(TroupeConfig.variables, `${name}: ${key}`).toContain(key)
+      for (const key of Object.keys(env)) expect([...TroupeConfig.variables, ...GatewayConfig.variables], `${name}: ${key}`).toContain(key)
+      // every process shares the secrets that must be the same everywhere
+      expect(env.TROUPE_MASTER_KEY).toMatch(/^\$\{TROUPE_MASTER_KEY:\?/)
+      expect(env.TROUPE_JWT_SECRET).toMatch(/^\$\{TROUPE_JWT_SECRET:\?/)
       expect(env.DATABASE_URL).toMatch(/^postgres:\/\/[^@]+@postgres:5432\//)
       expect(env.REDIS_URL).toMatch(/^redis:\/\/redis:6379/)
       expect(env.S3_ENDPOINT).toBe("http://minio:9000")
