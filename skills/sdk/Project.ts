@@ -43,7 +43,9 @@ export interface Project {
 
 /** The template `scaffold` copies. */
 export const TEMPLATE_DIR = fileURLToPath(new URL("../examples/template/", import.meta.url))
-const TEMPLATE_FILES = ["manifest.json", "tests.json", "package.json", "README.md", ".gitignore", "assembly/index.ts", "assembly/troupe.ts"]
+const TEMPLATE_FILES = ["manifest.json", "tests.json", "package.json", "README.md", "assembly/index.ts", "assembly/troupe.ts"]
+/** Written from here rather than copied: package managers drop `.gitignore` files from packages. */
+const GITIGNORE = "build/\nnode_modules/\n"
 
 const fail = (dir: string, message: string) => new ProjectError({ dir, message })
 
@@ -101,6 +103,8 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
         await NodeFs.writeFile(target, content)
         written.push(file)
       }
+      await NodeFs.writeFile(NodePath.join(root, ".gitignore"), GITIGNORE)
+      written.push(".gitignore")
       return written
     },
     catch: (e) => e instanceof ProjectError ? e : fail(dir, `cannot create the project: ${(e as Error).message}`)
