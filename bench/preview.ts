@@ -28,6 +28,7 @@ import * as Pool from "../preview/engine/Pool.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as Server from "../preview/Server.ts"
 import { freePort } from "../preview/testing/harness.ts"
+import { fixturesDir } from "../runtime/testing/fixtures.ts"
 
 const say = (line: string) => process.stdout.write(line + "\n")
 const cores = typeof NodeOs.availableParallelism === "function" ? NodeOs.availableParallelism() : NodeOs.cpus().length
@@ -46,7 +47,7 @@ const cpuMs = () => {
 
 /** A 12 MP photo-like JPEG (a fixture upscaled with grain, so it does not compress to nothing). */
 const makeInput = async (): Promise<Uint8Array> => {
-  const source = NodePath.resolve(new URL(".", import.meta.url).pathname, "../../shared/fixtures/images/Landscape_6.jpg")
+  const source = NodePath.join(fixturesDir(), "images", "Landscape_6.jpg")
   const base = NodeFs.existsSync(source)
     ? await sharp(source).rotate().resize(4000, 3000, { fit: "fill" }).raw().toBuffer()
     : await sharp({ create: { width: 4000, height: 3000, channels: 3, background: "#6a8caf" } }).raw().toBuffer()

@@ -13,8 +13,9 @@ import * as Text from "./firstparty/Text.ts"
 import * as Host from "./host/Host.ts"
 import * as KvStore from "./host/KvStore.ts"
 import * as Skills from "./Skills.ts"
+import { fixturesDir } from "../runtime/testing/fixtures.ts"
 
-const FIXTURES = NodePath.resolve(import.meta.dirname, "../../shared/fixtures/extism")
+const FIXTURES = NodePath.join(fixturesDir(), "extism")
 const fixture = (file: string) => new Uint8Array(NodeFs.readFileSync(NodePath.join(FIXTURES, file)))
 
 let runtime: ManagedRuntime.ManagedRuntime<Skills.Skills, never>

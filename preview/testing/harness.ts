@@ -17,9 +17,10 @@ import * as SafeFetch from "../../runtime/SafeFetch.ts"
 import * as PreviewConfig from "../Config.ts"
 import * as Preview from "../Preview.ts"
 import * as Server from "../Server.ts"
+import { fixturesDir as sharedFixturesDir } from "../../runtime/testing/fixtures.ts"
 
 /** The shared fixtures (beside the repository). */
-export const fixturesDir = NodePath.resolve(new URL(".", import.meta.url).pathname, "../../../shared/fixtures")
+export const fixturesDir = sharedFixturesDir()
 export const imagesDir = NodePath.join(fixturesDir, "images")
 export const metadataDir = NodePath.join(fixturesDir, "metadata")
 

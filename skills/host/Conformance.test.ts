@@ -16,8 +16,9 @@ import { safeFetch } from "../../runtime/SafeFetch.ts"
 import * as Host from "./Host.ts"
 import type * as HostFunctions from "./HostFunctions.ts"
 import * as KvStore from "./KvStore.ts"
+import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 
-const FIXTURES = NodePath.resolve(import.meta.dirname, "../../../shared/fixtures/extism")
+const FIXTURES = NodePath.join(fixturesDir(), "extism")
 
 interface Case {
   readonly id: string

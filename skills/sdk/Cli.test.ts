@@ -13,9 +13,10 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import * as SkillCli from "./Cli.ts"
+import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 
 const ROOT = NodePath.resolve(import.meta.dirname, "../..")
-const FIXTURES = NodePath.resolve(ROOT, "../shared/fixtures/extism")
+const FIXTURES = NodePath.join(fixturesDir(), "extism")
 
 const cli = Command.run(Command.make("troupe").pipe(Command.withSubcommands([SkillCli.skill])), { name: "troupe", version: "test" })
 
