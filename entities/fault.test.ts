@@ -5,6 +5,7 @@
  * one settled or released hold; the ledger adds up to the balances; journals have no gaps.
  */
 import * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -93,7 +94,11 @@ describe("chats across three runners", () => {
         const [restarted] = yield* sql<{ n: string }>`SELECT count(*) AS n FROM chat_events WHERE kind = 'restarted'`
         const [charged] = yield* sql<{ n: string }>`SELECT COALESCE(SUM(amount), 0) AS n FROM credit_ledger WHERE account_id = 'system' AND bucket = 'revenue'`
         return { accepted, killedAfter, recoveredMs, messages, turns, holds, ledgerTotal: Number(ledger!.total), mismatched: mismatched.length, gaps: Number(gaps[0]!.n), restarted: Number(restarted!.n), charged: Number(charged!.n) }
-      }).pipe(Effect.provide(layerClientMember(db.url)), Effect.scoped)
+      }).pipe(
+        Effect.provide(layerClientMember(db.url)),
+        Effect.scoped,
+        Effect.tapErrorCause((cause) => Effect.sync(() => process.stdout.write(`\n[fault] failed: ${Cause.pretty(cause)}\n`)))
+      )
     )
 
     const byHold = new Map(result.holds.map((h) => [h.hold_key, h.status]))

@@ -82,3 +82,35 @@ describe("cluster retention", () => {
       )
     ), { timeout: 60_000 })
 })
+
+describe("retryTransient", () => {
+  const flaky = (failures: ReadonlyArray<Effect.Effect<never, unknown>>) => {
+    let calls = 0
+    const effect = Effect.suspend(() => (calls < failures.length ? failures[calls++]! : Effect.succeed(`ok after ${calls}`)))
+    return { effect, calls: () => calls }
+  }
+
+  it.live("retries socket errors, moving shards and calls interrupted by a shard hand-over", () =>
+    Effect.gen(function*() {
+      const { calls, effect } = flaky([
+        Effect.die({ _tag: "SocketError", message: "EPIPE" }),
+        Effect.fail({ _tag: "EntityNotAssignedToRunner" }),
+        Effect.interrupt
+      ])
+      expect(yield* Cluster.retryTransient(effect)).toBe("ok after 3")
+      expect(calls()).toBe(3)
+    }))
+
+  it.live("does not retry other failures", () =>
+    Effect.gen(function*() {
+      const { calls, effect } = flaky([Effect.fail({ _tag: "InsufficientCredits" }), Effect.fail("never reached")])
+      expect(yield* Effect.flip(Cluster.retryTransient(effect))).toEqual({ _tag: "InsufficientCredits" })
+      expect(calls()).toBe(1)
+    }))
+
+  it.live("gives up after its time", () =>
+    Effect.gen(function*() {
+      const effect = Effect.fail({ _tag: "RunnerUnavailable" })
+      expect(yield* Effect.flip(Cluster.retryTransient(effect, "300 millis"))).toEqual({ _tag: "RunnerUnavailable" })
+    }))
+})

@@ -24,6 +24,7 @@ import { layerClientProtocol, layerSocketServer } from "@effect/platform-node/No
 import * as RpcSerialization from "@effect/rpc/RpcSerialization"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -143,28 +144,34 @@ export const transientTags: ReadonlySet<string> = new Set([
 export const isTransient = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "_tag" in error && transientTags.has(String((error as { _tag: unknown })._tag))
 
-class TransientDefect {
-  constructor(readonly defect: unknown) {}
+class Transient<E> {
+  constructor(readonly cause: Cause.Cause<E>) {}
 }
 
 /**
- * Retry a call to an entity while it fails for cluster reasons (runner died mid-call, shards
- * moving), up to `within`. Such failures arrive as errors or as defects (a socket write to a
- * dead runner); both are retried. Safe for reads, and for commands because they carry a
- * primary key (the cluster de-duplicates them) and their handlers are idempotent.
+ * Retry a call to an entity while it fails for cluster reasons, up to `within`: the runner died
+ * mid-call (a socket error, arriving as an error or a defect), shards are moving (not assigned,
+ * runner unavailable), or the entity was stopped under the call by a shard hand-over (the reply
+ * is an interruption that did not come from this fiber). Safe for reads, and for commands
+ * because they carry a primary key (the cluster de-duplicates them) and handlers are idempotent.
  */
 export const retryTransient = <A, E, R>(
   effect: Effect.Effect<A, E, R>,
   within: Duration.DurationInput = "30 seconds"
 ): Effect.Effect<A, E, R> =>
   effect.pipe(
-    Effect.catchAllDefect((defect) => (isTransient(defect) ? Effect.fail(new TransientDefect(defect)) : Effect.die(defect))),
+    Effect.catchAllCause((cause): Effect.Effect<never, E | Transient<E>> => {
+      if (Cause.isInterruptedOnly(cause)) return Effect.fail(new Transient(cause))
+      const defect = Cause.dieOption(cause)
+      if (Option.isSome(defect) && isTransient(defect.value)) return Effect.fail(new Transient(cause))
+      return Effect.failCause(cause)
+    }),
     Effect.retry({
       schedule: Schedule.exponential("50 millis", 1.5).pipe(
         Schedule.union(Schedule.spaced("500 millis")),
         Schedule.upTo(within)
       ),
-      while: (e) => e instanceof TransientDefect || isTransient(e)
+      while: (e) => e instanceof Transient || isTransient(e)
     }),
-    Effect.catchAll((e: E | TransientDefect) => (e instanceof TransientDefect ? Effect.die(e.defect) : Effect.fail(e)))
+    Effect.catchAll((e: E | Transient<E>) => (e instanceof Transient ? Effect.failCause(e.cause) : Effect.fail(e)))
   )

@@ -19,6 +19,7 @@
 import * as Entity from "@effect/cluster/Entity"
 import type * as Sharding from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
@@ -68,6 +69,11 @@ const historyWindow = 20
 
 const decodeEvent = Schema.decodeUnknown(ChatEvent)
 
+/** A unique key was violated (Postgres and PGlite both report SQLSTATE 23505). */
+const isUniqueViolation = (e: unknown): boolean =>
+  typeof e === "object" && e !== null && (e as { _tag?: string })._tag === "SqlError" &&
+  (e as { cause?: { code?: string } }).cause?.code === "23505"
+
 type Published = { readonly _tag: "event"; readonly event: ChatEvent } | { readonly _tag: "deleted" }
 
 interface RunningTurn {
@@ -106,37 +112,47 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
     /**
      * Journal events (and any other writes) in one transaction, then publish them. Callers hold
-     * the writer lock. `extra` receives the sequence numbers taken.
+     * the writer lock. Sequence numbers come from memory (this entity is the chat's only
+     * writer); the chat row's counter moves only if it still holds the number we started from,
+     * so a second writer could never interleave, and nothing moves unless all commits.
      */
-    const journal = <A>(
+    const journal = (
       turnId: string | null,
       bodies: ReadonlyArray<EventBody>,
-      extra: (seqs: ReadonlyArray<number>) => Effect.Effect<A, unknown>
-    ) =>
+      extras: (seqs: ReadonlyArray<number>) => ReadonlyArray<Repo.JournalExtra> = () => [],
+      finish?: { readonly status: TurnStatus; readonly charged: number | null; readonly replyMessageId: string | null }
+    ): Effect.Effect<{ readonly seqs: ReadonlyArray<number>; readonly finished: boolean }, SqlError> =>
       Effect.gen(function*() {
+        const chat = yield* Effect.orDie(requireChat)
         const at = new Date()
-        const [seqs, result] = yield* repo.sql.withTransaction(
-          Effect.gen(function*() {
-            const seqs: Array<number> = []
-            for (const body of bodies) {
-              const seq = yield* repo.nextSeq
-              const { kind, ...rest } = body
-              yield* repo.insertEvent({ seq, turnId, kind, body: yield* encrypt(JSON.stringify(rest), `event:${seq}`) })
-              seqs.push(seq)
-            }
-            return [seqs, yield* extra(seqs)] as const
-          })
-        )
-        if (state && seqs.length > 0) state = { ...state, lastSeq: seqs[seqs.length - 1]!, updatedAt: at }
-        for (let i = 0; i < bodies.length; i++) {
-          const event = yield* decodeEvent({ ...bodies[i], seq: seqs[i], turnId, at: at.getTime() })
-          yield* PubSub.publish(live, { _tag: "event", event })
+        const base = chat.lastSeq
+        const seqs = bodies.map((_, i) => base + i + 1)
+        const events = yield* Effect.forEach(bodies, (body, i) => {
+          const { kind, ...rest } = body
+          return Effect.map(Effect.orDie(encrypt(JSON.stringify(rest), `event:${seqs[i]}`)), (cipher) => ({ seq: seqs[i]!, turnId, kind, body: cipher }))
+        })
+        const result = yield* repo.writeJournal({
+          from: base,
+          events,
+          extras: extras(seqs),
+          finish: finish && turnId !== null ? { turnId, ...finish } : undefined
+        })
+        if (!result.written) {
+          if (finish && !result.finished) return { seqs: [], finished: false }
+          return yield* Effect.dieMessage(`chat ${chatId}: sequence moved under a second writer`)
         }
-        return [seqs, result] as const
-      }).pipe(Effect.orDie)
+        if (state && bodies.length > 0) state = { ...state, lastSeq: base + bodies.length, updatedAt: at }
+        for (let i = 0; i < bodies.length; i++) {
+          yield* PubSub.publish(live, { _tag: "event", event: { ...bodies[i]!, seq: seqs[i]!, turnId, at } as ChatEvent })
+        }
+        return { seqs, finished: true }
+      }).pipe(
+        // a cancel interrupts a turn between writes, never between a commit and the memory that follows it
+        Effect.uninterruptible
+      )
 
     const append = (turnId: string | null, body: EventBody) =>
-      writer.withPermits(1)(journal(turnId, [body], () => Effect.void))
+      writer.withPermits(1)(Effect.orDie(journal(turnId, [body])))
 
     const toEvent = (row: Repo.EventRow) =>
       Effect.gen(function*() {
@@ -144,81 +160,86 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         return yield* decodeEvent({ ...body, kind: row.kind, seq: row.seq, turnId: row.turnId, at: row.createdAt.getTime() })
       })
 
+    /** Turns created here since the entity started (saves reading them back). */
+    const knownTurns = new Map<string, Repo.TurnRow>()
+
+    /** What the mate needs: the message and the messages before it. */
     const turnInput = (turn: Repo.TurnRow) =>
       Effect.gen(function*() {
         const chat = yield* requireChat
-        const message = yield* repo.message(turn.messageId)
-        const text = message?.body ? yield* decrypt(message.body, `message:${message.messageId}`) : ""
-        const earlier = yield* repo.history(message?.seq, historyWindow)
-        const history = yield* Effect.forEach(earlier, (m) =>
-          m.body ? Effect.map(decrypt(m.body, `message:${m.messageId}`), (t) => ({ role: m.role, text: t })) : Effect.succeed(undefined))
+        const rows = yield* repo.turnContext(turn.messageId, historyWindow)
+        const decrypted = yield* Effect.forEach(rows, (m) =>
+          m.body ? Effect.map(decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
+        const present = decrypted.filter((m) => m !== undefined)
+        const current = present.find((m) => m.id === turn.messageId)
         const input: TurnInput = {
           chatId,
           turnId: turn.turnId,
           mateId: turn.mateId,
           ownerId: chat.ownerId,
           accountId: turn.accountId,
-          text,
-          history: history.filter((h) => h !== undefined)
+          text: current?.text ?? "",
+          history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text }))
         }
         return input
       })
 
     const hold = (turn: Repo.TurnRow) => credits(turn.accountId)
 
-    /** End a turn: record how it ended and its last events, once. */
-    const finish = (turnId: string, status: TurnStatus, bodies: ReadonlyArray<EventBody>, charged: number | null, replyId: string | null) =>
+    /**
+     * End a turn once: its last events, the mate's reply (if any) and its status in one
+     * transaction. The reply's id is fixed per turn, so a restarted turn replaces its text.
+     */
+    const finish = (
+      turn: Repo.TurnRow,
+      status: TurnStatus,
+      bodies: ReadonlyArray<EventBody>,
+      charged: number | null,
+      reply: string | null
+    ) =>
       writer.withPermits(1)(
         Effect.gen(function*() {
-          const current = yield* Effect.orDie(repo.turn(turnId))
-          if (!current || current.status !== "running") return current?.status ?? status
-          yield* journal(turnId, bodies, () => repo.finishTurn(turnId, status, charged, replyId))
-          if (busy === turnId) busy = null
-          return status
+          const replyId = reply === null ? null : `${turn.turnId}r`
+          const all: ReadonlyArray<EventBody> = replyId === null || reply === null
+            ? bodies
+            : [{ kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text: reply }, ...bodies.map((b) => (b.kind === "done" || b.kind === "cancelled" ? { ...b, messageId: replyId } : b))]
+          const replyBody = replyId !== null && reply !== null ? yield* Effect.orDie(encrypt(reply, `message:${replyId}`)) : null
+          const { finished } = yield* Effect.orDie(journal(
+            turn.turnId,
+            all,
+            (seqs) => (replyId !== null && replyBody !== null ? [{ _tag: "UpsertReply", messageId: replyId, authorId: turn.mateId, turnId: turn.turnId, seq: seqs[0]!, body: replyBody }] : []),
+            { status, charged, replyMessageId: replyId }
+          ))
+          const ended = finished
+          knownTurns.delete(turn.turnId)
+          if (busy === turn.turnId) busy = null
+          if (ended) return status
+          return (yield* Effect.orDie(repo.turn(turn.turnId)))?.status ?? status
         })
       )
 
     const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).Release(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
 
-    /** Store the mate's reply (its id is fixed per turn, so a restarted turn replaces it). */
-    const storeReply = (turn: Repo.TurnRow, text: string) =>
-      writer.withPermits(1)(
-        Effect.gen(function*() {
-          const replyId = `${turn.turnId}r`
-          const existing = yield* Effect.orDie(repo.message(replyId))
-          const body: EventBody = { kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text }
-          yield* journal(turn.turnId, [body], ([seq]) =>
-            Effect.gen(function*() {
-              const cipher = yield* encrypt(text, `message:${replyId}`)
-              if (existing) {
-                yield* repo.sql`UPDATE chat_messages SET body = ${cipher}, seq = ${seq!} WHERE chat_id = ${chatId} AND message_id = ${replyId}`
-              } else {
-                yield* repo.insertMessage({ messageId: replyId, clientMessageId: null, role: "mate", authorId: turn.mateId, turnId: turn.turnId, seq: seq!, body: cipher })
-              }
-            }))
-          return replyId
-        })
-      )
+    const interrupted = (reply: string | null = null) => (turn: Repo.TurnRow) =>
+      finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, reply)
 
     /** Run one attempt of a turn to its end. */
     const runTurn = (turnId: string) =>
       Effect.gen(function*() {
         const claim = yield* writer.withPermits(1)(
           Effect.gen(function*() {
-            const turn = yield* Effect.orDie(repo.turn(turnId))
+            const turn = knownTurns.get(turnId) ?? (yield* Effect.orDie(repo.turn(turnId)))
             if (!turn || turn.status !== "running" || !state || state.deleted || running.has(turnId)) return undefined
-            const input = yield* Effect.orDie(turnInput(turn))
-            const reserved = turn.reserved ?? (yield* mates.estimate(input))
-            yield* Effect.orDie(repo.startAttempt(turnId, reserved))
             const entry: RunningTurn = { fiber: undefined, cancelRequested: false, done: yield* Deferred.make<TurnStatus>() }
             running.set(turnId, entry)
-            return { turn, input, reserved, attempt: turn.attempts + 1, entry }
+            return { turn, entry }
           })
         )
         if (!claim) return
-        const { attempt, entry, input, reserved, turn } = claim
+        const { entry, turn } = claim
         const status = yield* Effect.gen(function*() {
-          if (attempt > 1) yield* append(turnId, { kind: "restarted", attempt })
+          const input = yield* Effect.orDie(turnInput(turn))
+          const reserved = turn.reserved ?? (yield* mates.estimate(input))
           const scope = turn.scopeId !== null && turn.scopeCap !== null ? new SpendScope({ id: turn.scopeId, cap: turn.scopeCap }) : undefined
           const reservation = yield* retryTransient(hold(turn).Reserve(new Reserve({ key: turn.holdKey, amount: reserved, scope }))).pipe(
             Effect.either,
@@ -226,23 +247,21 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           )
           if (reservation._tag === "Left") {
             const e = reservation.left
-            return yield* finish(turnId, "failed", [
+            return yield* finish(turn, "failed", [
               e._tag === "InsufficientCredits"
                 ? { kind: "error", code: "insufficient_credits", message: `This turn needs ${e.requested} credits; ${e.available} available${e.scope ? ` under ${e.scope}` : ""}` }
                 : { kind: "error", code: "internal_error", message: e.message }
             ], null, null)
           }
-          if (reservation.right.status === "settled") {
-            // a previous attempt finished and was charged; only its last events are missing
-            return yield* finish(turnId, "done", [
-              { kind: "charge", amount: reservation.right.charged, held: reservation.right.amount },
-              { kind: "done", messageId: `${turnId}r` }
-            ], reservation.right.charged, `${turnId}r`)
-          }
-          if (reservation.right.status !== "held") {
-            return yield* finish(turnId, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, null)
-          }
-          if (attempt === 1) yield* append(turnId, { kind: "turn_started", mateId: turn.mateId, reserved })
+          const held = reservation.right
+          if (held.status === "released" || held.status === "expired") return yield* interrupted()(turn)
+
+          // the attempt is counted (and announced) in one transaction
+          const attempt = turn.attempts + 1
+          yield* writer.withPermits(1)(
+            Effect.orDie(journal(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: held.amount }], () =>
+              [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
+          )
 
           const progress = { reply: "", cost: 0 }
           // journal what arrives within a short window in one transaction, consecutive deltas merged
@@ -265,7 +284,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                 }
                 bodies.push(emission)
               }
-              return bodies.length === 0 ? Effect.void : writer.withPermits(1)(journal(turnId, bodies, () => Effect.void))
+              return bodies.length === 0 ? Effect.void : writer.withPermits(1)(Effect.asVoid(Effect.orDie(journal(turnId, bodies))))
             })
           )
           const fiber = yield* Effect.fork(work)
@@ -274,25 +293,24 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           const exit = yield* Fiber.await(fiber)
 
           if (Exit.isSuccess(exit)) {
-            const replyId = yield* storeReply(turn, progress.reply)
-            const settled = yield* retryTransient(hold(turn).Settle(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
-            if (settled._tag === "Left") {
-              return yield* finish(turnId, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, replyId)
-            }
-            return yield* finish(turnId, "done", [
+            // an earlier attempt may have been charged already: settling again changes nothing
+            const settled = held.status === "settled"
+              ? { _tag: "Right" as const, right: { charged: held.charged, held: held.amount } }
+              : yield* retryTransient(hold(turn).Settle(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
+            if (settled._tag === "Left") return yield* interrupted(progress.reply)(turn)
+            return yield* finish(turn, "done", [
               { kind: "charge", amount: settled.right.charged, held: settled.right.held },
-              { kind: "done", messageId: replyId }
-            ], settled.right.charged, replyId)
+              { kind: "done", messageId: "" }
+            ], settled.right.charged, progress.reply)
           }
           if (Exit.isInterrupted(exit)) {
-            const replyId = progress.reply.length > 0 ? yield* storeReply(turn, progress.reply) : null
             yield* release(turn)
-            return yield* finish(turnId, "cancelled", [{ kind: "cancelled", messageId: replyId }], 0, replyId)
+            return yield* finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, progress.reply.length > 0 ? progress.reply : null)
           }
           const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
           yield* Effect.logWarning("Turn failed", exit.cause).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId }))
           yield* release(turn)
-          return yield* finish(turnId, "failed", [{
+          return yield* finish(turn, "failed", [{
             kind: "error",
             code: error?.code ?? "internal_error",
             message: error?.message ?? "The mate failed"
@@ -309,7 +327,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
     /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
     const cancelIdle = (turn: Repo.TurnRow) =>
-      Effect.zipRight(release(turn), finish(turn.turnId, "cancelled", [{ kind: "cancelled", messageId: null }], 0, null))
+      Effect.zipRight(release(turn), finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, null))
 
     function history(before: number | undefined, limit: number) {
       return Effect.gen(function*() {
@@ -383,43 +401,52 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         writer.withPermits(1)(
           Effect.gen(function*() {
             const chat = yield* requireOwner(payload.authorId)
-            const existing = yield* Effect.orDie(repo.messageByClientId(payload.clientMessageId))
-            if (existing) return new Posted({ messageId: existing.messageId, turnId: existing.turnId, seq: existing.seq, duplicate: true })
-            if (busy !== null) return yield* new TurnInProgress({ turnId: busy })
+            const duplicate = Effect.flatMap(Effect.orDie(repo.messageByClientId(payload.clientMessageId)), (existing) =>
+              existing
+                ? Effect.succeed(new Posted({ messageId: existing.messageId, turnId: existing.turnId, seq: existing.seq, duplicate: true }))
+                : Effect.dieMessage(`chat ${chatId}: client message ${payload.clientMessageId} conflicted but is not stored`))
+            if (busy !== null) {
+              // a retry of a post already stored (perhaps the one running) is answered, not refused
+              const existing = yield* Effect.orDie(repo.messageByClientId(payload.clientMessageId))
+              if (existing) return yield* duplicate
+              return yield* new TurnInProgress({ turnId: busy })
+            }
             const messageId = newId()
             const turnId = newId()
             const mateId = payload.mateId ?? chat.mateId
-            const [[seq]] = yield* journal(turnId, [{ kind: "message_stored", messageId, role: "user", authorId: payload.authorId, text: payload.text }], ([seq]) =>
-              Effect.gen(function*() {
-                yield* repo.insertMessage({
-                  messageId,
-                  clientMessageId: payload.clientMessageId,
-                  role: "user",
-                  authorId: payload.authorId,
-                  turnId,
-                  seq: seq!,
-                  body: yield* encrypt(payload.text, `message:${messageId}`)
-                })
-                yield* repo.insertTurn({
-                  turnId,
-                  messageId,
-                  mateId,
-                  accountId: payload.accountId ?? payload.authorId,
-                  scopeId: payload.scope?.id ?? null,
-                  scopeCap: payload.scope?.cap ?? null,
-                  holdKey: `chat:${chatId}:${turnId}`
-                })
-                if (chat.title === null) {
-                  const title = payload.text.replace(/\s+/g, " ").trim().slice(0, 80)
-                  yield* repo.setTitle(yield* encrypt(title, "title"))
-                }
-              }))
-            if (chat.title === null) state = yield* Effect.orDie(repo.chat)
+            const title = chat.title === null ? yield* Effect.orDie(encrypt(payload.text.replace(/\s+/g, " ").trim().slice(0, 80), "title")) : null
+            const turn: Repo.TurnRow = {
+              turnId,
+              messageId,
+              mateId,
+              accountId: payload.accountId ?? payload.authorId,
+              scopeId: payload.scope?.id ?? null,
+              scopeCap: payload.scope?.cap ?? null,
+              status: "running",
+              attempts: 0,
+              holdKey: `chat:${chatId}:${turnId}`,
+              reserved: null,
+              charged: null
+            }
+            const body = yield* Effect.orDie(encrypt(payload.text, `message:${messageId}`))
+            // a repeated client message id violates its unique key and the whole write is refused
+            const stored = yield* journal(turnId, [{ kind: "message_stored", messageId, role: "user", authorId: payload.authorId, text: payload.text }], ([seq]) => [
+              { _tag: "InsertMessage", messageId, clientMessageId: payload.clientMessageId, role: "user", authorId: payload.authorId, turnId, seq: seq!, body },
+              { _tag: "InsertTurn", turn },
+              ...(title !== null ? [{ _tag: "SetTitle" as const, title }] : [])
+            ]).pipe(
+              Effect.map(({ seqs }) => seqs[0]!),
+              Effect.catchIf(isUniqueViolation, () => Effect.succeed(undefined)),
+              Effect.orDie
+            )
+            if (stored === undefined) return yield* duplicate
+            if (title !== null && state) state = { ...state, title }
             busy = turnId
+            knownTurns.set(turnId, turn)
             yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; it is resent when the chat starts again", cause))
             )
-            return new Posted({ messageId, turnId, seq: seq!, duplicate: false })
+            return new Posted({ messageId, turnId, seq: stored, duplicate: false })
           })
         ),
 
@@ -447,7 +474,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             const message = yield* Effect.orDie(repo.message(payload.messageId))
             if (!message) return yield* new MessageNotFound({ messageId: payload.messageId })
             if (message.deleted) return
-            yield* journal(null, [{ kind: "message_deleted", messageId: payload.messageId }], () => repo.deleteMessageBody(payload.messageId))
+            yield* Effect.orDie(journal(null, [{ kind: "message_deleted", messageId: payload.messageId }], () => [{ _tag: "DeleteMessageBody", messageId: payload.messageId }]))
           })
         ),
 

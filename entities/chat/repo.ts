@@ -4,6 +4,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import * as Effect from "effect/Effect"
 import type { Migration } from "../../runtime/Migrations.ts"
 import type { TurnStatus } from "./protocol.ts"
@@ -160,6 +161,23 @@ const toMessage = (r: RawMessage): MessageRow => ({
   deleted: r.deleted_at !== null
 })
 
+/** A write that rides along with a journal write, in the same statement. */
+export type JournalExtra =
+  | { readonly _tag: "InsertMessage"; readonly messageId: string; readonly clientMessageId: string | null; readonly role: "user" | "mate"; readonly authorId: string; readonly turnId: string; readonly seq: number; readonly body: Uint8Array }
+  | { readonly _tag: "UpsertReply"; readonly messageId: string; readonly authorId: string; readonly turnId: string; readonly seq: number; readonly body: Uint8Array }
+  | { readonly _tag: "InsertTurn"; readonly turn: { turnId: string; messageId: string; mateId: string; accountId: string; scopeId: string | null; scopeCap: number | null; holdKey: string } }
+  | { readonly _tag: "SetTitle"; readonly title: Uint8Array }
+  | { readonly _tag: "StartAttempt"; readonly turnId: string; readonly reserved: number }
+  | { readonly _tag: "DeleteMessageBody"; readonly messageId: string }
+
+/** What a journal write did. */
+export interface JournalResult {
+  /** The sequence number moved (and everything else was written). */
+  readonly written: boolean
+  /** With `finish`: the turn was still running (and is now ended). */
+  readonly finished: boolean
+}
+
 /** The repository of one chat. */
 export const make = (chatId: string) =>
   Effect.gen(function*() {
@@ -184,16 +202,71 @@ export const make = (chatId: string) =>
       sql`INSERT INTO chats (chat_id, owner_id, mate_id, title) VALUES (${chatId}, ${c.ownerId}, ${c.mateId}, ${c.title})
           ON CONFLICT (chat_id) DO NOTHING`
 
-    const setTitle = (title: Uint8Array) => sql`UPDATE chats SET title = ${title} WHERE chat_id = ${chatId}`
-
-    /** Take the next sequence number (inside the caller's transaction). */
-    const nextSeq: Effect.Effect<number, SqlError> = Effect.map(
-      sql<{ last_seq: string }>`UPDATE chats SET last_seq = last_seq + 1, updated_at = now() WHERE chat_id = ${chatId} RETURNING last_seq`,
-      (rows) => Number(rows[0]!.last_seq)
-    )
-
-    const insertEvent = (e: { seq: number; turnId: string | null; kind: string; body: Uint8Array }) =>
-      sql`INSERT INTO chat_events (chat_id, seq, turn_id, kind, body) VALUES (${chatId}, ${e.seq}, ${e.turnId}, ${e.kind}, ${e.body})`
+    /**
+     * One journal write as one statement (atomic without a transaction): the chat's sequence
+     * number moves from `from` to `from + events.length`, the events are inserted, and the
+     * extras written — all only if the number was still at `from` (and, with `finish`, only if
+     * the turn was still running). A unique violation (a repeated client message id) aborts
+     * the whole statement.
+     */
+    const writeJournal = (options: {
+      readonly from: number
+      readonly events: ReadonlyArray<{ seq: number; turnId: string | null; kind: string; body: Uint8Array }>
+      readonly extras: ReadonlyArray<JournalExtra>
+      readonly finish?: { readonly turnId: string; readonly status: TurnStatus; readonly charged: number | null; readonly replyMessageId: string | null }
+    }): Effect.Effect<JournalResult, SqlError> => {
+      const to = options.from + options.events.length
+      const ctes: Array<Statement.Fragment> = []
+      if (options.finish) {
+        const f = options.finish
+        ctes.push(sql`fin AS (UPDATE chat_turns SET status = ${f.status}, charged = ${f.charged}::bigint, reply_message_id = ${f.replyMessageId}::text, finished_at = now()
+          WHERE chat_id = ${chatId} AND turn_id = ${f.turnId} AND status = 'running' RETURNING 1)`)
+      }
+      ctes.push(sql`adv AS (UPDATE chats SET last_seq = ${to}::bigint, updated_at = now()
+        WHERE chat_id = ${chatId} AND last_seq = ${options.from}::bigint ${options.finish ? sql`AND EXISTS (SELECT 1 FROM fin)` : sql``} RETURNING 1)`)
+      const guard = sql`WHERE EXISTS (SELECT 1 FROM adv)`
+      if (options.events.length > 0) {
+        const values = options.events.map((e) => sql`(${e.seq}::bigint, ${e.turnId}::text, ${e.kind}::text, ${e.body}::bytea)`)
+        ctes.push(sql`ev AS (INSERT INTO chat_events (chat_id, seq, turn_id, kind, body)
+          SELECT ${chatId}, v.seq, v.turn_id, v.kind, v.body FROM (VALUES ${sql.csv(values)}) AS v(seq, turn_id, kind, body) ${guard})`)
+      }
+      options.extras.forEach((x, i) => {
+        const name = sql.literal(`x${i}`)
+        switch (x._tag) {
+          case "InsertMessage":
+            ctes.push(sql`${name} AS (INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
+              SELECT ${chatId}, ${x.messageId}, ${x.clientMessageId}::text, ${x.role}, ${x.authorId}, ${x.turnId}, ${x.seq}::bigint, ${x.body}::bytea ${guard})`)
+            break
+          case "UpsertReply":
+            ctes.push(sql`${name} AS (INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
+              SELECT ${chatId}, ${x.messageId}, NULL, 'mate', ${x.authorId}, ${x.turnId}, ${x.seq}::bigint, ${x.body}::bytea ${guard}
+              ON CONFLICT (chat_id, message_id) DO UPDATE SET body = EXCLUDED.body, seq = EXCLUDED.seq)`)
+            break
+          case "InsertTurn": {
+            const t = x.turn
+            ctes.push(sql`${name} AS (INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, scope_id, scope_cap, status, hold_key)
+              SELECT ${chatId}, ${t.turnId}, ${t.messageId}, ${t.mateId}, ${t.accountId}, ${t.scopeId}::text, ${t.scopeCap}::bigint, 'running', ${t.holdKey} ${guard})`)
+            break
+          }
+          case "SetTitle":
+            ctes.push(sql`${name} AS (UPDATE chats SET title = ${x.title}::bytea WHERE chat_id = ${chatId} AND EXISTS (SELECT 1 FROM adv))`)
+            break
+          case "StartAttempt":
+            ctes.push(sql`${name} AS (UPDATE chat_turns SET attempts = attempts + 1, reserved = COALESCE(reserved, ${x.reserved}::bigint)
+              WHERE chat_id = ${chatId} AND turn_id = ${x.turnId} AND EXISTS (SELECT 1 FROM adv))`)
+            break
+          case "DeleteMessageBody":
+            ctes.push(sql`${name} AS (UPDATE chat_messages SET body = NULL, deleted_at = now()
+              WHERE chat_id = ${chatId} AND message_id = ${x.messageId} AND EXISTS (SELECT 1 FROM adv))`)
+            break
+        }
+      })
+      return Effect.map(
+        sql<{ written: boolean; finished: boolean }>`WITH ${sql.csv(ctes)}
+          SELECT EXISTS (SELECT 1 FROM adv) AS written, ${options.finish ? sql`EXISTS (SELECT 1 FROM fin)` : sql`TRUE`} AS finished`,
+        (rows) => ({ written: rows[0]?.written === true, finished: rows[0]?.finished === true })
+      )
+    }
 
     const events = (afterSeq: number, limit: number): Effect.Effect<ReadonlyArray<EventRow>, SqlError> =>
       Effect.map(
@@ -202,10 +275,6 @@ export const make = (chatId: string) =>
           WHERE chat_id = ${chatId} AND seq > ${afterSeq} ORDER BY seq LIMIT ${limit}`,
         (rows) => rows.map((r) => ({ seq: Number(r.seq), turnId: r.turn_id, kind: r.kind, body: bytes(r.body), createdAt: new Date(r.created_at) }))
       )
-
-    const insertMessage = (m: { messageId: string; clientMessageId: string | null; role: "user" | "mate"; authorId: string; turnId: string; seq: number; body: Uint8Array }) =>
-      sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
-          VALUES (${chatId}, ${m.messageId}, ${m.clientMessageId}, ${m.role}, ${m.authorId}, ${m.turnId}, ${m.seq}, ${m.body})`
 
     const messageByClientId = (clientMessageId: string): Effect.Effect<MessageRow | undefined, SqlError> =>
       Effect.map(
@@ -231,12 +300,15 @@ export const make = (chatId: string) =>
         (rows) => rows.map(toMessage).reverse()
       )
 
-    const deleteMessageBody = (messageId: string) =>
-      sql`UPDATE chat_messages SET body = NULL, deleted_at = now() WHERE chat_id = ${chatId} AND message_id = ${messageId}`
-
-    const insertTurn = (t: { turnId: string; messageId: string; mateId: string; accountId: string; scopeId: string | null; scopeCap: number | null; holdKey: string }) =>
-      sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, scope_id, scope_cap, status, hold_key)
-          VALUES (${chatId}, ${t.turnId}, ${t.messageId}, ${t.mateId}, ${t.accountId}, ${t.scopeId}, ${t.scopeCap}, 'running', ${t.holdKey})`
+    /** A turn's message and up to `window` messages before it, oldest first (deleted ones left out). */
+    const turnContext = (messageId: string, window: number): Effect.Effect<ReadonlyArray<MessageRow>, SqlError> =>
+      Effect.map(
+        sql<RawMessage>`SELECT message_id, client_message_id, role, author_id, turn_id, seq, body, created_at, deleted_at
+                        FROM chat_messages WHERE chat_id = ${chatId} AND deleted_at IS NULL
+                        AND seq <= (SELECT seq FROM chat_messages WHERE chat_id = ${chatId} AND message_id = ${messageId})
+                        ORDER BY seq DESC LIMIT ${window + 1}`,
+        (rows) => rows.map(toMessage).reverse()
+      )
 
     const turn = (turnId: string): Effect.Effect<TurnRow | undefined, SqlError> =>
       Effect.map(
@@ -251,13 +323,13 @@ export const make = (chatId: string) =>
       (rows) => rows.map(toTurn)
     )
 
-    const startAttempt = (turnId: string, reserved: number) =>
-      sql`UPDATE chat_turns SET attempts = attempts + 1, reserved = COALESCE(reserved, ${reserved})
-          WHERE chat_id = ${chatId} AND turn_id = ${turnId}`
-
-    const finishTurn = (turnId: string, status: TurnStatus, charged: number | null, replyMessageId: string | null) =>
-      sql`UPDATE chat_turns SET status = ${status}, charged = ${charged}, reply_message_id = ${replyMessageId}, finished_at = now()
-          WHERE chat_id = ${chatId} AND turn_id = ${turnId} AND status = 'running'`
+    /** End a running turn; `false` if it had already ended. */
+    const finishTurn = (turnId: string, status: TurnStatus, charged: number | null, replyMessageId: string | null): Effect.Effect<boolean, SqlError> =>
+      Effect.map(
+        sql`UPDATE chat_turns SET status = ${status}, charged = ${charged}, reply_message_id = ${replyMessageId}, finished_at = now()
+            WHERE chat_id = ${chatId} AND turn_id = ${turnId} AND status = 'running' RETURNING turn_id`,
+        (rows) => rows.length === 1
+      )
 
     const markDeleted = sql`UPDATE chats SET deleted_at = now(), title = NULL WHERE chat_id = ${chatId}`
 
@@ -276,19 +348,14 @@ export const make = (chatId: string) =>
       sql,
       chat,
       insertChat,
-      setTitle,
-      nextSeq,
-      insertEvent,
+      writeJournal,
+      turnContext,
       events,
-      insertMessage,
       messageByClientId,
       message,
       history,
-      deleteMessageBody,
-      insertTurn,
       turn,
       runningTurns,
-      startAttempt,
       finishTurn,
       markDeleted,
       insertShare,

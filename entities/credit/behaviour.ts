@@ -8,6 +8,7 @@ import * as Entity from "@effect/cluster/Entity"
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -64,136 +65,124 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     const settings = yield* CreditConfig
     const repo = yield* Repo.make(accountId)
     const { sql } = repo
+    yield* Effect.orDie(repo.ensureAccount(settings.defaultOverdraft))
     let balance = yield* Effect.orDie(repo.account)
+    /** When the earliest open hold expires; expiry is only looked for once that time has come. */
+    let nextExpiry = yield* Effect.orDie(repo.nextExpiry)
 
     /** Transaction keys name the account: the system account's legs share the ledger with every account. */
     const txnKey = (kind: string, key: string) => `${kind}:${accountId}:${key}`
 
     const snapshot = () => new Balance({ available: balance.available, reserved: balance.reserved, overdraftLimit: balance.overdraftLimit })
 
-    /** Run `body` in a transaction on the locked account, after releasing holds whose time is up. */
-    const transact = <A, E>(body: (account: Repo.AccountRow) => Effect.Effect<readonly [A, Repo.AccountRow], E, never>) =>
-      sql.withTransaction(
-        Effect.gen(function*() {
-          let account = yield* repo.lockAccount(settings.defaultOverdraft)
-          account = yield* expireDue(account)
-          const [result, next] = yield* body(account)
-          yield* repo.saveAccount(next)
-          return [result, next] as const
-        })
-      ).pipe(
-        Effect.tap(([, next]) => Effect.sync(() => (balance = next))),
-        Effect.map(([result]) => result)
-      )
-
-    const expireDue = (account: Repo.AccountRow) =>
+    /**
+     * Run `body` in one transaction, after releasing holds whose time is up. The body returns
+     * its result and the account's new balances when it changed them; memory follows the commit.
+     */
+    const transact = <A, E>(body: Effect.Effect<readonly [A, Repo.AccountRow | undefined], E | SqlError, never>) =>
       Effect.gen(function*() {
-        const due = yield* repo.dueHolds(new Date())
-        let next = account
-        for (const h of due) {
-          yield* repo.post(txnKey("expire", h.key), "expire", [
-            { account: accountId, bucket: "reserved", amount: -h.amount },
-            { account: accountId, bucket: "available", amount: h.amount }
-          ])
-          yield* repo.closeHold(h.key, "expired", 0)
-          next = { ...next, reserved: next.reserved - h.amount, available: next.available + h.amount }
-        }
-        if (due.length > 0) yield* Effect.logInfo("Released expired holds").pipe(Effect.annotateLogs({ account: accountId, holds: due.length }))
-        return next
-      })
+        const expiring = nextExpiry !== undefined && nextExpiry <= Date.now()
+        // the common case is one statement; expiry (rare) joins it in a transaction
+        const [result, after] = expiring
+          ? yield* sql.withTransaction(
+            Effect.gen(function*() {
+              const expired = yield* expireDue
+              const [result, after] = yield* body
+              return [result, after ?? expired] as const
+            })
+          )
+          : yield* body
+        if (after) balance = after
+        if (expiring) nextExpiry = yield* repo.nextExpiry
+        return result
+      }).pipe(Effect.catchTag("SqlError", Effect.die), Effect.uninterruptible)
+
+    const expireDue = Effect.gen(function*() {
+      const due = yield* repo.dueHolds(new Date())
+      let last: Repo.AccountRow | undefined
+      for (const h of due) {
+        const closed = yield* repo.close({ key: h.key, status: "expired", actual: 0, txnKey: txnKey("expire", h.key), kind: "expire" })
+        if (closed) last = closed.account
+      }
+      if (due.length > 0) yield* Effect.logInfo("Released expired holds").pipe(Effect.annotateLogs({ account: accountId, holds: due.length }))
+      return last
+    })
 
     return instrument("Credit", Credit.of({
       Reserve: ({ payload }) =>
-        transact((account) =>
+        transact(
           Effect.gen(function*() {
-            const existing = yield* repo.hold(payload.key)
-            if (existing) {
-              if (existing.amount !== payload.amount) {
-                return yield* new KeyConflict({ key: payload.key, message: `hold ${payload.key} exists with amount ${existing.amount}` })
-              }
-              return [toHold(existing), account] as const
-            }
-            if (account.available - payload.amount < -account.overdraftLimit) {
-              return yield* new InsufficientCredits({ available: account.available, requested: payload.amount })
-            }
             if (payload.scope) {
+              const existing = yield* repo.hold(payload.key)
               const used = yield* repo.scopeUsage(payload.scope.id)
-              if (used + payload.amount > payload.scope.cap) {
+              if (!existing && used + payload.amount > payload.scope.cap) {
                 return yield* new InsufficientCredits({ available: Math.max(0, payload.scope.cap - used), requested: payload.amount, scope: payload.scope.id })
               }
             }
             const expiresAt = new Date(Date.now() + Duration.toMillis(settings.holdTtl))
-            yield* repo.insertHold({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt })
-            yield* repo.post(txnKey("reserve", payload.key), "reserve", [
-              { account: accountId, bucket: "available", amount: -payload.amount },
-              { account: accountId, bucket: "reserved", amount: payload.amount }
-            ])
-            const hold = new Hold({ key: payload.key, amount: payload.amount, status: "held", charged: 0, expiresAt })
-            return [hold, { ...account, available: account.available - payload.amount, reserved: account.reserved + payload.amount }] as const
+            const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key) })
+            if (!after) {
+              // nothing written: the hold exists already (a replay), or credits are short
+              const existing = yield* repo.hold(payload.key)
+              if (!existing) return yield* new InsufficientCredits({ available: balance.available, requested: payload.amount })
+              if (existing.amount !== payload.amount) {
+                return yield* new KeyConflict({ key: payload.key, message: `hold ${payload.key} exists with amount ${existing.amount}` })
+              }
+              return [toHold(existing), undefined] as const
+            }
+            if (nextExpiry === undefined || expiresAt.getTime() < nextExpiry) nextExpiry = expiresAt.getTime()
+            return [new Hold({ key: payload.key, amount: payload.amount, status: "held", charged: 0, expiresAt }), after] as const
           })
-        ).pipe(Effect.catchTag("SqlError", Effect.die)),
+        ),
 
       Settle: ({ payload }) =>
-        transact((account) =>
+        transact(
           Effect.gen(function*() {
-            const h = yield* repo.hold(payload.key)
-            if (!h) return yield* new HoldNotFound({ key: payload.key })
-            if (h.status === "settled") {
-              return [new Settlement({ key: h.key, held: h.amount, charged: h.charged, returned: h.amount - h.charged, capped: false }), account] as const
+            const closed = yield* repo.close({ key: payload.key, status: "settled", actual: payload.actual, txnKey: txnKey("settle", payload.key), kind: "settle" })
+            if (!closed) {
+              const h = yield* repo.hold(payload.key)
+              if (!h) return yield* new HoldNotFound({ key: payload.key })
+              if (h.status !== "settled") return yield* new HoldNotActive({ key: h.key, status: h.status })
+              return [new Settlement({ key: h.key, held: h.amount, charged: h.charged, returned: h.amount - h.charged, capped: false }), undefined] as const
             }
-            if (h.status !== "held") return yield* new HoldNotActive({ key: h.key, status: h.status })
-            const charged = Math.min(payload.actual, h.amount)
-            const returned = h.amount - charged
-            yield* repo.post(txnKey("settle", h.key), "settle", [
-              { account: accountId, bucket: "reserved", amount: -h.amount },
-              { account: Repo.systemAccount, bucket: "revenue", amount: charged },
-              { account: accountId, bucket: "available", amount: returned }
-            ])
-            yield* repo.closeHold(h.key, "settled", charged)
-            const settlement = new Settlement({ key: h.key, held: h.amount, charged, returned, capped: payload.actual > h.amount })
-            return [settlement, { ...account, reserved: account.reserved - h.amount, available: account.available + returned }] as const
+            const settlement = new Settlement({
+              key: payload.key,
+              held: closed.amount,
+              charged: closed.charged,
+              returned: closed.amount - closed.charged,
+              capped: payload.actual > closed.amount
+            })
+            return [settlement, closed.account] as const
           })
-        ).pipe(Effect.catchTag("SqlError", Effect.die)),
+        ),
 
       Release: ({ payload }) =>
-        transact((account) =>
+        transact(
           Effect.gen(function*() {
-            const h = yield* repo.hold(payload.key)
-            if (!h) return [null, account] as const
-            if (h.status !== "held") return [toHold(h), account] as const
-            yield* repo.post(txnKey("release", h.key), "release", [
-              { account: accountId, bucket: "reserved", amount: -h.amount },
-              { account: accountId, bucket: "available", amount: h.amount }
-            ])
-            yield* repo.closeHold(h.key, "released", 0)
-            return [toHold({ ...h, status: "released" }), { ...account, reserved: account.reserved - h.amount, available: account.available + h.amount }] as const
+            const closed = yield* repo.close({ key: payload.key, status: "released", actual: 0, txnKey: txnKey("release", payload.key), kind: "release" })
+            if (!closed) {
+              const h = yield* repo.hold(payload.key)
+              return [h ? toHold(h) : null, undefined] as const
+            }
+            return [new Hold({ key: payload.key, amount: closed.amount, status: "released", charged: 0, expiresAt: closed.expiresAt }), closed.account] as const
           })
-        ).pipe(Effect.catchTag("SqlError", Effect.die)),
+        ),
 
       Grant: ({ payload }) =>
-        transact((account) =>
-          Effect.gen(function*() {
-            const txn = txnKey("grant", payload.key)
-            if (yield* repo.hasTransaction(txn)) return [undefined, account] as const
-            yield* repo.post(txn, "grant", [
-              { account: Repo.systemAccount, bucket: "issued", amount: -payload.amount },
-              { account: accountId, bucket: "available", amount: payload.amount }
-            ], payload.reason)
-            return [undefined, { ...account, available: account.available + payload.amount }] as const
-          })
-        ).pipe(Effect.map(snapshot), Effect.catchTag("SqlError", Effect.die)),
+        transact(
+          Effect.map(repo.grant({ amount: payload.amount, txnKey: txnKey("grant", payload.key), reason: payload.reason }), (after) => [undefined, after] as const)
+        ).pipe(Effect.map(snapshot)),
 
       SetOverdraft: ({ payload }) =>
-        transact((account) => Effect.succeed([undefined, { ...account, overdraftLimit: payload.limit }] as const)).pipe(
-          Effect.map(snapshot),
-          Effect.catchTag("SqlError", Effect.die)
-        ),
+        transact(Effect.map(repo.setOverdraft(payload.limit), (after) => [undefined, after] as const)).pipe(Effect.map(snapshot)),
 
       ExpireHolds: () =>
-        transact((account) => Effect.succeed([undefined, account] as const)).pipe(
-          Effect.map(() => balance.reserved),
-          Effect.catchTag("SqlError", Effect.die)
-        ),
+        Effect.gen(function*() {
+          // the sweeper asks: look even if this instance's memory says nothing is due yet
+          nextExpiry = Math.min(nextExpiry ?? 0, Date.now())
+          yield* transact(Effect.succeed([undefined, undefined] as const))
+          return balance.reserved
+        }),
 
       Balance: () => Effect.sync(snapshot),
 

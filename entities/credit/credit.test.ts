@@ -18,8 +18,15 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-const settings = Layer.succeed(Behaviour.CreditConfig, { ...Behaviour.defaults, holdTtl: Duration.seconds(1) })
+const settings = Layer.succeed(Behaviour.CreditConfig, Behaviour.defaults)
 const cluster = () => layerCluster({ url: db.url, migrations: Repo.migrations, entities: Layer.provide(Behaviour.layer, settings) })
+/** Holds that expire after one second (only for the expiry test: elsewhere a busy machine would expire them mid-test). */
+const clusterShortHolds = () =>
+  layerCluster({
+    url: db.url,
+    migrations: Repo.migrations,
+    entities: Layer.provide(Behaviour.layer, Layer.succeed(Behaviour.CreditConfig, { ...Behaviour.defaults, holdTtl: Duration.seconds(1) }))
+  })
 
 const account = (id: string) => Effect.map(Credit.client, (client) => client(id))
 
@@ -127,7 +134,7 @@ describe("Credit entity", () => {
       expect(yield* acct.Balance()).toMatchObject({ available: 10, reserved: 0 })
       expect(yield* Effect.flip(acct.Settle(new Settle({ key: "slow-turn", actual: 3 })))).toMatchObject({ _tag: "HoldNotActive", status: "expired" })
       expect(yield* ledgerInvariants).toEqual({ total: 0, unbalanced: 0, mismatched: 0 })
-    }).pipe(Effect.provide(cluster())))
+    }).pipe(Effect.provide(clusterShortHolds())))
 
   it.live("changes nothing when the handler itself runs a command twice (redelivery after a crash)", () =>
     Effect.gen(function*() {

@@ -92,22 +92,18 @@ export const make = (accountId: string) =>
           : { available: 0, reserved: 0, overdraftLimit: 0 }
     )
 
-    /** Lock the account row for this transaction (creating it), and read it. */
-    const lockAccount = (defaultOverdraft: number): Effect.Effect<AccountRow, SqlError> =>
-      Effect.zipRight(
-        sql`INSERT INTO credit_accounts (account_id, overdraft_limit) VALUES (${accountId}, ${defaultOverdraft})
-            ON CONFLICT (account_id) DO NOTHING`,
-        Effect.map(
-          sql<{ available: string; reserved: string; overdraft_limit: string }>`
-            SELECT available, reserved, overdraft_limit FROM credit_accounts WHERE account_id = ${accountId} FOR UPDATE`,
-          (rows) => ({ available: Number(rows[0]!.available), reserved: Number(rows[0]!.reserved), overdraftLimit: Number(rows[0]!.overdraft_limit) })
-        )
-      )
+    /** Create the account row if missing (once per entity start, not per command). */
+    const ensureAccount = (defaultOverdraft: number) =>
+      sql`INSERT INTO credit_accounts (account_id, overdraft_limit) VALUES (${accountId}, ${defaultOverdraft})
+          ON CONFLICT (account_id) DO NOTHING`
 
-    const saveAccount = (row: AccountRow) =>
-      sql`UPDATE credit_accounts SET available = ${row.available}, reserved = ${row.reserved},
-            overdraft_limit = ${row.overdraftLimit}, updated_at = now()
-          WHERE account_id = ${accountId}`
+    const setOverdraft = (limit: number): Effect.Effect<AccountRow, SqlError> =>
+      Effect.map(
+        sql<{ available: string; reserved: string; overdraft_limit: string }>`
+          UPDATE credit_accounts SET overdraft_limit = ${limit}, updated_at = now() WHERE account_id = ${accountId}
+          RETURNING available, reserved, overdraft_limit`,
+        (rows) => ({ available: Number(rows[0]!.available), reserved: Number(rows[0]!.reserved), overdraftLimit: Number(rows[0]!.overdraft_limit) })
+      )
 
     const toHold = (r: { hold_key: string; amount: string; charged: string; status: HoldStatus; scope_id: string | null; expires_at: Date }): HoldRow => ({
       key: r.hold_key,
@@ -126,13 +122,87 @@ export const make = (accountId: string) =>
         (rows) => (rows[0] ? toHold(rows[0]) : undefined)
       )
 
-    const insertHold = (h: { key: string; amount: number; scopeId: string | null; expiresAt: Date }) =>
-      sql`INSERT INTO credit_holds (account_id, hold_key, amount, status, scope_id, expires_at)
-          VALUES (${accountId}, ${h.key}, ${h.amount}, 'held', ${h.scopeId}, ${h.expiresAt})`
+    const account3 = (r: { available: string; reserved: string; overdraft_limit: string }): AccountRow => ({
+      available: Number(r.available),
+      reserved: Number(r.reserved),
+      overdraftLimit: Number(r.overdraft_limit)
+    })
 
-    const closeHold = (key: string, status: HoldStatus, charged: number) =>
-      sql`UPDATE credit_holds SET status = ${status}, charged = ${charged}, closed_at = now()
-          WHERE account_id = ${accountId} AND hold_key = ${key}`
+    /**
+     * Reserve in one statement: the balance moves (never below the overdraft floor), the hold
+     * and the two ledger legs are written — all or nothing. `undefined` when nothing was written
+     * because the hold already exists or credits are short (the caller looks which).
+     */
+    const reserve = (h: { key: string; amount: number; scopeId: string | null; expiresAt: Date; txnKey: string }): Effect.Effect<AccountRow | undefined, SqlError> =>
+      Effect.map(
+        sql<{ available: string; reserved: string; overdraft_limit: string }>`
+          WITH acct AS (
+            UPDATE credit_accounts SET available = available - ${h.amount}::bigint, reserved = reserved + ${h.amount}::bigint, updated_at = now()
+            WHERE account_id = ${accountId} AND available - ${h.amount}::bigint >= -overdraft_limit
+              AND NOT EXISTS (SELECT 1 FROM credit_holds WHERE account_id = ${accountId} AND hold_key = ${h.key})
+            RETURNING available, reserved, overdraft_limit),
+          hold AS (
+            INSERT INTO credit_holds (account_id, hold_key, amount, status, scope_id, expires_at)
+            SELECT ${accountId}, ${h.key}, ${h.amount}::bigint, 'held', ${h.scopeId}::text, ${h.expiresAt}::timestamptz FROM acct),
+          legs AS (
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount)
+            SELECT ${h.txnKey}, ${accountId}, v.bucket, 'reserve', v.amount FROM acct,
+              (VALUES ('available'::text, ${-h.amount}::bigint), ('reserved'::text, ${h.amount}::bigint)) AS v(bucket, amount))
+          SELECT available, reserved, overdraft_limit FROM acct`,
+        (rows) => (rows[0] ? account3(rows[0]) : undefined)
+      )
+
+    /**
+     * Close a held hold in one statement: settle (charge at most the hold, return the rest) or
+     * release/expire (return all), with its ledger legs. `undefined` when the hold was not held.
+     */
+    const close = (h: { key: string; status: "settled" | "released" | "expired"; actual: number; txnKey: string; kind: string }): Effect.Effect<
+      { readonly amount: number; readonly charged: number; readonly expiresAt: Date; readonly account: AccountRow } | undefined,
+      SqlError
+    > =>
+      Effect.map(
+        sql<{ amount: string; charged: string; expires_at: Date; available: string; reserved: string; overdraft_limit: string }>`
+          WITH hold AS (
+            UPDATE credit_holds SET status = ${h.status}, charged = LEAST(${h.actual}::bigint, amount), closed_at = now()
+            WHERE account_id = ${accountId} AND hold_key = ${h.key} AND status = 'held'
+            RETURNING amount, charged, expires_at),
+          acct AS (
+            UPDATE credit_accounts SET reserved = reserved - hold.amount, available = available + (hold.amount - hold.charged), updated_at = now()
+            FROM hold WHERE account_id = ${accountId}
+            RETURNING available, reserved, overdraft_limit),
+          legs AS (
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount)
+            SELECT ${h.txnKey}, v.account_id, v.bucket, ${h.kind}, v.amount FROM hold,
+              LATERAL (VALUES (${accountId}::text, 'reserved'::text, -hold.amount),
+                              (${systemAccount}::text, 'revenue'::text, hold.charged),
+                              (${accountId}::text, 'available'::text, hold.amount - hold.charged)) AS v(account_id, bucket, amount)
+            WHERE v.amount <> 0)
+          SELECT hold.amount, hold.charged, hold.expires_at, acct.available, acct.reserved, acct.overdraft_limit FROM hold, acct`,
+        (rows) => rows[0] && { amount: Number(rows[0].amount), charged: Number(rows[0].charged), expiresAt: new Date(rows[0].expires_at), account: account3(rows[0]) }
+      )
+
+    /** Grant in one statement; `undefined` when this grant was already written (same key). */
+    const grant = (g: { amount: number; txnKey: string; reason: string }): Effect.Effect<AccountRow | undefined, SqlError> =>
+      Effect.map(
+        sql<{ available: string; reserved: string; overdraft_limit: string }>`
+          WITH legs AS (
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount, reason)
+            VALUES (${g.txnKey}, ${systemAccount}, 'issued', 'grant', ${-g.amount}::bigint, ${g.reason}),
+                   (${g.txnKey}, ${accountId}, 'available', 'grant', ${g.amount}::bigint, ${g.reason})
+            ON CONFLICT (txn_key, account_id, bucket) DO NOTHING RETURNING account_id),
+          acct AS (
+            UPDATE credit_accounts SET available = available + ${g.amount}::bigint, updated_at = now()
+            WHERE account_id = ${accountId} AND EXISTS (SELECT 1 FROM legs WHERE legs.account_id = ${accountId})
+            RETURNING available, reserved, overdraft_limit)
+          SELECT available, reserved, overdraft_limit FROM acct`,
+        (rows) => (rows[0] ? account3(rows[0]) : undefined)
+      )
+
+    /** The earliest expiry of an open hold (to know when expiry must be checked at all). */
+    const nextExpiry: Effect.Effect<number | undefined, SqlError> = Effect.map(
+      sql<{ next: Date | null }>`SELECT min(expires_at) AS next FROM credit_holds WHERE account_id = ${accountId} AND status = 'held'`,
+      (rows) => (rows[0]?.next ? new Date(rows[0].next).getTime() : undefined)
+    )
 
     const dueHolds = (now: Date): Effect.Effect<ReadonlyArray<HoldRow>, SqlError> =>
       Effect.map(
@@ -152,35 +222,13 @@ export const make = (accountId: string) =>
         (rows) => Number(rows[0]?.used ?? 0)
       )
 
-    /** Whether a transaction with this key was already written for this account. */
-    const hasTransaction = (txnKey: string): Effect.Effect<boolean, SqlError> =>
-      Effect.map(
-        sql<{ n: string }>`SELECT count(*) AS n FROM credit_ledger WHERE txn_key = ${txnKey} AND account_id = ${accountId}`,
-        (rows) => Number(rows[0]!.n) > 0
-      )
-
-    /** Write a balanced transaction; zero legs are left out. */
-    const post = (txnKey: string, kind: string, legs: ReadonlyArray<Leg>, reason: string | null = null) => {
-      const sum = legs.reduce((n, l) => n + l.amount, 0)
-      if (sum !== 0) return Effect.dieMessage(`unbalanced credit transaction ${txnKey}: legs sum to ${sum}`)
-      const rows = legs.filter((l) => l.amount !== 0).map((l) => ({
-        txn_key: txnKey,
-        account_id: l.account,
-        bucket: l.bucket,
-        kind,
-        amount: l.amount,
-        reason
-      }))
-      return rows.length === 0 ? Effect.void : Effect.asVoid(sql`INSERT INTO credit_ledger ${sql.insert(rows)}`)
-    }
-
     const ledger = (options: { readonly before: number | undefined; readonly limit: number }) =>
       sql<{ id: string; txn_key: string; kind: string; bucket: "available" | "reserved"; amount: string; reason: string | null; created_at: Date }>`
         SELECT id, txn_key, kind, bucket, amount, reason, created_at FROM credit_ledger
         WHERE account_id = ${accountId} ${options.before === undefined ? sql`` : sql`AND id < ${options.before}`}
         ORDER BY id DESC LIMIT ${options.limit + 1}`
 
-    return { account, lockAccount, saveAccount, hold, insertHold, closeHold, dueHolds, scopeUsage, hasTransaction, post, ledger, sql }
+    return { account, ensureAccount, setOverdraft, hold, reserve, close, grant, nextExpiry, dueHolds, scopeUsage, ledger, sql }
   })
 
 /** Accounts with holds whose time is up (for the expiry sweeper). */
