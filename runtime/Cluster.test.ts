@@ -114,3 +114,23 @@ describe("retryTransient", () => {
       expect(yield* Effect.flip(Cluster.retryTransient(effect, "300 millis"))).toEqual({ _tag: "RunnerUnavailable" })
     }))
 })
+
+describe("members starting together", () => {
+  it.live("all start on a fresh database: migrations and the cluster's tables are created once", () =>
+    Effect.gen(function*() {
+      const fresh = yield* Effect.acquireRelease(Effect.promise(() => createTestDatabase("together")), (d) => Effect.promise(() => d.drop()))
+      // each member has a pool of its own, as separate processes would
+      const member = () =>
+        Layer.effectDiscard(Migrations.run([...Probe.migrations])).pipe(
+          Layer.provideMerge(Cluster.layerClientOnly(clusterConfig())),
+          Layer.provideMerge(Database.layerPostgres({ url: Redacted.make(fresh.url), maxConnections: 4 }))
+        )
+      const contexts = yield* Effect.forEach(Array.from({ length: 4 }, member), (layer) => Layer.build(layer), { concurrency: "unbounded" })
+      expect(contexts).toHaveLength(4)
+      const sql = yield* Effect.provide(SqlClient.SqlClient, contexts[0]!)
+      const applied = yield* sql<{ n: string }>`SELECT count(*) AS n FROM troupe_migrations`
+      expect(Number(applied[0]!.n)).toBe(Probe.migrations.length)
+      const tables = yield* sql<{ name: string }>`SELECT tablename AS name FROM pg_tables WHERE tablename LIKE 'cluster_%' ORDER BY 1`
+      expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(["cluster_locks", "cluster_messages", "cluster_replies", "cluster_runners"]))
+    }).pipe(Effect.scoped), { timeout: 60_000 })
+})

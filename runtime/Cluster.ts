@@ -31,6 +31,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type { ClusterConfig, RunnerAddressConfig } from "./Config.ts"
+import * as Database from "./Database.ts"
 
 /** The table prefix of the cluster's storage. */
 export const tablePrefix = "cluster"
@@ -57,15 +58,25 @@ export const shardingConfig = (
 
 type Members = Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
 
+/**
+ * A storage layer built under the database's startup lock: the cluster creates its tables when
+ * its storage is built, and runners started together would otherwise race creating them.
+ */
+const underStartupLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
+  Layer.orDie(Layer.scopedContext(Effect.flatMap(Effect.scope, (scope) => Database.withStartupLock(Layer.buildWithScope(layer, scope)))))
+
+const layerMessageStorage = underStartupLock(SqlMessageStorage.layer)
+const layerRunnerStorage = underStartupLock(SqlRunnerStorage.layer)
+
 /** Storage shared by every member kind: messages and runners in SQL. */
-const layerStorage = Layer.mergeAll(Layer.orDie(SqlMessageStorage.layer), Layer.orDie(SqlRunnerStorage.layer))
+const layerStorage = Layer.mergeAll(layerMessageStorage, layerRunnerStorage)
 
 /** One runner in this process, storing messages in SQL (the embedded default or a lone server). */
 export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, SqlClient.SqlClient> =>
   Sharding.layer.pipe(
     Layer.provideMerge(Runners.layerNoop),
-    Layer.provideMerge(Layer.orDie(SqlMessageStorage.layer)),
-    Layer.provide([Layer.orDie(SqlRunnerStorage.layer), RunnerHealth.layerNoop]),
+    Layer.provideMerge(layerMessageStorage),
+    Layer.provide([layerRunnerStorage, RunnerHealth.layerNoop]),
     Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.some({ host: "127.0.0.1", port: 34431, listenHost: "127.0.0.1" }))))
   )
 

@@ -9,6 +9,9 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
 import Pg from "pg"
@@ -92,3 +95,29 @@ export const ping: Effect.Effect<void, SqlError, SqlClient.SqlClient> = Effect.f
   SqlClient.SqlClient,
   (sql) => sql`SELECT 1`
 ).pipe(Effect.asVoid)
+
+/** The advisory lock key that serialises schema changes between processes (any constant works). */
+const startupLockKey = 7_204_112_961
+
+/**
+ * Run `effect` while holding a Postgres session advisory lock shared by every Troupe process on
+ * the database, so that runners started together do not race creating the same tables (a race
+ * Postgres reports as a unique violation on `pg_type`, or the migrator as "Migrations already
+ * running"). The lock lives on a connection of its own and ends with it, also when the process
+ * dies; waiting for it stays interruptible. The embedded database has one process and no lock.
+ * `effect` runs in a scope of its own: build layers with `Layer.buildWithScope`.
+ */
+export const withStartupLock = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, Exclude<R, Scope.Scope>> =>
+  Effect.flatMap(Effect.serviceOption(PgClient.PgClient), (pg) =>
+    Option.isNone(pg)
+      ? Effect.scoped(effect)
+      : Effect.scoped(Effect.gen(function*() {
+        const conn = yield* pg.value.reserve
+        // added first, so that no interruption can leave the lock held on a pooled connection
+        yield* Effect.addFinalizer(() => Effect.ignore(conn.executeRaw(`SELECT pg_advisory_unlock(${startupLockKey})`, [])))
+        yield* conn.execute(`SELECT pg_try_advisory_lock(${startupLockKey}) AS locked`, [], undefined).pipe(
+          Effect.map((rows) => rows[0]?.locked === true),
+          Effect.repeat({ until: (locked) => locked, schedule: Schedule.spaced("100 millis") })
+        )
+        return yield* effect
+      })))

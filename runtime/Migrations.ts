@@ -9,6 +9,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
+import * as Database from "./Database.ts"
 
 /** One migration. `run` must be safe to re-run on an empty or partial schema only once. */
 export interface Migration {
@@ -36,8 +37,8 @@ export const run = (
     table,
     loader: Effect.succeed(sorted.map((m) => [m.id, m.name, Effect.succeed(m.run)] as const))
   })
-  return migrate.pipe(
-    // two processes creating the migrations table at once: the loser retries and then waits on the table lock
+  return Database.withStartupLock(migrate).pipe(
+    // a server that refuses a statement for a moment (a restart): try again
     Effect.retry({ times: 3, schedule: Schedule.spaced("200 millis"), while: (e) => e._tag === "SqlError" }),
     Effect.tap((applied) =>
       applied.length > 0
