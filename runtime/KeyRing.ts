@@ -221,8 +221,16 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
           try: () => seal(masters.current.key, masters.current.id, raw, wrapAad(keyId)),
           catch: () => fail("could not wrap a data key")
         })
-        yield* sql`INSERT INTO troupe_data_keys (key_id, master_key_id, wrapped)
-                   VALUES (${keyId}, ${masters.current.id}, ${wrapped}) ON CONFLICT (key_id) DO NOTHING`
+        const inserted = yield* sql`INSERT INTO troupe_data_keys (key_id, master_key_id, wrapped)
+                   VALUES (${keyId}, ${masters.current.id}, ${wrapped}) ON CONFLICT (key_id) DO NOTHING RETURNING key_id`
+        // ours is the stored key only if the row is new (another writer may have created it first)
+        if (inserted.length === 1) {
+          const key = yield* Effect.tryPromise({
+            try: () => subtle.importKey("raw", bs(raw), "AES-GCM", false, ["encrypt", "decrypt"]),
+            catch: () => fail("could not import a data key")
+          })
+          remember(keyId, key)
+        }
       })
 
     const encrypt = (keyId: string, plaintext: Uint8Array, aad: string) =>

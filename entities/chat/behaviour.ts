@@ -218,7 +218,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         })
       )
 
-    const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).Release(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
+    const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).ReleaseVolatile(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
 
     const interrupted = (reply: string | null = null) => (turn: Repo.TurnRow) =>
       finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, reply)
@@ -241,7 +241,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           const input = yield* Effect.orDie(turnInput(turn))
           const reserved = turn.reserved ?? (yield* mates.estimate(input))
           const scope = turn.scopeId !== null && turn.scopeCap !== null ? new SpendScope({ id: turn.scopeId, cap: turn.scopeCap }) : undefined
-          const reservation = yield* retryTransient(hold(turn).Reserve(new Reserve({ key: turn.holdKey, amount: reserved, scope }))).pipe(
+          const reservation = yield* retryTransient(hold(turn).ReserveVolatile(new Reserve({ key: turn.holdKey, amount: reserved, scope }))).pipe(
             Effect.either,
             Effect.orDie
           )
@@ -296,7 +296,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             // an earlier attempt may have been charged already: settling again changes nothing
             const settled = held.status === "settled"
               ? { _tag: "Right" as const, right: { charged: held.charged, held: held.amount } }
-              : yield* retryTransient(hold(turn).Settle(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
+              : yield* retryTransient(hold(turn).SettleVolatile(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
             if (settled._tag === "Left") return yield* interrupted(progress.reply)(turn)
             return yield* finish(turn, "done", [
               { kind: "charge", amount: settled.right.charged, held: settled.right.held },

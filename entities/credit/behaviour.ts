@@ -30,6 +30,7 @@ import {
   LedgerPage,
   Settlement
 } from "./protocol.ts"
+import type { Release, Reserve, Settle } from "./protocol.ts"
 import * as Repo from "./repo.ts"
 
 /** Settings of the credit accounts. */
@@ -108,66 +109,73 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       return last
     })
 
+    const reserve = (payload: Reserve) =>
+      transact(
+        Effect.gen(function*() {
+          if (payload.scope) {
+            const existing = yield* repo.hold(payload.key)
+            const used = yield* repo.scopeUsage(payload.scope.id)
+            if (!existing && used + payload.amount > payload.scope.cap) {
+              return yield* new InsufficientCredits({ available: Math.max(0, payload.scope.cap - used), requested: payload.amount, scope: payload.scope.id })
+            }
+          }
+          const expiresAt = new Date(Date.now() + Duration.toMillis(settings.holdTtl))
+          const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key) })
+          if (!after) {
+            // nothing written: the hold exists already (a replay), or credits are short
+            const existing = yield* repo.hold(payload.key)
+            if (!existing) return yield* new InsufficientCredits({ available: balance.available, requested: payload.amount })
+            if (existing.amount !== payload.amount) {
+              return yield* new KeyConflict({ key: payload.key, message: `hold ${payload.key} exists with amount ${existing.amount}` })
+            }
+            return [toHold(existing), undefined] as const
+          }
+          if (nextExpiry === undefined || expiresAt.getTime() < nextExpiry) nextExpiry = expiresAt.getTime()
+          return [new Hold({ key: payload.key, amount: payload.amount, status: "held", charged: 0, expiresAt }), after] as const
+        })
+      )
+
+    const settle = (payload: Settle) =>
+      transact(
+        Effect.gen(function*() {
+          const closed = yield* repo.close({ key: payload.key, status: "settled", actual: payload.actual, txnKey: txnKey("settle", payload.key), kind: "settle" })
+          if (!closed) {
+            const h = yield* repo.hold(payload.key)
+            if (!h) return yield* new HoldNotFound({ key: payload.key })
+            if (h.status !== "settled") return yield* new HoldNotActive({ key: h.key, status: h.status })
+            return [new Settlement({ key: h.key, held: h.amount, charged: h.charged, returned: h.amount - h.charged, capped: false }), undefined] as const
+          }
+          const settlement = new Settlement({
+            key: payload.key,
+            held: closed.amount,
+            charged: closed.charged,
+            returned: closed.amount - closed.charged,
+            capped: payload.actual > closed.amount
+          })
+          return [settlement, closed.account] as const
+        })
+      )
+
+    const release = (payload: Release) =>
+      transact(
+        Effect.gen(function*() {
+          const closed = yield* repo.close({ key: payload.key, status: "released", actual: 0, txnKey: txnKey("release", payload.key), kind: "release" })
+          if (!closed) {
+            const h = yield* repo.hold(payload.key)
+            return [h ? toHold(h) : null, undefined] as const
+          }
+          return [new Hold({ key: payload.key, amount: closed.amount, status: "released", charged: 0, expiresAt: closed.expiresAt }), closed.account] as const
+        })
+      )
+
     return instrument("Credit", Credit.of({
-      Reserve: ({ payload }) =>
-        transact(
-          Effect.gen(function*() {
-            if (payload.scope) {
-              const existing = yield* repo.hold(payload.key)
-              const used = yield* repo.scopeUsage(payload.scope.id)
-              if (!existing && used + payload.amount > payload.scope.cap) {
-                return yield* new InsufficientCredits({ available: Math.max(0, payload.scope.cap - used), requested: payload.amount, scope: payload.scope.id })
-              }
-            }
-            const expiresAt = new Date(Date.now() + Duration.toMillis(settings.holdTtl))
-            const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key) })
-            if (!after) {
-              // nothing written: the hold exists already (a replay), or credits are short
-              const existing = yield* repo.hold(payload.key)
-              if (!existing) return yield* new InsufficientCredits({ available: balance.available, requested: payload.amount })
-              if (existing.amount !== payload.amount) {
-                return yield* new KeyConflict({ key: payload.key, message: `hold ${payload.key} exists with amount ${existing.amount}` })
-              }
-              return [toHold(existing), undefined] as const
-            }
-            if (nextExpiry === undefined || expiresAt.getTime() < nextExpiry) nextExpiry = expiresAt.getTime()
-            return [new Hold({ key: payload.key, amount: payload.amount, status: "held", charged: 0, expiresAt }), after] as const
-          })
-        ),
-
-      Settle: ({ payload }) =>
-        transact(
-          Effect.gen(function*() {
-            const closed = yield* repo.close({ key: payload.key, status: "settled", actual: payload.actual, txnKey: txnKey("settle", payload.key), kind: "settle" })
-            if (!closed) {
-              const h = yield* repo.hold(payload.key)
-              if (!h) return yield* new HoldNotFound({ key: payload.key })
-              if (h.status !== "settled") return yield* new HoldNotActive({ key: h.key, status: h.status })
-              return [new Settlement({ key: h.key, held: h.amount, charged: h.charged, returned: h.amount - h.charged, capped: false }), undefined] as const
-            }
-            const settlement = new Settlement({
-              key: payload.key,
-              held: closed.amount,
-              charged: closed.charged,
-              returned: closed.amount - closed.charged,
-              capped: payload.actual > closed.amount
-            })
-            return [settlement, closed.account] as const
-          })
-        ),
-
-      Release: ({ payload }) =>
-        transact(
-          Effect.gen(function*() {
-            const closed = yield* repo.close({ key: payload.key, status: "released", actual: 0, txnKey: txnKey("release", payload.key), kind: "release" })
-            if (!closed) {
-              const h = yield* repo.hold(payload.key)
-              return [h ? toHold(h) : null, undefined] as const
-            }
-            return [new Hold({ key: payload.key, amount: closed.amount, status: "released", charged: 0, expiresAt: closed.expiresAt }), closed.account] as const
-          })
-        ),
-
+      Reserve: ({ payload }) => reserve(payload),
+      Settle: ({ payload }) => settle(payload),
+      Release: ({ payload }) => release(payload),
+      // the same commands for callers that are durable themselves and retry until answered
+      ReserveVolatile: ({ payload }) => reserve(payload),
+      SettleVolatile: ({ payload }) => settle(payload),
+      ReleaseVolatile: ({ payload }) => release(payload),
       Grant: ({ payload }) =>
         transact(
           Effect.map(repo.grant({ amount: payload.amount, txnKey: txnKey("grant", payload.key), reason: payload.reason }), (after) => [undefined, after] as const)

@@ -179,6 +179,13 @@ export const Credit = Entity.make("Credit", [
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("ExpireHolds", { payload: ExpireHolds, success: Schema.Number })
     .annotate(ClusterSchema.Persisted, true),
+  // Reserve, Settle and Release without the cluster's message storage, for a caller that is
+  // durable itself — a persisted chat turn that is redelivered until it ends — and retries until
+  // answered. Same handlers, same idempotency keys: a replay changes nothing. Saves the three
+  // storage round trips a persisted message costs (store, deliver, reply).
+  Rpc.make("ReserveVolatile", { payload: Reserve, success: Hold, error: Schema.Union(InsufficientCredits, KeyConflict) }),
+  Rpc.make("SettleVolatile", { payload: Settle, success: Settlement, error: Schema.Union(HoldNotFound, HoldNotActive) }),
+  Rpc.make("ReleaseVolatile", { payload: Release, success: Schema.NullOr(Hold) }),
   Rpc.make("Balance", { success: Balance }),
   Rpc.make("Ledger", {
     payload: { before: Schema.optional(Schema.Number), limit: Schema.Int.pipe(Schema.between(1, 500)) },
