@@ -126,6 +126,24 @@ export const deleteProcessed = (retention: Duration.Duration): Effect.Effect<{ m
     return { messages: deletedMessages.length, replies: deletedReplies.length }
   })
 
+/**
+ * Delete the processed messages addressed to one entity, and their replies: what an erased
+ * account would otherwise leave behind in the cluster's tables (persisted payloads such as a
+ * registration) until the retention job comes. Unprocessed messages stay: they are still to be
+ * delivered. Returns the number of messages deleted.
+ */
+export const deleteProcessedFor = (entityType: string, entityId: string): Effect.Effect<number, SqlError, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const messages = sql(`${tablePrefix}_messages`)
+    const replies = sql(`${tablePrefix}_replies`)
+    yield* sql`DELETE FROM ${replies} WHERE request_id IN (
+      SELECT request_id FROM ${messages} WHERE entity_type = ${entityType} AND entity_id = ${entityId} AND processed = TRUE)`
+    const deleted = yield* sql<{ id: string }>`
+      DELETE FROM ${messages} WHERE entity_type = ${entityType} AND entity_id = ${entityId} AND processed = TRUE RETURNING id`
+    return deleted.length
+  })
+
 /** The retention job, run by exactly one runner of the cluster at a time (a cluster singleton). */
 export const layerRetention = (config: ClusterConfig): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
   Singleton.make(

@@ -13,7 +13,7 @@ import * as Argon2 from "@node-rs/argon2"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as OTPAuth from "otpauth"
-import { retryTransient } from "../../runtime/Cluster.ts"
+import { deleteProcessedFor, retryTransient } from "../../runtime/Cluster.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { Chat, Delete } from "../chat/protocol.ts"
@@ -309,6 +309,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* Effect.forEach(chatIds, (chatId) => repo.removeChat(chatId), { discard: true })
           const revoked = yield* repo.revokeAllSessions("account_deleted")
           yield* repo.wipe
+          // the account's earlier commands (registration, profile, mates) are in the cluster's tables too
+          yield* deleteProcessedFor("User", userId)
           yield* keyRing.destroyDataKey(dataKeyId)
           yield* reload
           yield* reloadKeys

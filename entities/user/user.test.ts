@@ -203,6 +203,11 @@ describe("User entity", () => {
       const [row] = yield* sql<{ email: string; password_hash: string }>`SELECT email, password_hash FROM users WHERE user_id = 'd1'`
       expect(row).toEqual({ email: "deleted-d1", password_hash: "" })
       expect(yield* sql`SELECT 1 FROM troupe_data_keys WHERE key_id = 'user:d1'`).toHaveLength(0)
+      // nor do the cluster's tables keep the registration (email, password hash) or anything else it sent
+      const leftovers = yield* sql<{ n: string }>`
+        SELECT (SELECT count(*) FROM cluster_messages WHERE payload LIKE '%d1@example.com%' OR (entity_id = 'd1' AND payload LIKE '%argon2id%'))
+             + (SELECT count(*) FROM cluster_replies WHERE payload LIKE '%d1@example.com%') AS n`
+      expect(Number(leftovers[0]!.n)).toBe(0)
       // the email is free again
       expect(yield* Repo.findUserId("d1@example.com")).toBeUndefined()
       expect((yield* register("d2", "d1@example.com", "dee")).profile.userId).toBe("d2")
