@@ -27,6 +27,29 @@ const messageOf = (e: unknown): string => {
   return text.replace(/^vips::Error,?\s*/, "").split("\n").filter((l) => l.trim().length > 0).slice(0, 3).join("; ").slice(0, 300)
 }
 
+/**
+ * The JPEG decoder's own shrink (1, 2, 4 or 8) for a resize into the params' box: the largest that
+ * keeps the image at least as large as the result, whichever way EXIF turns it. libvips' thumbnail
+ * keeps a 2× margin here and so decodes 4× the pixels sharp does; decoding in the DCT at the full
+ * factor is what sharp does by default (`fastShrinkOnLoad`) and costs ~35 % less CPU per image.
+ */
+export const jpegShrink = (probe: Pick<ProbeInfo, "width" | "height">, params: Pick<TransformParams, "maxWidth" | "maxHeight">): number => {
+  const factor = (w: number, h: number) =>
+    Math.max(params.maxWidth > 0 ? w / params.maxWidth : 0, params.maxHeight > 0 ? h / params.maxHeight : 0)
+  const scale = Math.min(factor(probe.width, probe.height), factor(probe.height, probe.width))
+  return scale >= 8 ? 8 : scale >= 4 ? 4 : scale >= 2 ? 2 : 1
+}
+
+/** The size of a `w`×`h` image fitted into the params' box (never larger), the limiting side exact. */
+export const fitInto = (w: number, h: number, params: Pick<TransformParams, "maxWidth" | "maxHeight">): readonly [number, number] => {
+  const byWidth = params.maxWidth > 0 ? w / params.maxWidth : 0
+  const byHeight = params.maxHeight > 0 ? h / params.maxHeight : 0
+  if (Math.max(byWidth, byHeight) <= 1) return [w, h]
+  return byWidth >= byHeight
+    ? [params.maxWidth, Math.max(1, Math.round(h / byWidth))]
+    : [Math.max(1, Math.round(w / byHeight)), params.maxHeight]
+}
+
 /** Load wasm-vips (one instance per worker) and build the engine. */
 export const make = async (): Promise<ImageEngine<Image>> => {
   const vips = await Vips({
@@ -61,18 +84,28 @@ export const make = async (): Promise<ImageEngine<Image>> => {
     }
   }
 
-  const decodeResize = async (input: Uint8Array, _probe: ProbeInfo, params: TransformParams): Promise<Image> => {
-    let image: Image
+  const decodeResize = async (input: Uint8Array, probe: ProbeInfo, params: TransformParams): Promise<Image> => {
+    const width = params.maxWidth > 0 ? params.maxWidth : UNBOUNDED
+    const shrink = probe.format === "jpeg" ? jpegShrink(probe, params) : 1
     try {
-      image = vips.Image.thumbnailBuffer(input, params.maxWidth > 0 ? params.maxWidth : UNBOUNDED, {
-        height: params.maxHeight > 0 ? params.maxHeight : UNBOUNDED,
-        size: "down",
-        fail_on: "none"
-      })
+      if (shrink === 1) {
+        return vips.Image.thumbnailBuffer(input, width, { height: params.maxHeight > 0 ? params.maxHeight : UNBOUNDED, size: "down", fail_on: "none" })
+      }
+      // let the JPEG decoder scale down in the DCT (as sharp's fastShrinkOnLoad does), then resize
+      const loaded = vips.Image.newFromBuffer(input, `shrink=${shrink}`, { access: "sequential", fail_on: "none" })
+      try {
+        // the decoder rounds the shrunk size up, so the result's size comes from the original's,
+        // the way EXIF turns it (thumbnail rotates, and its target is the rotated image)
+        const orientation = loaded.getTypeof("orientation") !== 0 ? loaded.getInt("orientation") : 1
+        const [w, h] = orientation >= 5 && orientation <= 8 ? [probe.height, probe.width] : [probe.width, probe.height]
+        const [tw, th] = fitInto(w, h, params)
+        return loaded.thumbnailImage(tw, { height: th, size: "force" })
+      } finally {
+        loaded.delete()
+      }
     } catch (e) {
       throw new EngineFailure("decode_failed", `could not decode the image: ${messageOf(e)}`)
     }
-    return image
   }
 
   const encode = async (decoded: Image, params: TransformParams) => {
