@@ -29,6 +29,7 @@ import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { retryTransient } from "../../runtime/Cluster.ts"
@@ -56,13 +57,16 @@ import {
   type TurnStatus
 } from "./protocol.ts"
 import * as Repo from "./repo.ts"
-import { type TurnInput, TurnRunner } from "./turn.ts"
+import { type TurnEmission, type TurnFailed, type TurnInput, TurnRunner } from "./turn.ts"
 
 /** A short random id (128 bits, base64url). */
 export const newId = (): string => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
 
-/** Streamed output arriving within this window is journaled together (fewer, larger transactions). */
-const deltaWindow = "30 millis"
+/** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
+const deltaWindowMs = 30
+
+/** Marks the end of a turn's emissions in its journaling queue. */
+const endOfTurn: unique symbol = Symbol("endOfTurn")
 
 /** How many earlier messages a turn sees. */
 const historyWindow = 20
@@ -218,6 +222,55 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         })
       )
 
+    /**
+     * Journal a turn's emissions in order, consecutive deltas merged: the first one at once, then
+     * at most one transaction per `deltaWindow`, taking everything that arrived meanwhile. A queue
+     * between the mate and the journal does the batching (`Stream.groupedWithin` did the same at a
+     * few ms of CPU per turn). Fails as the mate fails, after journaling what came before.
+     */
+    const journalEmissions = (
+      turnId: string,
+      emissions: Stream.Stream<TurnEmission, TurnFailed>,
+      progress: { reply: string; cost: number }
+    ): Effect.Effect<void, TurnFailed> =>
+      Effect.scoped(Effect.gen(function*() {
+        const queue = yield* Effect.acquireRelease(Queue.unbounded<TurnEmission | typeof endOfTurn>(), Queue.shutdown)
+        const producer = yield* emissions.pipe(
+          Stream.runForEach((emission) => Queue.offer(queue, emission)),
+          Effect.ensuring(Queue.offer(queue, endOfTurn)),
+          Effect.forkScoped
+        )
+        let ended = false
+        while (!ended) {
+          const started = Date.now()
+          const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
+          if (items[items.length - 1] === endOfTurn) {
+            ended = true
+            items.pop()
+          }
+          const bodies: Array<EventBody> = []
+          for (const emission of items as Array<TurnEmission>) {
+            if (emission.kind === "cost") {
+              progress.cost = emission.credits
+              continue
+            }
+            if (emission.kind === "delta") {
+              progress.reply += emission.text
+              const previous = bodies[bodies.length - 1]
+              if (previous?.kind === "delta") {
+                bodies[bodies.length - 1] = { kind: "delta", text: previous.text + emission.text }
+                continue
+              }
+            }
+            bodies.push(emission)
+          }
+          if (bodies.length > 0) yield* writer.withPermits(1)(Effect.asVoid(Effect.orDie(journal(turnId, bodies))))
+          const wait = deltaWindowMs - (Date.now() - started)
+          if (!ended && wait > 0) yield* Effect.sleep(wait)
+        }
+        yield* Fiber.join(producer)
+      }))
+
     const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).ReleaseVolatile(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
 
     const interrupted = (reply: string | null = null) => (turn: Repo.TurnRow) =>
@@ -264,29 +317,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           )
 
           const progress = { reply: "", cost: 0 }
-          // journal what arrives within a short window in one transaction, consecutive deltas merged
-          const work = mates.run(input).pipe(
-            Stream.groupedWithin(64, deltaWindow),
-            Stream.runForEach((chunk) => {
-              const bodies: Array<EventBody> = []
-              for (const emission of chunk) {
-                if (emission.kind === "cost") {
-                  progress.cost = emission.credits
-                  continue
-                }
-                if (emission.kind === "delta") {
-                  progress.reply += emission.text
-                  const previous = bodies[bodies.length - 1]
-                  if (previous?.kind === "delta") {
-                    bodies[bodies.length - 1] = { kind: "delta", text: previous.text + emission.text }
-                    continue
-                  }
-                }
-                bodies.push(emission)
-              }
-              return bodies.length === 0 ? Effect.void : writer.withPermits(1)(Effect.asVoid(Effect.orDie(journal(turnId, bodies))))
-            })
-          )
+          const work = journalEmissions(turnId, mates.run(input), progress)
           const fiber = yield* Effect.fork(work)
           entry.fiber = fiber
           if (entry.cancelRequested) yield* Fiber.interrupt(fiber)

@@ -22,14 +22,26 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-const cluster = () =>
+const cluster = (mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "10 millis" })) =>
   layerCluster({
     url: db.url,
     migrations: [...CreditRepo.migrations, ...Repo.migrations],
     entities: Layer.mergeAll(Behaviour.layer, CreditBehaviour.layer).pipe(
       Layer.provide(Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults)),
-      Layer.provide(Turn.layerEcho({ delay: "10 millis" }))
+      Layer.provide(mates)
     )
+  })
+
+/** A mate that streams `words` as fast as it can, then fails if `failAfter` is set. */
+const layerBurst = (words: number, failAfter = false) =>
+  Layer.succeed(Turn.TurnRunner, {
+    estimate: () => Effect.succeed(5),
+    run: () =>
+      Stream.fromIterable(Array.from({ length: words }, (_, i): Turn.TurnEmission => ({ kind: "delta", text: `w${i} ` }))).pipe(
+        Stream.concat(failAfter
+          ? Stream.fail(new Turn.TurnFailed({ code: "mate_failed", message: "gave up midway" }))
+          : Stream.succeed<Turn.TurnEmission>({ kind: "cost", credits: 3 }))
+      )
   })
 
 const chatOf = (id: string) => Effect.map(Chat.client, (client) => client(id))
@@ -134,6 +146,36 @@ describe("Chat entity", () => {
       const history = yield* chat.History({ limit: 10 })
       expect(history.messages.map((m) => m.status)).toEqual(["failed", "failed"])
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("journals a fast stream in a few transactions, in order", () =>
+    Effect.gen(function*() {
+      yield* grant("fay", 100)
+      const chat = yield* chatOf("chat-burst")
+      yield* chat.Create(new Create({ ownerId: "fay", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "b1", authorId: "fay", text: "go" }))
+      const events = yield* eventsUntil("chat-burst", 0, ended)
+      const deltas = events.filter((e) => e.kind === "delta")
+      const expected = Array.from({ length: 500 }, (_, i) => `w${i} `).join("")
+      expect(deltas.map((e) => (e.kind === "delta" ? e.text : "")).join("")).toBe(expected)
+      expect(deltas.length).toBeLessThan(20) // 500 deltas arriving at once are not 500 transactions
+      expect(events[events.length - 1]).toMatchObject({ kind: "done" })
+      expect(events.find((e) => e.kind === "charge")).toMatchObject({ amount: 3 })
+      const history = yield* chat.History({ limit: 10 })
+      expect(history.messages[1]).toMatchObject({ role: "mate", text: expected })
+    }).pipe(Effect.provide(cluster(layerBurst(500)))), { timeout: 60_000 })
+
+  it.live("keeps the deltas a mate sent before it failed, and charges nothing", () =>
+    Effect.gen(function*() {
+      yield* grant("gus", 100)
+      const chat = yield* chatOf("chat-burst-fail")
+      yield* chat.Create(new Create({ ownerId: "gus", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "b1", authorId: "gus", text: "go" }))
+      const events = yield* eventsUntil("chat-burst-fail", 0, ended)
+      const text = events.filter((e) => e.kind === "delta").map((e) => (e.kind === "delta" ? e.text : "")).join("")
+      expect(text).toBe(Array.from({ length: 50 }, (_, i) => `w${i} `).join(""))
+      expect(events[events.length - 1]).toMatchObject({ kind: "error", code: "mate_failed" })
+      expect(yield* balance("gus")).toMatchObject({ available: 100, reserved: 0 })
+    }).pipe(Effect.provide(cluster(layerBurst(50, true)))), { timeout: 60_000 })
 
   it.live("keeps a gap-free journal that readers can resume from any sequence number", () =>
     Effect.gen(function*() {
