@@ -2,10 +2,13 @@
  * The composition root: what each folder contributes to the process roles. This is the only
  * module that sees every folder; the runtime stays independent of them.
  */
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Entities from "../entities/index.ts"
+import * as GatewayConfig from "../gateway/Config.ts"
 import * as Gateway from "../gateway/Server.ts"
 import * as PreviewCli from "../preview/Cli.ts"
+import * as PreviewConfig from "../preview/Config.ts"
 import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import * as SkillHost from "../skills/host/Host.ts"
@@ -21,7 +24,12 @@ export const app: Roles.App = {
   entities: Entities.layer,
   // the public API; skills run in the serving process (first-party apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))),
-  startRoutes: PreviewServer.layerEmbedded
+  startRoutes: PreviewServer.layerEmbedded,
+  // what the routes read: the gateway's settings (start, gateway) and the embedded preview's (start)
+  checkConfig: (role, config) =>
+    role === "runner"
+      ? Effect.void
+      : Effect.zipRight(GatewayConfig.validate(config), role === "start" ? Effect.asVoid(PreviewConfig.fromEnv) : Effect.void)
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */

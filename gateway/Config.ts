@@ -176,6 +176,9 @@ const settings = (troupe: TroupeConfigShape) =>
     })
   )
 
+/** Check the gateway's settings without touching anything (the key file is read or made later). */
+export const validate = (troupe: TroupeConfigShape): Effect.Effect<void, ConfigError.ConfigError> => Effect.asVoid(settings(troupe))
+
 /** The JWT key file of the embedded default: created once with mode 0600, then reused. */
 export const loadOrCreateJwtKey = (path: string): Uint8Array => {
   try {

@@ -5,6 +5,7 @@
  * either and resume across them, logout on one is refused on the other at once, and exactly one
  * gateway prints the first-run admin invite.
  */
+import Pg from "pg"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -92,4 +93,27 @@ describe("troupe gateway processes", () => {
     expect(after.status).toBe(401)
     expect(after.body.error.code).toBe("session_revoked")
   }, 120_000)
+
+  it("refuse to start without the shared JWT secret, with one line naming it, before touching the database", async () => {
+    const fresh = await createTestDatabase("gwbadcfg")
+    try {
+      for (const secret of [undefined, "too-short"]) {
+        const proc = spawnTroupe(["gateway"], {
+          DATABASE_URL: fresh.url,
+          ...(secret ? { TROUPE_JWT_SECRET: secret } : {}),
+          TROUPE_PORT: String(await freePort()),
+          TROUPE_DATA_DIR: tempDir()
+        })
+        expect(await proc.exited).toBe(1)
+        expect(proc.stderr().trim()).toMatch(/^troupe: invalid configuration: TROUPE_JWT_SECRET: [^\n]+$/)
+      }
+      const client = new Pg.Client({ connectionString: fresh.url })
+      await client.connect()
+      const { rows } = await client.query<{ t: string | null }>("SELECT to_regclass('troupe_migrations')::text AS t")
+      await client.end()
+      expect(rows[0]!.t).toBeNull()
+    } finally {
+      await fresh.drop()
+    }
+  }, 60_000)
 })

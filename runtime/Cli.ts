@@ -25,6 +25,15 @@ export class StartupError extends Error {
 export const loadConfig = <A>(config: Config.Config<A>): Effect.Effect<A, StartupError> =>
   Effect.mapError(config, (e) => new StartupError(`invalid configuration: ${TroupeConfig.formatError(e)}`))
 
+/** The app's own settings for `role`, checked before the role starts. */
+const checkAppConfig = (app: Roles.App, role: "start" | "runner" | "gateway", config: TroupeConfig.TroupeConfigShape) =>
+  app.checkConfig
+    ? app.checkConfig(role, config).pipe(
+      Effect.asVoid,
+      Effect.mapError((e) => new StartupError(`invalid configuration: ${TroupeConfig.formatError(e)}`))
+    )
+    : Effect.void
+
 /** Print a line for humans on stdout (the one place the CLI writes outside the logger). */
 export const say = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
 
@@ -53,6 +62,7 @@ export const roleCommands = (app: Roles.App) => {
   const start = Command.make("start", {}, () =>
     Effect.gen(function*() {
       const config = yield* loadConfig(TroupeConfig.fromEnv)
+      yield* checkAppConfig(app, "start", config)
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       const url = Roles.displayUrl(config)
       yield* runRole(
@@ -87,6 +97,7 @@ export const roleCommands = (app: Roles.App) => {
       if (address.port < 1 || address.port > 65535) {
         return yield* Effect.fail(new StartupError("invalid configuration: --port: must be a port number between 1 and 65535"))
       }
+      yield* checkAppConfig(app, "runner", config)
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       yield* runRole(
         "runner",
@@ -108,6 +119,7 @@ export const roleCommands = (app: Roles.App) => {
       if (config.database._tag !== "Postgres") {
         return yield* Effect.fail(new StartupError("invalid configuration: DATABASE_URL: is required for `troupe gateway` (it reaches runners through Postgres)"))
       }
+      yield* checkAppConfig(app, "gateway", config)
       const url = Roles.displayUrl(config)
       yield* runRole("gateway", config, Roles.layerGateway(app, config), Effect.logInfo(`Gateway ready at ${url}`))
     })).pipe(

@@ -8,6 +8,7 @@ import type * as Runners from "@effect/cluster/Runners"
 import type * as Sharding from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -54,6 +55,11 @@ export interface App {
   readonly routes: Layer.Layer<never, unknown, Member | Http.Routes>
   /** Routes only the all-in-one `start` adds (e.g. preview and uploads on the main port). */
   readonly startRoutes: Layer.Layer<never, unknown, Member | Http.Routes>
+  /**
+   * The folders' own settings for `role`, checked once before anything starts (no migration, no
+   * listener), so a bad variable fails with one line naming it. Reading only: no side effects.
+   */
+  readonly checkConfig?: (role: "start" | "runner" | "gateway", config: TroupeConfigShape) => Effect.Effect<unknown, ConfigError.ConfigError>
 }
 
 /** Every migration, the runtime's own first. */
