@@ -71,14 +71,14 @@ type Tagged = { readonly _tag: string }
 export const fromEntity = (e: Tagged): ApiFailure => {
   const f = (status: number, code: string, message: string, details?: unknown) =>
     new ApiFailure(details === undefined ? { status, code, message } : { status, code, message, details })
-  const any = e as Tagged & Record<string, unknown>
+  const fields = e as Tagged & Record<string, unknown>
   switch (e._tag) {
     case "InsufficientCredits":
-      return any.scope
-        ? f(402, "spend_cap_exceeded", "This API key's spend cap does not allow this", { available: any.available, requested: any.requested })
-        : f(402, "insufficient_credits", "Not enough credits", { available: any.available, requested: any.requested })
+      return fields.scope
+        ? f(402, "spend_cap_exceeded", "This API key's spend cap does not allow this", { available: fields.available, requested: fields.requested })
+        : f(402, "insufficient_credits", "Not enough credits", { available: fields.available, requested: fields.requested })
     case "TurnInProgress":
-      return f(409, "turn_in_progress", "A turn is still running: wait for it or cancel it", { turn_id: any.turnId })
+      return f(409, "turn_in_progress", "A turn is still running: wait for it or cancel it", { turn_id: fields.turnId })
     case "ChatNotFound":
     case "NotChatOwner":
       return f(404, "chat_not_found", "No such chat")
@@ -93,11 +93,11 @@ export const fromEntity = (e: Tagged): ApiFailure => {
     case "UserNotFound":
       return f(404, "user_not_found", "No such user")
     case "UserExists":
-      return any.field === "username"
+      return fields.field === "username"
         ? f(409, "username_taken", "This username is taken", { field: "username" })
         : f(409, "email_taken", "An account with this email exists", { field: "email" })
     case "InviteInvalid":
-      return f(403, "invite_invalid", "The invite code is unknown, used up or expired", { reason: any.reason })
+      return f(403, "invite_invalid", "The invite code is unknown, used up or expired", { reason: fields.reason })
     case "InvalidCredentials":
       return f(401, "invalid_credentials", "Wrong login or password")
     case "EmailNotVerified":
@@ -107,17 +107,17 @@ export const fromEntity = (e: Tagged): ApiFailure => {
     case "InvalidTotp":
       return f(401, "invalid_totp", "Wrong or already used two-factor code")
     case "TotpState":
-      return any.reason === "already_enabled"
+      return fields.reason === "already_enabled"
         ? f(409, "totp_already_enabled", "Two-factor authentication is already on")
         : f(409, "totp_not_started", "Start with POST /v1/auth/2fa/setup")
     case "InvalidCode":
-      return f(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: any.reason })
+      return f(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: fields.reason })
     case "InvalidRefreshToken":
-      return any.reuse
+      return fields.reuse
         ? f(401, "refresh_token_reused", "This refresh token was already used: the session is revoked, sign in again")
         : f(401, "invalid_refresh_token", "Unknown, revoked or expired refresh token")
     case "ApiKeyInvalid":
-      return f(401, "invalid_api_key", "Unknown, revoked or expired API key", { reason: any.reason })
+      return f(401, "invalid_api_key", "Unknown, revoked or expired API key", { reason: fields.reason })
     case "ApiKeyNotFound":
       return f(404, "api_key_not_found", "No such API key")
     case "MateNotFound":
@@ -125,7 +125,7 @@ export const fromEntity = (e: Tagged): ApiFailure => {
     case "DefaultMate":
       return f(409, "default_mate", "The default mate cannot be deleted")
     case "LimitReached":
-      return f(409, "limit_reached", `Limit reached: at most ${any.limit} ${any.what}`, { what: any.what, limit: any.limit })
+      return f(409, "limit_reached", `Limit reached: at most ${fields.limit} ${fields.what}`, { what: fields.what, limit: fields.limit })
     case "HoldNotFound":
     case "HoldNotActive":
     case "KeyConflict":
