@@ -22,17 +22,12 @@ export class StartupError extends Error {
 }
 
 /** Read the configuration, turning a config error into one clear line. */
-export const loadConfig = <A>(config: Config.Config<A>): Effect.Effect<A, StartupError> =>
+export const loadConfig = <A>(config: Effect.Effect<A, ConfigError.ConfigError>): Effect.Effect<A, StartupError> =>
   Effect.mapError(config, (e) => new StartupError(`invalid configuration: ${TroupeConfig.formatError(e)}`))
 
 /** The app's own settings for `role`, checked before the role starts. */
 const checkAppConfig = (app: Roles.App, role: "start" | "runner" | "gateway", config: TroupeConfig.TroupeConfigShape) =>
-  app.checkConfig
-    ? app.checkConfig(role, config).pipe(
-      Effect.asVoid,
-      Effect.mapError((e) => new StartupError(`invalid configuration: ${TroupeConfig.formatError(e)}`))
-    )
-    : Effect.void
+  app.checkConfig ? Effect.asVoid(loadConfig(app.checkConfig(role, config))) : Effect.void
 
 /** Print a line for humans on stdout (the one place the CLI writes outside the logger). */
 export const say = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
