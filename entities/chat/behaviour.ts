@@ -244,12 +244,11 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         while (!ended) {
           const started = Date.now()
           const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
-          if (items[items.length - 1] === endOfTurn) {
-            ended = true
-            items.pop()
-          }
+          // the end marker is offered last, after the mate's stream is over
+          ended = items[items.length - 1] === endOfTurn
           const bodies: Array<EventBody> = []
-          for (const emission of items as Array<TurnEmission>) {
+          for (const emission of items) {
+            if (emission === endOfTurn) continue
             if (emission.kind === "cost") {
               progress.cost = emission.credits
               continue
