@@ -247,8 +247,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           // the end marker is offered last, after the mate's stream is over
           ended = items[items.length - 1] === endOfTurn
           const bodies: Array<EventBody> = []
-          for (const emission of items) {
-            if (emission === endOfTurn) continue
+          for (const emission of items.filter((i): i is TurnEmission => i !== endOfTurn)) {
             if (emission.kind === "cost") {
               progress.cost = emission.credits
               continue
