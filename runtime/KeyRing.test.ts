@@ -94,9 +94,30 @@ describe("key ring", () => {
       const masters = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql<{ master_key_id: string }>`SELECT DISTINCT master_key_id FROM troupe_data_keys`).pipe(
         Effect.provide(database())
       )
-      const current = yield* Effect.promise(() => KeyRing.importMasterKey(newMaster))
+      const current = KeyRing.importMasterKey(newMaster)
       expect(masters).toEqual([{ master_key_id: current.id }])
     }))
+
+  it("reads and writes the same ciphertexts as WebCrypto's AES-GCM (data written before the switch to node:crypto)", async () => {
+    const raw = random()
+    const web = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt", "decrypt"])
+    const key = KeyRing.importMasterKey(raw).key
+    // the format as WebCrypto wrote it: header ‖ nonce ‖ AES-GCM(ciphertext ‖ tag), the header and context as associated data
+    const id = new TextEncoder().encode("chat:web")
+    const header = new Uint8Array([KeyRing.formatVersion, id.byteLength, ...id])
+    const aad = new Uint8Array([...header, ...new TextEncoder().encode("chat:web:message:1")])
+    const nonce = crypto.getRandomValues(new Uint8Array(12))
+    const body = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: aad }, web, new TextEncoder().encode("written by WebCrypto")))
+    const old = new Uint8Array([...header, ...nonce, ...body])
+    expect(new TextDecoder().decode(KeyRing.open(key, old, "chat:web:message:1"))).toBe("written by WebCrypto")
+    expect(() => KeyRing.open(key, old, "chat:web:message:2")).toThrow()
+    // and what we write now, WebCrypto reads
+    const sealed = KeyRing.seal(key, "chat:web", new TextEncoder().encode("written by node:crypto"), "chat:web:message:3")
+    const aad3 = new Uint8Array([...header, ...new TextEncoder().encode("chat:web:message:3")])
+    const sealedCopy = new Uint8Array(sealed)
+    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealedCopy.slice(header.byteLength, header.byteLength + 12), additionalData: aad3 }, web, sealedCopy.slice(header.byteLength + 12))
+    expect(new TextDecoder().decode(plain)).toBe("written by node:crypto")
+  })
 
   it("creates the embedded default's master key file once, readable by its owner only", () => {
     const path = NodePath.join(tmp, "data", "master.key")

@@ -1,5 +1,7 @@
 /**
- * Envelope encryption with AES-256-GCM (WebCrypto, so Deno runs it too).
+ * Envelope encryption with AES-256-GCM (`node:crypto`, which Deno implements too). Encryption and
+ * decryption run synchronously: for the small bodies of a chat they cost microseconds, far less
+ * than handing each one to WebCrypto's thread pool and waiting for a promise.
  *
  * - A **master key** (32 bytes) wraps data keys. It comes from `TROUPE_MASTER_KEY` (base64), or on
  *   the embedded default is generated once into `<data dir>/master.key` (mode 0600). Older master
@@ -16,11 +18,10 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import type { Migration } from "./Migrations.ts"
-
-const subtle = globalThis.crypto.subtle
 
 /** Version byte of the ciphertext format. */
 export const formatVersion = 1
@@ -38,7 +39,7 @@ export class DataKeyDestroyed extends Schema.TaggedError<DataKeyDestroyed>()("Da
 /** A master key and its id (derived from the key, so nothing else needs configuring). */
 export interface MasterKey {
   readonly id: string
-  readonly key: CryptoKey
+  readonly key: NodeCrypto.KeyObject
 }
 
 /** Master keys: the current one wraps; all of them unwrap. */
@@ -47,18 +48,23 @@ export interface MasterKeys {
   readonly previous: ReadonlyArray<MasterKey>
 }
 
-/** WebCrypto's types want an ArrayBuffer-backed view; ours always are (never shared memory). */
-const bs = (bytes: Uint8Array): Uint8Array<ArrayBuffer> => bytes as Uint8Array<ArrayBuffer>
-
 const toHex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
 
 /** Import 32 raw bytes as a master key. */
-export const importMasterKey = async (raw: Uint8Array): Promise<MasterKey> => {
+export const importMasterKey = (raw: Uint8Array): MasterKey => {
   if (raw.byteLength !== 32) throw new Error(`a master key is 32 bytes, got ${raw.byteLength}`)
-  const digest = new Uint8Array(await subtle.digest("SHA-256", bs(raw)))
-  const key = await subtle.importKey("raw", bs(raw), "AES-GCM", false, ["encrypt", "decrypt"])
-  return { id: `m${toHex(digest.slice(0, 6))}`, key }
+  const digest = NodeCrypto.createHash("sha256").update(raw).digest()
+  return { id: `m${toHex(digest.subarray(0, 6))}`, key: importKey(raw) }
 }
+
+/** 32 raw bytes as an AES-256 key. */
+const importKey = (raw: Uint8Array): NodeCrypto.KeyObject => {
+  if (raw.byteLength !== 32) throw new Error(`an AES-256 key is 32 bytes, got ${raw.byteLength}`)
+  return NodeCrypto.createSecretKey(raw)
+}
+
+const algorithm = "aes-256-gcm"
+const tagLength = 16
 
 /** Decode a base64 master key (`TROUPE_MASTER_KEY`). */
 export const decodeMasterKey = (base64: string): Uint8Array => {
@@ -94,18 +100,23 @@ export const loadOrCreateKeyFile = (path: string): Uint8Array => {
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
-/** Encrypt `plaintext` with `key`; the output starts with the header naming `keyId`. */
-export const seal = async (key: CryptoKey, keyId: string, plaintext: Uint8Array, aad: string): Promise<Uint8Array> => {
+/**
+ * Encrypt `plaintext` with `key`; the output starts with the header naming `keyId`. The AES-GCM
+ * part is laid out as WebCrypto lays it out (ciphertext ‖ 16-byte tag).
+ */
+export const seal = (key: NodeCrypto.KeyObject, keyId: string, plaintext: Uint8Array, aad: string): Uint8Array => {
   const id = encoder.encode(keyId)
   if (id.byteLength > 255) throw new Error("key id too long")
-  const nonce = globalThis.crypto.getRandomValues(new Uint8Array(12))
+  const nonce = NodeCrypto.randomBytes(12)
   const header = new Uint8Array(2 + id.byteLength)
   header[0] = formatVersion
   header[1] = id.byteLength
   header.set(id, 2)
-  const additionalData = concat(header, encoder.encode(aad))
-  const body = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv: nonce, additionalData: bs(additionalData) }, key, bs(plaintext)))
-  return concat(header, nonce, body)
+  const cipher = NodeCrypto.createCipheriv(algorithm, key, nonce, { authTagLength: tagLength })
+  cipher.setAAD(concat(header, encoder.encode(aad)))
+  const body = cipher.update(plaintext)
+  const last = cipher.final()
+  return concat(header, nonce, body, last, cipher.getAuthTag())
 }
 
 /** The key id named in a ciphertext's header. */
@@ -115,14 +126,19 @@ export const keyIdOf = (ciphertext: Uint8Array): string => {
   return decoder.decode(ciphertext.subarray(2, 2 + length))
 }
 
-/** Decrypt a ciphertext made by `seal` with the same key and associated data. */
-export const open = async (key: CryptoKey, ciphertext: Uint8Array, aad: string): Promise<Uint8Array> => {
+/** Decrypt a ciphertext made by `seal` with the same key and associated data; throws if it does not. */
+export const open = (key: NodeCrypto.KeyObject, ciphertext: Uint8Array, aad: string): Uint8Array => {
   const length = ciphertext[1]!
   const header = ciphertext.subarray(0, 2 + length)
   const nonce = ciphertext.subarray(2 + length, 2 + length + 12)
   const body = ciphertext.subarray(2 + length + 12)
-  const additionalData = concat(header, encoder.encode(aad))
-  return new Uint8Array(await subtle.decrypt({ name: "AES-GCM", iv: bs(nonce), additionalData: bs(additionalData) }, key, bs(body)))
+  if (body.byteLength < tagLength) throw new Error("ciphertext too short")
+  const decipher = NodeCrypto.createDecipheriv(algorithm, key, nonce, { authTagLength: tagLength })
+  decipher.setAAD(concat(header, encoder.encode(aad)))
+  decipher.setAuthTag(body.subarray(body.byteLength - tagLength))
+  const plain = decipher.update(body.subarray(0, body.byteLength - tagLength))
+  const last = decipher.final()
+  return last.byteLength === 0 ? new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength) : concat(plain, last)
 }
 
 const concat = (...parts: ReadonlyArray<Uint8Array>) => {
@@ -179,8 +195,8 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
     const sql = yield* SqlClient.SqlClient
     const byId = new Map([masters.current, ...masters.previous].map((m) => [m.id, m]))
     const cacheSize = options.cacheSize ?? 10_000
-    const cache = new Map<string, CryptoKey>()
-    const remember = (keyId: string, key: CryptoKey) => {
+    const cache = new Map<string, NodeCrypto.KeyObject>()
+    const remember = (keyId: string, key: NodeCrypto.KeyObject) => {
       cache.delete(keyId)
       cache.set(keyId, key)
       if (cache.size > cacheSize) cache.delete(cache.keys().next().value!)
@@ -191,19 +207,20 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
     const unwrap = (keyId: string, masterKeyId: string, wrapped: Uint8Array) => {
       const master = byId.get(masterKeyId)
       if (!master) return Effect.fail(fail(`data key ${keyId} is wrapped by master key ${masterKeyId}, which is not configured`))
-      return Effect.tryPromise({
-        try: async () => {
-          const raw = await open(master.key, wrapped, wrapAad(keyId))
-          return subtle.importKey("raw", bs(raw), "AES-GCM", false, ["encrypt", "decrypt"])
-        },
+      return Effect.try({
+        try: () => importKey(open(master.key, wrapped, wrapAad(keyId))),
         catch: () => fail(`data key ${keyId} could not be unwrapped (wrong master key?)`)
       })
     }
 
-    const dataKey = (keyId: string): Effect.Effect<CryptoKey, KeyRingError | DataKeyDestroyed | SqlError> =>
-      Effect.gen(function*() {
+    const dataKey = (keyId: string): Effect.Effect<NodeCrypto.KeyObject, KeyRingError | DataKeyDestroyed | SqlError> =>
+      Effect.suspend(() => {
         const cached = cache.get(keyId)
-        if (cached) return cached
+        return cached ? Effect.succeed(cached) : loadDataKey(keyId)
+      })
+
+    const loadDataKey = (keyId: string): Effect.Effect<NodeCrypto.KeyObject, KeyRingError | DataKeyDestroyed | SqlError> =>
+      Effect.gen(function*() {
         const rows = yield* sql<{ master_key_id: string; wrapped: Uint8Array }>`
           SELECT master_key_id, wrapped FROM troupe_data_keys WHERE key_id = ${keyId}`
         const row = rows[0]
@@ -216,36 +233,24 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
     const createDataKey = (keyId: string) =>
       Effect.gen(function*() {
         if (cache.has(keyId)) return
-        const raw = globalThis.crypto.getRandomValues(new Uint8Array(32))
-        const wrapped = yield* Effect.tryPromise({
+        const raw = NodeCrypto.randomBytes(32)
+        const wrapped = yield* Effect.try({
           try: () => seal(masters.current.key, masters.current.id, raw, wrapAad(keyId)),
           catch: () => fail("could not wrap a data key")
         })
         const inserted = yield* sql`INSERT INTO troupe_data_keys (key_id, master_key_id, wrapped)
                    VALUES (${keyId}, ${masters.current.id}, ${wrapped}) ON CONFLICT (key_id) DO NOTHING RETURNING key_id`
         // ours is the stored key only if the row is new (another writer may have created it first)
-        if (inserted.length === 1) {
-          const key = yield* Effect.tryPromise({
-            try: () => subtle.importKey("raw", bs(raw), "AES-GCM", false, ["encrypt", "decrypt"]),
-            catch: () => fail("could not import a data key")
-          })
-          remember(keyId, key)
-        }
+        if (inserted.length === 1) remember(keyId, importKey(raw))
       })
 
     const encrypt = (keyId: string, plaintext: Uint8Array, aad: string) =>
-      Effect.flatMap(dataKey(keyId), (key) =>
-        Effect.tryPromise({ try: () => seal(key, keyId, plaintext, aad), catch: () => fail("encryption failed") }))
+      Effect.flatMap(dataKey(keyId), (key) => Effect.try({ try: () => seal(key, keyId, plaintext, aad), catch: () => fail("encryption failed") }))
 
     const decrypt = (ciphertext: Uint8Array, aad: string) =>
-      Effect.gen(function*() {
-        const keyId = yield* Effect.try({ try: () => keyIdOf(ciphertext), catch: () => fail("not a Troupe ciphertext") })
-        const key = yield* dataKey(keyId)
-        return yield* Effect.tryPromise({
-          try: () => open(key, ciphertext, aad),
-          catch: () => fail(`ciphertext does not decrypt with ${keyId} in this context`)
-        })
-      })
+      Effect.flatMap(Effect.try({ try: () => keyIdOf(ciphertext), catch: () => fail("not a Troupe ciphertext") }), (keyId) =>
+        Effect.flatMap(dataKey(keyId), (key) =>
+          Effect.try({ try: () => open(key, ciphertext, aad), catch: () => fail(`ciphertext does not decrypt with ${keyId} in this context`) })))
 
     const service: KeyRingService = {
       masterKeyId: masters.current.id,
@@ -266,11 +271,8 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
           for (const row of rows) {
             const master = byId.get(row.master_key_id)
             if (!master) return yield* Effect.fail(fail(`data key ${row.key_id} is wrapped by unknown master key ${row.master_key_id}`))
-            const next = yield* Effect.tryPromise({
-              try: async () => {
-                const raw = await open(master.key, toBytes(row.wrapped), wrapAad(row.key_id))
-                return seal(masters.current.key, masters.current.id, raw, wrapAad(row.key_id))
-              },
+            const next = yield* Effect.try({
+              try: () => seal(masters.current.key, masters.current.id, open(master.key, toBytes(row.wrapped), wrapAad(row.key_id)), wrapAad(row.key_id)),
               catch: () => fail(`data key ${row.key_id} could not be re-wrapped`)
             })
             yield* sql`UPDATE troupe_data_keys SET master_key_id = ${masters.current.id}, wrapped = ${next}, rewrapped_at = now()
@@ -288,6 +290,6 @@ export const layer = (masters: MasterKeys): Layer.Layer<KeyRing, never, SqlClien
 
 /** Master keys from raw bytes (the first is current). */
 export const masterKeys = async (current: Uint8Array, previous: ReadonlyArray<Uint8Array> = []): Promise<MasterKeys> => ({
-  current: await importMasterKey(current),
-  previous: await Promise.all(previous.map(importMasterKey))
+  current: importMasterKey(current),
+  previous: previous.map(importMasterKey)
 })
