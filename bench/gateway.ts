@@ -6,9 +6,12 @@
  *    (the runtime's HTTP server and middleware), requests/s with keep-alive clients in a worker
  *    thread, alternating bare/me rounds to spread the machine's noise over both.
  * 2. `POST /v1/chats/{id}/messages` → first SSE event on that chat's open stream, with 50
- *    streams open at once: posts paced evenly at 50/s (the headline `first_event_*`), all 50
- *    posts at the same instant (`first_event_burst_*`), paced at 10/s (`first_event_10_per_s_*`),
- *    and one stream alone (the floor).
+ *    streams open at once, the client in a worker thread (`gateway-streams.ts`, so it does not
+ *    share the server's event loop): after one warm-up round, posts paced evenly at 50/s (the
+ *    headline `first_event_*`; `BENCH_RATE` changes the rate), all 50 posts at the same instant
+ *    (`first_event_burst_*`), paced at 10/s (`first_event_10_per_s_*`), and one stream alone (the
+ *    floor). During the paced rounds it also reads how busy the server's event loop was and its
+ *    thread's CPU time per post and turn.
  *
  * Runs `troupe start` in this process on Postgres (TEST_DATABASE_URL, default local) with the
  * memory cache. The last line is one JSON object with `me_ratio_to_bare` and `first_event_p99_ms`.
@@ -16,10 +19,13 @@
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as NodeFs from "node:fs"
+import * as NodePerf from "node:perf_hooks"
 import * as NodeWorker from "node:worker_threads"
 import { Routes } from "../runtime/Http.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
 import { initialInvite, request, startServer, verificationCode } from "../gateway/testing.ts"
+import { runInWorker, type Sample } from "./gateway-streams.ts"
 
 const say = (line: string) => process.stdout.write(line + "\n")
 
@@ -57,34 +63,18 @@ const percentile = (values: ReadonlyArray<number>, p: number) => {
 
 const round2 = (n: number) => Math.round(n * 100) / 100
 
-/** An open SSE stream that reports each event's arrival. */
-const openStream = async (url: string, token: string, onEvent: (event: string, seq: number) => void) => {
-  const controller = new AbortController()
-  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
-  if (res.status !== 200) throw new Error(`events: ${res.status}`)
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ""
-  const pump = (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) return
-        buffer += decoder.decode(value, { stream: true })
-        let cut: number
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut)
-          buffer = buffer.slice(cut + 2)
-          const id = /^id: (\d+)$/m.exec(block)
-          const event = /^event: (\w+)$/m.exec(block)
-          if (id && event) onEvent(event[1]!, Number(id[1]))
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })()
-  return { close: () => controller.abort(), pump }
+/**
+ * CPU time of this process's main thread (the server's event loop; not the client's worker, not
+ * Postgres), from Linux's per-thread accounting in clock ticks (1/100 s); NaN elsewhere.
+ */
+const mainThreadCpuMs = () => {
+  try {
+    const stat = NodeFs.readFileSync(`/proc/self/task/${process.pid}/stat`, "utf8")
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
 }
 
 const main = async () => {
@@ -127,66 +117,33 @@ const main = async () => {
     // 2. POST …/messages → first SSE event, 50 streams at once
     const streams = 50
     const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
+    const rate = Number(process.env.BENCH_RATE ?? streams)
     const chats: Array<string> = []
     for (let i = 0; i < streams; i++) chats.push((await request(server, "POST", "/v1/chats", { token, body: { title: `bench ${i}` } })).body.id)
-    const sentAt = new Map<string, number>()
-    const firstAfter = new Map<string, number>()
-    const latencies: Array<number> = []
-    const acks: Array<number> = []
-    const done = new Map<string, () => void>()
-    const open = await Promise.all(chats.map((chatId) =>
-      openStream(`${server.url}/v1/chats/${chatId}/events`, token, (event, seq) => {
-        const sent = sentAt.get(chatId)
-        if (sent !== undefined && seq > (firstAfter.get(chatId) ?? -1)) {
-          latencies.push(performance.now() - sent)
-          sentAt.delete(chatId)
-        }
-        if (event === "done" || event === "error" || event === "cancelled") done.get(chatId)?.()
-      })
-    ))
-    /** One round: every chat posts once, `spacingMs` apart (0: all at once), until every turn is done. */
-    const round = async (label: string, spacingMs: number, into: Array<number>) => {
-      const finished = Promise.all(chats.map((chatId) => new Promise<void>((resolve) => done.set(chatId, resolve))))
-      await Promise.all(chats.map(async (chatId, i) => {
-        const summary = await request(server, "GET", `/v1/chats/${chatId}?limit=1`, { token })
-        firstAfter.set(chatId, summary.body.chat.last_seq)
-        if (spacingMs > 0) await new Promise((resolve) => setTimeout(resolve, i * spacingMs))
-        const start = performance.now()
-        sentAt.set(chatId, start)
-        const posted = await request(server, "POST", `/v1/chats/${chatId}/messages`, { token, body: { client_message_id: `${label}`, text: `${label}: hello` } })
-        acks.push(performance.now() - start)
-        if (posted.status !== 202) throw new Error(`post: ${posted.status} ${JSON.stringify(posted.body)}`)
-      }))
-      await finished
-      into.push(...latencies.splice(0, latencies.length))
-    }
-    const paced: Array<number> = []
-    const burst: Array<number> = []
-    for (let r = 0; r < rounds; r++) await round(`paced${r}`, 1000 / streams, paced)
-    const pacedAcks = acks.splice(0, acks.length)
-    const slow: Array<number> = []
-    for (let r = 0; r < 2; r++) await round(`slow${r}`, 100, slow)
-    acks.splice(0, acks.length)
-    for (let r = 0; r < Math.max(1, Math.floor(rounds / 2)); r++) await round(`burst${r}`, 0, burst)
-    const burstAcks = acks.splice(0, acks.length)
-    // the same with one stream and one post at a time: the floor under the 50-stream figure
-    const single: Array<number> = []
-    const lone = chats[0]!
-    for (let i = 0; i < 10; i++) {
-      const finished = new Promise<void>((resolve) => done.set(lone, resolve))
-      const summary = await request(server, "GET", `/v1/chats/${lone}?limit=1`, { token })
-      firstAfter.set(lone, summary.body.chat.last_seq)
-      const before = latencies.length
-      sentAt.set(lone, performance.now())
-      await request(server, "POST", `/v1/chats/${lone}/messages`, { token, body: { client_message_id: `single${i}`, text: "alone" } })
-      await finished
-      single.push(latencies[before]!)
-    }
-    for (const s of open) s.close()
+    // the server's event loop during the paced phase: how busy, and its time per post (and turn)
+    const utilization: Array<NodePerf.EventLoopUtilization> = []
+    const cpu: Array<number> = []
+    const measured = await runInWorker({ url: server.url, token, chats, rounds, rate }, () => {
+      utilization.push(NodePerf.performance.eventLoopUtilization())
+      cpu.push(mainThreadCpuMs())
+    })
+    const loop = NodePerf.performance.eventLoopUtilization(utilization[1], utilization[0])
+    const loopMsPerPost = loop.active / (rounds * streams)
+    const cpuMsPerPost = (cpu[1]! - cpu[0]!) / (rounds * streams)
+    const times = (samples: ReadonlyArray<Sample>) => samples.map(([ms]) => ms)
+    const paced = times(measured.paced)
+    const warmup = times(measured.warmup)
+    const slow = times(measured.slow)
+    const burst = times(measured.burst)
+    const { burstAcks, pacedAcks, single } = measured
+    const slowest = [...measured.paced].sort((a, b) => b[0] - a[0]).slice(0, 5)
     say(`POST → first SSE event, 1 stream, sequential: p50 ${round2(percentile(single, 50))} ms, max ${round2(Math.max(...single))} ms`)
     const p50 = percentile(paced, 50)
     const p99 = percentile(paced, 99)
-    say(`POST → first SSE event, ${streams} streams open, posts paced at ${streams}/s (${paced.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...paced))} ms; 202 p50 ${round2(percentile(pacedAcks, 50))} ms, p99 ${round2(percentile(pacedAcks, 99))} ms`)
+    say(`POST → first SSE event, ${streams} streams open, posts paced at ${rate}/s (${paced.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...paced))} ms; 202 p50 ${round2(percentile(pacedAcks, 50))} ms, p99 ${round2(percentile(pacedAcks, 99))} ms`)
+    say(`  (before those, one warm-up round of ${warmup.length}: p50 ${round2(percentile(warmup, 50))} ms, p99 ${round2(percentile(warmup, 99))} ms)`)
+    say(`  server event loop busy ${Math.round(loop.utilization * 100)}% meanwhile (${round2(loopMsPerPost)} ms per post and its turn), its thread's CPU ${round2(cpuMsPerPost)} ms per post and its turn`)
+    say(`  slowest of those: ${slowest.map(([ms, tag]) => `${round2(ms)} ms (${tag})`).join(", ")}`)
     say(`POST → first SSE event, ${streams} streams open, posts paced at 10/s (${slow.length} samples): p50 ${round2(percentile(slow, 50))} ms, p99 ${round2(percentile(slow, 99))} ms`)
     say(`POST → first SSE event, ${streams} streams, ${streams} posts at once (${burst.length} samples): p50 ${round2(percentile(burst, 50))} ms, p99 ${round2(percentile(burst, 99))} ms; 202 p50 ${round2(percentile(burstAcks, 50))} ms, p99 ${round2(percentile(burstAcks, 99))} ms`)
     say(JSON.stringify({
@@ -195,6 +152,7 @@ const main = async () => {
       me_ratio_to_bare: round2(meRps / bareRps),
       first_event_p50_ms: round2(p50),
       first_event_p99_ms: round2(p99),
+      first_event_warmup_p99_ms: round2(percentile(warmup, 99)),
       first_event_10_per_s_p50_ms: round2(percentile(slow, 50)),
       first_event_10_per_s_p99_ms: round2(percentile(slow, 99)),
       first_event_single_p50_ms: round2(percentile(single, 50)),
@@ -202,6 +160,9 @@ const main = async () => {
       first_event_burst_p99_ms: round2(percentile(burst, 99)),
       post_ack_p50_ms: round2(percentile(pacedAcks, 50)),
       post_ack_p99_ms: round2(percentile(pacedAcks, 99)),
+      server_loop_utilization: round2(loop.utilization),
+      server_loop_ms_per_post: round2(loopMsPerPost),
+      server_thread_cpu_ms_per_post: round2(cpuMsPerPost),
       streams,
       samples: paced.length
     }))
