@@ -146,8 +146,9 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           return yield* Effect.dieMessage(`chat ${chatId}: sequence moved under a second writer`)
         }
         if (state && bodies.length > 0) state = { ...state, lastSeq: base + bodies.length, updatedAt: at }
-        for (let i = 0; i < bodies.length; i++) {
-          yield* PubSub.publish(live, { _tag: "event", event: { ...bodies[i]!, seq: seqs[i]!, turnId, at } as ChatEvent })
+        // one batch, one chunk for the streams that follow this chat (and one acknowledgement each)
+        if (bodies.length > 0) {
+          yield* PubSub.publishAll(live, bodies.map((body, i): Published => ({ _tag: "event", event: { ...body, seq: seqs[i]!, turnId, at } as ChatEvent })))
         }
         return { seqs, finished: true }
       }).pipe(
