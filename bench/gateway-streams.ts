@@ -5,6 +5,7 @@
  * that chat's stream, in rounds, and posts the samples back.
  */
 import * as NodeWorker from "node:worker_threads"
+import { sseFrames } from "../gateway/sseFrames.ts"
 
 export interface StreamsInput {
   readonly url: string
@@ -48,22 +49,11 @@ const openStream = async (url: string, token: string, onEvent: (event: string, s
   const controller = new AbortController()
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
   if (res.status !== 200) throw new Error(`events: ${res.status}`)
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ""
   const pump = (async () => {
     try {
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) return
-        buffer += decoder.decode(value, { stream: true })
-        let cut: number
-        while ((cut = buffer.indexOf("\n\n")) >= 0) {
-          const block = buffer.slice(0, cut)
-          buffer = buffer.slice(cut + 2)
-          const id = /^id: (\d+)$/m.exec(block)
-          const event = /^event: (\w+)$/m.exec(block)
-          if (id && event) onEvent(event[1]!, Number(id[1]))
+      for await (const frames of sseFrames(res.body!)) {
+        for (const { fields } of frames) {
+          if (fields.id !== undefined && fields.event !== undefined) onEvent(fields.event, Number(fields.id))
         }
       }
     } catch {
@@ -165,7 +155,6 @@ export const runInWorker = (input: StreamsInput, onMark: (mark: string) => void 
 
 if (!NodeWorker.isMainThread && NodeWorker.parentPort) {
   const port = NodeWorker.parentPort
-  run(NodeWorker.workerData as StreamsInput).then((output) => port.postMessage(output), (e: unknown) => {
-    throw e
-  })
+  // a failure is an unhandled rejection: the worker dies and `runInWorker` rejects with it
+  void run(NodeWorker.workerData as StreamsInput).then((output) => port.postMessage(output))
 }

@@ -19,7 +19,7 @@ export const clusterConfig = (): TroupeConfig.ClusterConfig =>
 
 /** A random master key ring. */
 export const layerKeyRing: Layer.Layer<KeyRing.KeyRing, never, SqlClient.SqlClient> = Layer.unwrapEffect(
-  Effect.promise(() => KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))).pipe(Effect.map(KeyRing.layer))
+  Effect.sync(() => KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))).pipe(Effect.map(KeyRing.layer))
 )
 
 /** Everything an entity needs, on the database at `url`, hosting `entities`. */

@@ -1,5 +1,6 @@
 /** Flows over HTTP shared by the gateway's tests (and the benchmark's setup). */
 import { expect } from "vitest"
+import { sseFrames } from "./sseFrames.ts"
 import { request, verificationCode } from "./testing.ts"
 import type { TestServer } from "./testing.ts"
 
@@ -36,25 +37,14 @@ export const readEvents = async (
   expect(res.headers.get("content-type")).toContain("text/event-stream")
   const events: Array<SseEvent> = []
   let comments = 0
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  let buffer = ""
   const deadline = Date.now() + 20_000
-  while (!until(events, comments) && Date.now() < deadline) {
-    const { value, done } = await reader.read()
-    if (done) break
-    buffer += decoder.decode(value, { stream: true })
-    let cut: number
-    while ((cut = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, cut)
-      buffer = buffer.slice(cut + 2)
-      const fields: Record<string, string> = {}
-      for (const line of block.split("\n")) {
-        if (line.startsWith(":")) comments++
-        const m = /^(\w+): ?(.*)$/.exec(line)
-        if (m) fields[m[1]!] = m[2]!
+  if (!until(events, comments)) {
+    for await (const frames of sseFrames(res.body!)) {
+      for (const { comments: c, fields } of frames) {
+        comments += c
+        if (fields.data !== undefined) events.push({ id: Number(fields.id), event: fields.event ?? "message", data: JSON.parse(fields.data) })
       }
-      if (fields.data !== undefined) events.push({ id: Number(fields.id), event: fields.event ?? "message", data: JSON.parse(fields.data) })
+      if (until(events, comments) || Date.now() >= deadline) break
     }
   }
   controller.abort()

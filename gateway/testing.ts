@@ -74,7 +74,7 @@ export const startServer = async (options: {
     ),
     startRoutes: Layer.empty
   }
-  const masterKeys = await KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+  const masterKeys = KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(
     Layer.buildWithScope(Roles.layerStart(app, config, masterKeys), scope).pipe(Effect.provide(Roles.layerLogging(config, "test")))

@@ -32,7 +32,7 @@ const database = () =>
   )
 const ring = (current: Uint8Array, previous: ReadonlyArray<Uint8Array> = []) =>
   Layer.provideMerge(
-    Layer.unwrapEffect(Effect.map(Effect.promise(() => KeyRing.masterKeys(current, previous)), KeyRing.layer)),
+    KeyRing.layer(KeyRing.masterKeys(current, previous)),
     database()
   )
 

@@ -289,7 +289,7 @@ export const make = (masters: MasterKeys, options: { readonly cacheSize?: number
 export const layer = (masters: MasterKeys): Layer.Layer<KeyRing, never, SqlClient.SqlClient> => Layer.effect(KeyRing, make(masters))
 
 /** Master keys from raw bytes (the first is current). */
-export const masterKeys = async (current: Uint8Array, previous: ReadonlyArray<Uint8Array> = []): Promise<MasterKeys> => ({
+export const masterKeys = (current: Uint8Array, previous: ReadonlyArray<Uint8Array> = []): MasterKeys => ({
   current: importMasterKey(current),
   previous: previous.map(importMasterKey)
 })

@@ -184,8 +184,8 @@ export const displayUrl = (config: TroupeConfigShape): string =>
  * the key must be given: every runner has to share it.
  */
 export const resolveMasterKeys = (config: TroupeConfigShape): Effect.Effect<KeyRing.MasterKeys, string> =>
-  Effect.tryPromise({
-    try: async () => {
+  Effect.try({
+    try: () => {
       const previous = config.previousMasterKeys.map((k) => KeyRing.decodeMasterKey(Redacted.value(k)))
       if (Option.isSome(config.masterKey)) return KeyRing.masterKeys(KeyRing.decodeMasterKey(Redacted.value(config.masterKey.value)), previous)
       if (config.database._tag === "Postgres") throw new Error("TROUPE_MASTER_KEY: is required when DATABASE_URL is set (every runner must share it)")
