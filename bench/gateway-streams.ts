@@ -71,6 +71,7 @@ const run = async ({ url, token, chats, rounds, rate }: StreamsInput): Promise<S
   const done = new Map<string, () => void>()
   const open = await Promise.all(chats.map((chatId) =>
     openStream(`${url}/v1/chats/${chatId}/events`, token, (event, seq) => {
+      seen.set(chatId, Math.max(seq, seen.get(chatId) ?? 0))
       const sent = sentAt.get(chatId)
       if (sent !== undefined && seq > (firstAfter.get(chatId) ?? -1)) {
         samples.push([performance.now() - sent.at, sent.tag])
@@ -79,7 +80,11 @@ const run = async ({ url, token, chats, rounds, rate }: StreamsInput): Promise<S
       if (event === "done" || event === "error" || event === "cancelled") done.get(chatId)?.()
     })
   ))
+  /** The last seq each chat's stream delivered (a round starts after the previous one's turns are done). */
+  const seen = new Map<string, number>()
   const lastSeq = async (chatId: string) => {
+    const known = seen.get(chatId)
+    if (known !== undefined) return void firstAfter.set(chatId, known)
     const summary = await call(`${url}/v1/chats/${chatId}?limit=1`, token, "GET")
     firstAfter.set(chatId, summary.body.chat!.last_seq)
   }
@@ -92,8 +97,8 @@ const run = async ({ url, token, chats, rounds, rate }: StreamsInput): Promise<S
   }
   /**
    * One round: every chat posts once, `spacingMs` apart (0: all at once), until every turn is done.
-   * Each chat's last seq is read first, for all chats, so that the posts are not timed against that
-   * burst of reads; the posts then go out on a fixed schedule from one start instant.
+   * Each chat's last seq is known first (from its stream, or read once before the first round), so
+   * that no reads run among the posts; the posts then go out on a fixed schedule from one start instant.
    */
   const round = async (label: string, spacingMs: number) => {
     const finished = Promise.all(chats.map((chatId) => new Promise<void>((resolve) => done.set(chatId, resolve))))

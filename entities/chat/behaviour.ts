@@ -32,6 +32,7 @@ import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { inBackground } from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
@@ -79,6 +80,13 @@ const isUniqueViolation = (e: unknown): boolean =>
   (e as { cause?: { code?: string } }).cause?.code === "23505"
 
 type Published = { readonly _tag: "event"; readonly event: ChatEvent } | { readonly _tag: "deleted" }
+
+/** A turn's output so far: the reply's text, the cost reported, emissions not journaled yet. */
+interface Progress {
+  reply: string
+  cost: number
+  pending: ReadonlyArray<EventBody>
+}
 
 interface RunningTurn {
   fiber: Fiber.RuntimeFiber<void, unknown> | undefined
@@ -194,25 +202,27 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     /**
      * End a turn once: its last events, the mate's reply (if any) and its status in one
      * transaction. The reply's id is fixed per turn, so a restarted turn replaces its text.
+     * `leading` are the mate's last emissions, not journaled yet: they come first.
      */
     const finish = (
       turn: Repo.TurnRow,
       status: TurnStatus,
       bodies: ReadonlyArray<EventBody>,
       charged: number | null,
-      reply: string | null
+      reply: string | null,
+      leading: ReadonlyArray<EventBody> = []
     ) =>
       writer.withPermits(1)(
         Effect.gen(function*() {
           const replyId = reply === null ? null : `${turn.turnId}r`
           const all: ReadonlyArray<EventBody> = replyId === null || reply === null
-            ? bodies
-            : [{ kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text: reply }, ...bodies.map((b) => (b.kind === "done" || b.kind === "cancelled" ? { ...b, messageId: replyId } : b))]
+            ? [...leading, ...bodies]
+            : [...leading, { kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text: reply }, ...bodies.map((b) => (b.kind === "done" || b.kind === "cancelled" ? { ...b, messageId: replyId } : b))]
           const replyBody = replyId !== null && reply !== null ? yield* Effect.orDie(encrypt(reply, `message:${replyId}`)) : null
           const { finished } = yield* Effect.orDie(journal(
             turn.turnId,
             all,
-            (seqs) => (replyId !== null && replyBody !== null ? [{ _tag: "UpsertReply", messageId: replyId, authorId: turn.mateId, turnId: turn.turnId, seq: seqs[0]!, body: replyBody }] : []),
+            (seqs) => (replyId !== null && replyBody !== null ? [{ _tag: "UpsertReply", messageId: replyId, authorId: turn.mateId, turnId: turn.turnId, seq: seqs[leading.length]!, body: replyBody }] : []),
             { status, charged, replyMessageId: replyId }
           ))
           const ended = finished
@@ -227,17 +237,18 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
      * Journal a turn's emissions in order, consecutive deltas merged: the first one at once, then
      * at most one transaction per `deltaWindow`, taking everything that arrived meanwhile. A queue
      * between the mate and the journal does the batching (`Stream.groupedWithin` did the same at a
-     * few ms of CPU per turn). Fails as the mate fails, after journaling what came before.
+     * few ms of CPU per turn). The batch that ends the turn is left in `progress.pending` for the
+     * turn's last transaction (one write and one stream chunk fewer per turn). Fails as the mate
+     * fails, after journaling what came before (or leaving it pending).
      */
     const journalEmissions = (
       turnId: string,
-      emissions: Stream.Stream<TurnEmission, TurnFailed>,
-      progress: { reply: string; cost: number }
+      input: TurnInput,
+      progress: Progress
     ): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
         const queue = yield* Effect.acquireRelease(Queue.unbounded<TurnEmission | typeof endOfTurn>(), Queue.shutdown)
-        const producer = yield* emissions.pipe(
-          Stream.runForEach((emission) => Queue.offer(queue, emission)),
+        const producer = yield* mates.run(input, (emission) => void Queue.unsafeOffer(queue, emission)).pipe(
           Effect.ensuring(Queue.offer(queue, endOfTurn)),
           Effect.forkScoped
         )
@@ -263,7 +274,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             }
             bodies.push(emission)
           }
-          if (bodies.length > 0) yield* writer.withPermits(1)(Effect.asVoid(Effect.orDie(journal(turnId, bodies))))
+          if (ended) progress.pending = bodies
+          else if (bodies.length > 0) yield* writer.withPermits(1)(Effect.asVoid(Effect.orDie(journal(turnId, bodies))))
           const wait = deltaWindowMs - (Date.now() - started)
           if (!ended && wait > 0) yield* Effect.sleep(wait)
         }
@@ -272,8 +284,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
     const release = (turn: Repo.TurnRow) => retryTransient(hold(turn).ReleaseVolatile(new Release({ key: turn.holdKey }))).pipe(Effect.orDie)
 
-    const interrupted = (reply: string | null = null) => (turn: Repo.TurnRow) =>
-      finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, reply)
+    const interrupted = (progress?: Progress) => (turn: Repo.TurnRow) =>
+      finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress?.reply ?? null, progress?.pending)
 
     /** Run one attempt of a turn to its end. */
     const runTurn = (turnId: string) =>
@@ -315,8 +327,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
           )
 
-          const progress = { reply: "", cost: 0 }
-          const work = journalEmissions(turnId, mates.run(input), progress)
+          const progress: Progress = { reply: "", cost: 0, pending: [] }
+          const work = journalEmissions(turnId, input, progress)
           const fiber = yield* Effect.fork(work)
           entry.fiber = fiber
           if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
@@ -327,15 +339,15 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             const settled = held.status === "settled"
               ? { _tag: "Right" as const, right: { charged: held.charged, held: held.amount } }
               : yield* retryTransient(hold(turn).SettleVolatile(new Settle({ key: turn.holdKey, actual: progress.cost }))).pipe(Effect.either, Effect.orDie)
-            if (settled._tag === "Left") return yield* interrupted(progress.reply)(turn)
+            if (settled._tag === "Left") return yield* interrupted(progress)(turn)
             return yield* finish(turn, "done", [
               { kind: "charge", amount: settled.right.charged, held: settled.right.held },
               { kind: "done", messageId: "" }
-            ], settled.right.charged, progress.reply)
+            ], settled.right.charged, progress.reply, progress.pending)
           }
           if (Exit.isInterrupted(exit)) {
             yield* release(turn)
-            return yield* finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, progress.reply.length > 0 ? progress.reply : null)
+            return yield* finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, progress.reply.length > 0 ? progress.reply : null, progress.pending)
           }
           const error = Option.getOrUndefined(Cause.failureOption(exit.cause))
           yield* Effect.logWarning("Turn failed", exit.cause).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId }))
@@ -344,7 +356,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             kind: "error",
             code: error?.code ?? "internal_error",
             message: error?.message ?? "The mate failed"
-          }], 0, null)
+          }], 0, null, progress.pending)
         }).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(
@@ -480,7 +492,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           })
         ),
 
-      RunTurn: ({ payload }) => Effect.asVoid(runTurn(payload.turnId)),
+      // a turn is background work: requests (a post, a stream's next frame) resume before its steps
+      RunTurn: ({ payload }) => inBackground(Effect.asVoid(runTurn(payload.turnId))),
 
       Cancel: ({ payload }) =>
         Effect.gen(function*() {
@@ -578,7 +591,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             )
             return replay.pipe(
               Stream.concat(follow),
-              Stream.tap((e) => Effect.sync(() => void (last = e.seq)))
+              // per chunk, not per event: a per-element tap costs a fiber step or ten per event
+              Stream.mapChunks((events) => {
+                const end = Chunk.last(events)
+                if (end._tag === "Some") last = end.value.seq
+                return events
+              })
             )
           })
         ).pipe(Stream.catchTags({ SqlError: Stream.die, KeyRingError: Stream.die, ParseError: Stream.die, DataKeyDestroyed: () => Stream.fail(new ChatNotFound({ chatId })) })),

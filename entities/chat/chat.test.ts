@@ -3,8 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import type * as Scheduler from "effect/Scheduler"
 import * as Stream from "effect/Stream"
+import { background } from "../../runtime/Background.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
 import * as CreditBehaviour from "../credit/behaviour.ts"
@@ -36,11 +39,14 @@ const cluster = (mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "
 const layerBurst = (words: number, failAfter = false) =>
   Layer.succeed(Turn.TurnRunner, {
     estimate: () => Effect.succeed(5),
-    run: () =>
-      Stream.fromIterable(Array.from({ length: words }, (_, i): Turn.TurnEmission => ({ kind: "delta", text: `w${i} ` }))).pipe(
-        Stream.concat(failAfter
-          ? Stream.fail(new Turn.TurnFailed({ code: "mate_failed", message: "gave up midway" }))
-          : Stream.succeed<Turn.TurnEmission>({ kind: "cost", credits: 3 }))
+    run: (_, emit) =>
+      Turn.emitStream(
+        Stream.fromIterable(Array.from({ length: words }, (_, i): Turn.TurnEmission => ({ kind: "delta", text: `w${i} ` }))).pipe(
+          Stream.concat(failAfter
+            ? Stream.fail(new Turn.TurnFailed({ code: "mate_failed", message: "gave up midway" }))
+            : Stream.succeed<Turn.TurnEmission>({ kind: "cost", credits: 3 }))
+        ),
+        emit
       )
   })
 
@@ -163,6 +169,30 @@ describe("Chat entity", () => {
       const history = yield* chat.History({ limit: 10 })
       expect(history.messages[1]).toMatchObject({ role: "mate", text: expected })
     }).pipe(Effect.provide(cluster(layerBurst(500)))), { timeout: 60_000 })
+
+  it.live("runs a turn as background work, which requests go before", () => {
+    const schedulers: Array<Scheduler.Scheduler> = []
+    const recording = Layer.succeed(Turn.TurnRunner, {
+      estimate: () => Effect.succeed(2),
+      run: (_, emit) =>
+        Effect.map(FiberRef.get(FiberRef.currentScheduler), (scheduler) => {
+          schedulers.push(scheduler)
+          emit({ kind: "delta", text: "fine" })
+          emit({ kind: "cost", credits: 1 })
+        })
+    })
+    return Effect.gen(function*() {
+      yield* grant("hal", 100)
+      const chat = yield* chatOf("chat-background")
+      yield* chat.Create(new Create({ ownerId: "hal", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "h1", authorId: "hal", text: "hi" }))
+      const events = yield* eventsUntil("chat-background", 0, ended)
+      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "message_stored", "charge", "done"])
+      expect(schedulers).toEqual([background])
+      // the request that started it did not run there
+      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBe(background)
+    }).pipe(Effect.provide(cluster(recording)))
+  }, { timeout: 60_000 })
 
   it.live("keeps the deltas a mate sent before it failed, and charges nothing", () =>
     Effect.gen(function*() {

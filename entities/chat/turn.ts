@@ -35,12 +35,25 @@ export class TurnFailed extends Schema.TaggedError<TurnFailed>()("TurnFailed", {
   message: Schema.String
 }) {}
 
+/** Hands a turn's emissions, in order, to whoever journals them (synchronously; never blocks). */
+export type Emit = (emission: TurnEmission) => void
+
 /** The pluggable turn runner. */
 export interface TurnRunnerService {
   /** Credits to hold before the turn starts (the settle charges what was really used, at most this). */
   readonly estimate: (input: TurnInput) => Effect.Effect<number>
-  readonly run: (input: TurnInput) => Stream.Stream<TurnEmission, TurnFailed>
+  /**
+   * Work the turn out, passing each emission to `emit` as it comes; succeeds when the turn is
+   * over, fails with `TurnFailed`. Interrupted when the turn is cancelled. (A push interface: one
+   * Effect stream run per turn costs ~500 fiber steps before its first element; a runner that
+   * has a stream can use `emitStream`.)
+   */
+  readonly run: (input: TurnInput, emit: Emit) => Effect.Effect<void, TurnFailed>
 }
+
+/** Run a stream of emissions into `emit`. */
+export const emitStream = (stream: Stream.Stream<TurnEmission, TurnFailed>, emit: Emit): Effect.Effect<void, TurnFailed> =>
+  Stream.runForEach(stream, (emission) => Effect.sync(() => emit(emission)))
 
 /** The turn runner tag. */
 export class TurnRunner extends Context.Tag("troupe/entities/chat/TurnRunner")<TurnRunner, TurnRunnerService>() {}
@@ -54,17 +67,28 @@ export const echoCost = (text: string) => 1 + Math.floor(text.length / 1000)
  */
 export const makeEcho = (options: { readonly delay: Duration.DurationInput }): TurnRunnerService => ({
   estimate: (input) => Effect.succeed(echoCost(input.text) + 1),
-  run: (input) => {
+  run: (input, emit) => {
     if (input.text.startsWith("/fail")) {
-      return Stream.fail(new TurnFailed({ code: "mate_failed", message: "The echo mate was asked to fail" }))
+      return Effect.fail(new TurnFailed({ code: "mate_failed", message: "The echo mate was asked to fail" }))
     }
     const words = `You said: ${input.text}`.split(/(?<=\s)/)
-    return Stream.fromIterable(words).pipe(
-      Stream.zipWithIndex,
-      Stream.mapEffect(([word, i]) => (i === 0 ? Effect.succeed(word) : Effect.as(Effect.sleep(options.delay), word))),
-      Stream.map((text): TurnEmission => ({ kind: "delta", text })),
-      Stream.concat(Stream.succeed<TurnEmission>({ kind: "cost", credits: echoCost(input.text) }))
-    )
+    const delay = Duration.toMillis(options.delay)
+    // a timer per word and one resumption at the end: no fiber steps per word
+    return Effect.async<void>((resume) => {
+      let timer: ReturnType<typeof setTimeout> | undefined
+      let next = 0
+      const say = () => {
+        emit({ kind: "delta", text: words[next++]! })
+        if (next < words.length) {
+          timer = setTimeout(say, delay)
+          return
+        }
+        emit({ kind: "cost", credits: echoCost(input.text) })
+        resume(Effect.void)
+      }
+      say()
+      return Effect.sync(() => clearTimeout(timer))
+    })
   }
 })
 

@@ -9,6 +9,7 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -59,8 +60,7 @@ export const eventJson = (event: ChatEvent): Record<string, unknown> => {
 const encoder = new TextEncoder()
 
 /** One SSE frame for an event. */
-export const frame = (event: ChatEvent): Uint8Array =>
-  encoder.encode(`id: ${event.seq}\nevent: ${event.kind}\ndata: ${JSON.stringify(eventJson(event))}\n\n`)
+const frameText = (event: ChatEvent): string => `id: ${event.seq}\nevent: ${event.kind}\ndata: ${JSON.stringify(eventJson(event))}\n\n`
 
 class Reconnect extends Data.TaggedError("Reconnect")<{}> {}
 
@@ -83,10 +83,17 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
     const events = (chatId: string, after: number) => {
       let last = after
       const subscribe = Stream.suspend(() => chatClient(chatId).Events({ afterSeq: last })).pipe(
-        // a source restarted under us may replay events already sent: send each sequence number once
-        Stream.filter((event) => event.seq > last),
-        Stream.tap((event) => Effect.sync(() => void (last = event.seq))),
-        Stream.map(frame),
+        // a source restarted under us may replay events already sent: send each sequence number once.
+        // One step per chunk (events committed together arrive together) and one write for them all.
+        Stream.mapChunks((events) => {
+          let text = ""
+          for (const event of events) {
+            if (event.seq <= last) continue
+            last = event.seq
+            text += frameText(event)
+          }
+          return text === "" ? Chunk.empty<Uint8Array>() : Chunk.of(encoder.encode(text))
+        }),
         // a stream that ends or breaks is resumed after the last event sent
         Stream.concat(Stream.fail(new Reconnect())),
         Stream.catchAllCause((cause): Stream.Stream<Uint8Array, ApiFailure | Reconnect> => {

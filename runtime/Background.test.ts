@@ -1,0 +1,45 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as FiberRef from "effect/FiberRef"
+import { setImmediate } from "node:timers"
+import { inBackground, SlicedScheduler } from "./Background.ts"
+
+/** CPU-bound Effect work: `steps` fiber steps with no I/O in between. */
+const burst = (steps: number) => Effect.forEach(Array.from({ length: steps }, (_, i) => i), (i) => Effect.sync(() => i * 2), { discard: true })
+
+/** One trip through the event loop, as an I/O callback would make. */
+const loopTrip = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Who finished first: a burst forked (as given) or 20 event-loop trips made meanwhile. */
+const race = (fork: (effect: Effect.Effect<void>) => Effect.Effect<void>) =>
+  Effect.gen(function*() {
+    const finished: Array<string> = []
+    const work = yield* Effect.fork(fork(Effect.zipRight(burst(200_000), Effect.sync(() => void finished.push("background")))))
+    yield* Effect.repeatN(loopTrip, 19)
+    finished.push("request")
+    yield* Fiber.join(work)
+    return finished
+  })
+
+describe("background work", () => {
+  it.live("lets the event loop serve requests while a long burst of background work runs", () =>
+    Effect.gen(function*() {
+      // on the default scheduler the burst holds the loop until it is done (control)
+      expect(yield* race((effect) => effect)).toEqual(["background", "request"])
+      // as background work it runs in slices, and the loop goes on between them
+      expect(yield* race(inBackground)).toEqual(["request", "background"])
+    }))
+
+  it.live("runs the fibers a background effect forks in the background too, and finishes them all", () =>
+    Effect.gen(function*() {
+      const scheduler = new SlicedScheduler(1)
+      const seen = yield* inBackground(
+        Effect.forEach([1, 2, 3], (n) => Effect.zipRight(burst(20_000 * n), FiberRef.get(FiberRef.currentScheduler)), { concurrency: "unbounded" }),
+        scheduler
+      )
+      expect(seen).toEqual([scheduler, scheduler, scheduler])
+      expect(scheduler.queued).toBe(0)
+      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBe(scheduler)
+    }))
+})
