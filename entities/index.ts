@@ -16,7 +16,13 @@ import * as UserRepo from "./user/repo.ts"
 export const migrations: ReadonlyArray<Migration> = [...CreditRepo.migrations, ...ChatRepo.migrations, ...UserRepo.migrations]
 
 /** Host every entity (and their singletons). */
-export const layer = Layer.mergeAll(CreditBehaviour.layer, CreditBehaviour.layerExpirySweeper, ChatBehaviour.layer, UserBehaviour.layer).pipe(
+export const layer = Layer.mergeAll(
+  CreditBehaviour.layer,
+  CreditBehaviour.layerExpirySweeper,
+  ChatBehaviour.layer,
+  ChatBehaviour.layerTurnSweeper(),
+  UserBehaviour.layer
+).pipe(
   Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config)),
   // until an LLM provider is configured, the echo mate answers
   Layer.provide(Turn.layerEcho())

@@ -38,6 +38,7 @@ const flakyChat = Chat.toLayer(
       Create: unused,
       Post: unused,
       RunTurn: unused,
+      Wake: unused,
       Cancel: unused,
       DeleteMessage: unused,
       Delete: unused,

@@ -4,10 +4,13 @@
  * - Every state change goes through the entity's writer lock and one SQL transaction, and every
  *   event is journaled with the next sequence number in that transaction: the journal has no
  *   gaps and no duplicates.
- * - `Post` stores the user's message and starts a turn, then sends the chat a persisted
- *   `RunTurn`; if the runner dies mid-turn the cluster redelivers `RunTurn` to the next owner,
- *   which records `restarted` and runs it again. The turn's hold is keyed by the turn, so a
- *   replay never reserves or charges twice.
+ * - `Post` stores the user's message and a `running` turn in one transaction, then sends the
+ *   chat `RunTurn` (not persisted: storing it cost six SQL round trips per turn). The journal is
+ *   what survives: a chat that starts runs its `running` turns, and the turn sweeper (a cluster
+ *   singleton) wakes chats whose turns have been `running` a while, so a turn whose runner died
+ *   runs again on the next owner, which records `restarted`. The turn's hold is keyed by the
+ *   turn, so a replay never reserves or charges twice. Turns run as background work
+ *   (`runtime/Background.ts`): requests resume before their steps.
  * - A turn reserves credits before it starts and settles (success) or releases them (cancel,
  *   failure, deletion).
  * - Bodies are encrypted with the chat's own data key; `Delete` destroys it (crypto-shredding).
@@ -17,19 +20,23 @@
  * `nonce (12 bytes) ‖ AES-256-GCM(JSON)`; only the holder of the link's fragment can read it.
  */
 import * as Entity from "@effect/cluster/Entity"
+import * as Singleton from "@effect/cluster/Singleton"
 import type * as Sharding from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import type * as Layer from "effect/Layer"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { inBackground } from "../../runtime/Background.ts"
@@ -415,13 +422,15 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       Effect.catchTags({ SqlError: Effect.die, KeyRingError: Effect.die, DataKeyDestroyed: () => Effect.fail(new ChatNotFound({ chatId })) })
     )
 
-    // a turn stored by Post whose RunTurn was never sent (crash between the two): send it now
-    yield* Effect.forkScoped(
-      Effect.gen(function*() {
-        const turns = yield* repo.runningTurns
-        for (const t of turns) yield* self.RunTurn(new RunTurn({ turnId: t.turnId }), { discard: true })
-      }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("Could not resume turns", cause)))
-    )
+    /** Run the `running` turns nothing here runs (their runner died, or their `RunTurn` was lost). */
+    const resumeTurns = Effect.gen(function*() {
+      const turns = yield* repo.runningTurns
+      for (const t of turns) {
+        if (!running.has(t.turnId)) yield* self.RunTurn(new RunTurn({ turnId: t.turnId }), { discard: true })
+      }
+    }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("Could not resume turns", cause)))
+
+    yield* Effect.forkScoped(resumeTurns)
 
     return instrument("Chat", Chat.of({
       Create: ({ payload }) =>
@@ -486,7 +495,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             busy = turnId
             knownTurns.set(turnId, turn)
             yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
-              Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; it is resent when the chat starts again", cause))
+              Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; the turn sweeper will wake the chat", cause))
             )
             return new Posted({ messageId, turnId, seq: stored, duplicate: false })
           })
@@ -494,6 +503,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
       // a turn is background work: requests (a post, a stream's next frame) resume before its steps
       RunTurn: ({ payload }) => inBackground(Effect.asVoid(runTurn(payload.turnId))),
+
+      Wake: () => resumeTurns,
 
       Cancel: ({ payload }) =>
         Effect.gen(function*() {
@@ -613,4 +624,39 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
   }),
   { concurrency: "unbounded", maxIdleTime: "5 minutes" }
 )
+
+/** How often the turn sweeper looks, and how long a turn runs before it is looked at. */
+export interface TurnSweepSettings {
+  readonly interval: Duration.Duration
+  readonly grace: Duration.Duration
+}
+
+/** `TROUPE_TURN_SWEEP_INTERVAL` (default 2 s), `TROUPE_TURN_SWEEP_GRACE` (default 2 s). */
+export const turnSweepConfig: Config.Config<TurnSweepSettings> = Config.all({
+  interval: Config.duration("TROUPE_TURN_SWEEP_INTERVAL").pipe(Config.withDefault(Duration.seconds(2))),
+  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(2)))
+})
+
+/**
+ * Turns survive losing their runner: one runner of the cluster (a singleton) wakes each chat
+ * with a turn `running` for longer than the grace, and the chat — started again on its new owner
+ * if its runner died — runs the turns nothing runs. Waking a chat whose turn is running is a
+ * no-op, so the sweeper needs no liveness information.
+ */
+export const layerTurnSweeper = (settings?: TurnSweepSettings): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
+  Layer.unwrapEffect(
+    Effect.map(settings ? Effect.succeed(settings) : Effect.orDie(turnSweepConfig), ({ grace, interval }) =>
+      Singleton.make(
+        "troupe-chat-turn-sweeper",
+        Effect.gen(function*() {
+          const client = yield* Chat.client
+          const chats = yield* Repo.chatsWithRunningTurns(new Date(Date.now() - Duration.toMillis(grace)), 1000)
+          yield* Effect.forEach(chats, (chatId) => retryTransient(client(chatId).Wake()), { concurrency: 8, discard: true })
+        }).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("Turn sweep failed", cause)),
+          Effect.repeat(Schedule.spaced(interval)),
+          Effect.asVoid
+        )
+      ))
+  )
 

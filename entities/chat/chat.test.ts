@@ -1,6 +1,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -29,7 +30,11 @@ const cluster = (mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "
   layerCluster({
     url: db.url,
     migrations: [...CreditRepo.migrations, ...Repo.migrations],
-    entities: Layer.mergeAll(Behaviour.layer, CreditBehaviour.layer).pipe(
+    entities: Layer.mergeAll(
+      Behaviour.layer,
+      Behaviour.layerTurnSweeper({ interval: Duration.millis(200), grace: Duration.zero }),
+      CreditBehaviour.layer
+    ).pipe(
       Layer.provide(Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults)),
       Layer.provide(mates)
     )
@@ -193,6 +198,28 @@ describe("Chat entity", () => {
       expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBe(background)
     }).pipe(Effect.provide(cluster(recording)))
   }, { timeout: 60_000 })
+
+  it.live("runs a turn left running with nothing running it (its runner died) once the turn sweeper wakes its chat", () =>
+    Effect.gen(function*() {
+      yield* grant("ivy", 100)
+      const chat = yield* chatOf("chat-orphan")
+      yield* chat.Create(new Create({ ownerId: "ivy", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "o1", authorId: "ivy", text: "first" }))
+      const first = yield* eventsUntil("chat-orphan", 0, ended)
+      // what a runner that died right after storing a post leaves behind: the message and a
+      // running turn in the journal, and no RunTurn anywhere (the chat itself stays alive here)
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
+        VALUES ('chat-orphan', 'm-orphan', 'o2', 'user', 'ivy', 't-orphan', ${first.length}, NULL)`
+      yield* sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, status, hold_key)
+        VALUES ('chat-orphan', 't-orphan', 'm-orphan', 'echo', 'ivy', 'running', 'chat:chat-orphan:t-orphan')`
+      const events = yield* eventsUntil("chat-orphan", first.length, ended)
+      expect(events.map((e) => e.kind).join(",")).toMatch(/^turn_started,(delta,)+message_stored,charge,done$/)
+      expect(events.every((e) => e.turnId === "t-orphan")).toBe(true)
+      const [turn] = yield* sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = 't-orphan'`
+      expect(turn).toEqual({ status: "done", attempts: 1 })
+      expect(yield* balance("ivy")).toMatchObject({ available: 98, reserved: 0 })
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
   it.live("keeps the deltas a mate sent before it failed, and charges nothing", () =>
     Effect.gen(function*() {

@@ -144,7 +144,10 @@ export class Post extends Schema.Class<Post>("troupe/Chat/Post")({
   scope: Schema.optional(SpendScope)
 }) {}
 
-/** Run a turn (sent by the chat to itself after `Post`; redelivered if a runner dies mid-turn). */
+/**
+ * Run a turn (sent by the chat to itself after `Post`). Not persisted: a turn whose runner dies is
+ * found by the turn sweeper (a turn stays `running` in the journal) and run again by the chat.
+ */
 export class RunTurn extends Schema.Class<RunTurn>("troupe/Chat/RunTurn")({ turnId: Id }) {
   [PrimaryKey.symbol]() {
     return `turn:${this.turnId}`
@@ -177,7 +180,9 @@ export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserI
 export const Chat = Entity.make("Chat", [
   Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }),
   Rpc.make("Post", { payload: Post, success: Posted, error: Schema.Union(ChatNotFound, NotChatOwner, TurnInProgress) }),
-  Rpc.make("RunTurn", { payload: RunTurn }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("RunTurn", { payload: RunTurn }),
+  /** Run the chat's `running` turns that nothing runs (after a runner died); a no-op otherwise. */
+  Rpc.make("Wake"),
   Rpc.make("Cancel", { payload: Cancel, success: TurnStatus, error: Schema.Union(ChatNotFound, NotChatOwner, TurnNotFound) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("DeleteMessage", { payload: DeleteMessage, error: Schema.Union(ChatNotFound, NotChatOwner, MessageNotFound) })

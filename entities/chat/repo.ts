@@ -364,6 +364,15 @@ export const make = (chatId: string) =>
     }
   })
 
+/** Chats with a turn `running` since before `startedBefore` (for the turn sweeper). */
+export const chatsWithRunningTurns = (startedBefore: Date, limit: number) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(
+      sql<{ chat_id: string }>`
+        SELECT DISTINCT chat_id FROM chat_turns WHERE status = 'running' AND created_at <= ${startedBefore} LIMIT ${limit}`,
+      (rows) => rows.map((r) => r.chat_id)
+    ))
+
 /** Chats of an owner, most recently active first (for listing; ids only — titles come from each chat). */
 export const chatsOf = (ownerId: string, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>

@@ -33,6 +33,7 @@ const stubChat = Chat.toLayer(
       Create: unused,
       Post: unused,
       RunTurn: unused,
+      Wake: unused,
       Cancel: unused,
       DeleteMessage: unused,
       Delete: () => Effect.sync(() => void deletedChats.push(address.entityId)),
