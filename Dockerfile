@@ -19,5 +19,5 @@ USER node
 EXPOSE 8080 34431
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:'+(process.env.TROUPE_PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/troupe.mjs"]
+ENTRYPOINT ["node", "--max-semi-space-size=32", "bin/troupe.mjs"]
 CMD ["start"]

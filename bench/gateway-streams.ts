@@ -4,6 +4,7 @@
  * program. Given open chats and a token, it measures `POST …/messages` → first new SSE event on
  * that chat's stream, in rounds, and posts the samples back.
  */
+import * as NodePerf from "node:perf_hooks"
 import * as NodeWorker from "node:worker_threads"
 import { sseFrames } from "../gateway/sseFrames.ts"
 
@@ -27,6 +28,8 @@ export interface StreamsOutput {
   readonly burst: ReadonlyArray<Sample>
   readonly burstAcks: ReadonlyArray<number>
   readonly single: ReadonlyArray<number>
+  /** The client's own event-loop delay during the paced rounds (ms): a stall here inflates the samples. */
+  readonly clientLoopDelay: { readonly p99: number; readonly max: number }
 }
 
 interface Json {
@@ -116,10 +119,14 @@ const run = async ({ url, token, chats, rounds, rate }: StreamsInput): Promise<S
   const warmup = await round("warmup", 1000 / rate)
   acks.splice(0, acks.length)
   const paced: Array<Sample> = []
+  const delay = NodePerf.monitorEventLoopDelay({ resolution: 5 })
+  delay.enable()
   NodeWorker.parentPort?.postMessage({ mark: "paced" })
   for (let r = 0; r < rounds; r++) paced.push(...(await round(`paced${r}`, 1000 / rate)))
   const pacedAcks = acks.splice(0, acks.length)
   NodeWorker.parentPort?.postMessage({ mark: "paced-end" })
+  delay.disable()
+  const clientLoopDelay = { p99: delay.percentile(99) / 1e6, max: delay.max / 1e6 }
   const slow: Array<Sample> = []
   for (let r = 0; r < 2; r++) slow.push(...(await round(`slow${r}`, 100)))
   acks.splice(0, acks.length)
@@ -137,7 +144,7 @@ const run = async ({ url, token, chats, rounds, rate }: StreamsInput): Promise<S
     single.push(samples.splice(0, samples.length)[0]![0])
   }
   for (const s of open) s.close()
-  return { warmup, paced, pacedAcks, slow, burst, burstAcks, single }
+  return { warmup, paced, pacedAcks, slow, burst, burstAcks, single, clientLoopDelay }
 }
 
 /**

@@ -123,9 +123,13 @@ const main = async () => {
     // the server's event loop during the paced phase: how busy, and its time per post (and turn)
     const utilization: Array<NodePerf.EventLoopUtilization> = []
     const cpu: Array<number> = []
+    // how long the server's loop was held at worst (timer resolution 5 ms)
+    const serverDelay = NodePerf.monitorEventLoopDelay({ resolution: 5 })
     const measured = await runInWorker({ url: server.url, token, chats, rounds, rate }, () => {
       utilization.push(NodePerf.performance.eventLoopUtilization())
       cpu.push(mainThreadCpuMs())
+      if (utilization.length === 1) serverDelay.enable()
+      else serverDelay.disable()
     })
     const loop = NodePerf.performance.eventLoopUtilization(utilization[1], utilization[0])
     const loopMsPerPost = loop.active / (rounds * streams)
@@ -143,6 +147,7 @@ const main = async () => {
     say(`POST → first SSE event, ${streams} streams open, posts paced at ${rate}/s (${paced.length} samples): p50 ${round2(p50)} ms, p99 ${round2(p99)} ms, max ${round2(Math.max(...paced))} ms; 202 p50 ${round2(percentile(pacedAcks, 50))} ms, p99 ${round2(percentile(pacedAcks, 99))} ms`)
     say(`  (before those, one warm-up round of ${warmup.length}: p50 ${round2(percentile(warmup, 50))} ms, p99 ${round2(percentile(warmup, 99))} ms)`)
     say(`  server event loop busy ${Math.round(loop.utilization * 100)}% meanwhile (${round2(loopMsPerPost)} ms per post and its turn), its thread's CPU ${round2(cpuMsPerPost)} ms per post and its turn`)
+    say(`  event-loop delay meanwhile, p99 / max: server ${round2(serverDelay.percentile(99) / 1e6)} / ${round2(serverDelay.max / 1e6)} ms, client ${round2(measured.clientLoopDelay.p99)} / ${round2(measured.clientLoopDelay.max)} ms`)
     say(`  slowest of those: ${slowest.map(([ms, tag]) => `${round2(ms)} ms (${tag})`).join(", ")}`)
     say(`POST → first SSE event, ${streams} streams open, posts paced at 10/s (${slow.length} samples): p50 ${round2(percentile(slow, 50))} ms, p99 ${round2(percentile(slow, 99))} ms`)
     say(`POST → first SSE event, ${streams} streams, ${streams} posts at once (${burst.length} samples): p50 ${round2(percentile(burst, 50))} ms, p99 ${round2(percentile(burst, 99))} ms; 202 p50 ${round2(percentile(burstAcks, 50))} ms, p99 ${round2(percentile(burstAcks, 99))} ms`)
@@ -163,6 +168,9 @@ const main = async () => {
       server_loop_utilization: round2(loop.utilization),
       server_loop_ms_per_post: round2(loopMsPerPost),
       server_thread_cpu_ms_per_post: round2(cpuMsPerPost),
+      server_loop_delay_p99_ms: round2(serverDelay.percentile(99) / 1e6),
+      server_loop_delay_max_ms: round2(serverDelay.max / 1e6),
+      client_loop_delay_max_ms: round2(measured.clientLoopDelay.max),
       streams,
       samples: paced.length
     }))
