@@ -76,6 +76,9 @@ const deltaWindowMs = 30
 /** Marks the end of a turn's emissions in its journaling queue. */
 const endOfTurn: unique symbol = Symbol("endOfTurn")
 
+/** Attempts after which a turn that never finishes (its runner keeps dying) is failed, not retried. */
+const maxTurnAttempts = 5
+
 /** How many earlier messages a turn sees. */
 const historyWindow = 20
 
@@ -303,12 +306,24 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             if (!turn || turn.status !== "running" || !state || state.deleted || running.has(turnId)) return undefined
             const entry: RunningTurn = { fiber: undefined, cancelRequested: false, done: yield* Deferred.make<TurnStatus>() }
             running.set(turnId, entry)
+            // a later attempt reads the row again (its attempt count)
+            knownTurns.delete(turnId)
             return { turn, entry }
           })
         )
         if (!claim) return
         const { entry, turn } = claim
         const status = yield* Effect.gen(function*() {
+          if (turn.attempts >= maxTurnAttempts) {
+            // every attempt so far took its runner down (or never got to its end): stop retrying
+            yield* Effect.logError("Turn given up after repeated attempts").pipe(Effect.annotateLogs({ chat: chatId, turn: turnId, attempts: turn.attempts }))
+            yield* release(turn)
+            return yield* finish(turn, "failed", [{
+              kind: "error",
+              code: "turn_abandoned",
+              message: `The turn was started ${turn.attempts} times and never finished`
+            }], 0, null)
+          }
           const input = yield* Effect.orDie(turnInput(turn))
           const reserved = turn.reserved ?? (yield* mates.estimate(input))
           const scope = turn.scopeId !== null && turn.scopeCap !== null ? new SpendScope({ id: turn.scopeId, cap: turn.scopeCap }) : undefined

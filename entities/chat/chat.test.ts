@@ -221,6 +221,25 @@ describe("Chat entity", () => {
       expect(yield* balance("ivy")).toMatchObject({ available: 98, reserved: 0 })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
+  it.live("gives up a turn whose every attempt died, instead of retrying it forever", () =>
+    Effect.gen(function*() {
+      yield* grant("jon", 100)
+      const chat = yield* chatOf("chat-poison")
+      yield* chat.Create(new Create({ ownerId: "jon", mateId: "echo" }))
+      const sql = yield* SqlClient.SqlClient
+      // a turn started five times, each attempt's runner gone before its end
+      yield* sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
+        VALUES ('chat-poison', 'm-poison', 'p1', 'user', 'jon', 't-poison', 0, NULL)`
+      yield* sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, status, attempts, hold_key)
+        VALUES ('chat-poison', 't-poison', 'm-poison', 'echo', 'jon', 'running', 5, 'chat:chat-poison:t-poison')`
+      const events = yield* eventsUntil("chat-poison", 0, ended)
+      expect(events).toHaveLength(1)
+      expect(events[0]).toMatchObject({ kind: "error", code: "turn_abandoned", turnId: "t-poison" })
+      const [turn] = yield* sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = 't-poison'`
+      expect(turn).toEqual({ status: "failed", attempts: 5 })
+      expect(yield* balance("jon")).toMatchObject({ available: 100, reserved: 0 })
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
   it.live("keeps the deltas a mate sent before it failed, and charges nothing", () =>
     Effect.gen(function*() {
       yield* grant("gus", 100)
