@@ -640,23 +640,25 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
   { concurrency: "unbounded", maxIdleTime: "5 minutes" }
 )
 
-/** How often the turn sweeper looks, and how long a turn runs before it is looked at. */
+/** How often the turn sweeper looks, and how long a running turn's chat must be quiet to be woken. */
 export interface TurnSweepSettings {
   readonly interval: Duration.Duration
   readonly grace: Duration.Duration
 }
 
-/** `TROUPE_TURN_SWEEP_INTERVAL` (default 2 s), `TROUPE_TURN_SWEEP_GRACE` (default 2 s). */
+/** `TROUPE_TURN_SWEEP_INTERVAL` (default 1 s), `TROUPE_TURN_SWEEP_GRACE` (default 1 s). */
 export const turnSweepConfig: Config.Config<TurnSweepSettings> = Config.all({
-  interval: Config.duration("TROUPE_TURN_SWEEP_INTERVAL").pipe(Config.withDefault(Duration.seconds(2))),
-  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(2)))
+  interval: Config.duration("TROUPE_TURN_SWEEP_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
+  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(1)))
 })
 
 /**
  * Turns survive losing their runner: one runner of the cluster (a singleton) wakes each chat
- * with a turn `running` for longer than the grace, and the chat — started again on its new owner
- * if its runner died — runs the turns nothing runs. Waking a chat whose turn is running is a
- * no-op, so the sweeper needs no liveness information.
+ * with a `running` turn whose journal has not moved for the grace, and the chat — started again
+ * on its new owner if its runner died — runs the turns nothing runs. Waking a chat whose turn is
+ * running is a no-op, so the sweeper needs no liveness information; a turn that streams output is
+ * never woken (each write moves its chat's `updated_at`), one that waits silently is woken once
+ * per interval.
  */
 export const layerTurnSweeper = (settings?: TurnSweepSettings): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
   Layer.unwrapEffect(
@@ -665,7 +667,7 @@ export const layerTurnSweeper = (settings?: TurnSweepSettings): Layer.Layer<neve
         "troupe-chat-turn-sweeper",
         Effect.gen(function*() {
           const client = yield* Chat.client
-          const chats = yield* Repo.chatsWithRunningTurns(new Date(Date.now() - Duration.toMillis(grace)), 1000)
+          const chats = yield* Repo.chatsWithStalledTurns(Math.round(Duration.toMillis(grace)), 1000)
           yield* Effect.forEach(chats, (chatId) => retryTransient(client(chatId).Wake()), { concurrency: 8, discard: true })
         }).pipe(
           Effect.catchAllCause((cause) => Effect.logWarning("Turn sweep failed", cause)),

@@ -364,12 +364,17 @@ export const make = (chatId: string) =>
     }
   })
 
-/** Chats with a turn `running` since before `startedBefore` (for the turn sweeper). */
-export const chatsWithRunningTurns = (startedBefore: Date, limit: number) =>
+/**
+ * Chats with a `running` turn and no journal write for `quietForMs` (the database's clock; for the turn sweeper): a
+ * turn that is producing output moves its chat's `updated_at` at every write, so only stalled or
+ * orphaned turns are returned.
+ */
+export const chatsWithStalledTurns = (quietForMs: number, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.map(
       sql<{ chat_id: string }>`
-        SELECT DISTINCT chat_id FROM chat_turns WHERE status = 'running' AND created_at <= ${startedBefore} LIMIT ${limit}`,
+        SELECT DISTINCT t.chat_id FROM chat_turns t JOIN chats c ON c.chat_id = t.chat_id
+        WHERE t.status = 'running' AND c.updated_at <= now() - ${quietForMs}::int * interval '1 millisecond' AND c.deleted_at IS NULL LIMIT ${limit}`,
       (rows) => rows.map((r) => r.chat_id)
     ))
 

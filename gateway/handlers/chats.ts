@@ -15,7 +15,6 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Cancel, Chat, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
@@ -84,10 +83,9 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
     const connected = encoder.encode("retry: 2000\n: connected\n\n")
     const heartbeatFrame = encoder.encode(": heartbeat\n\n")
     const endOfStream: unique symbol = Symbol("endOfStream")
-    const resubscribe = Schedule.exponential("100 millis", 2).pipe(
-      Schedule.union(Schedule.spaced("2 seconds")),
-      Schedule.whileInput((e: ApiFailure | Reconnect) => e._tag === "Reconnect")
-    )
+    /** ms before resubscribing: 100, doubling while nothing gets through, at most 2 s. */
+    const firstRetryMs = 100
+    const maxRetryMs = 2000
 
     /**
      * A chat's events as SSE frames, resubscribed after the last event sent whenever the entity's
@@ -100,6 +98,8 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
       Stream.unwrapScoped(Effect.gen(function*() {
         const queue = yield* Effect.acquireRelease(Queue.bounded<Uint8Array | typeof endOfStream>(16), Queue.shutdown)
         let last = after
+        /** Whether an event was sent since the last resubscription. */
+        let delivered = false
         const once = Stream.suspend(() => chatClient(chatId).Events({ afterSeq: last })).pipe(
           // a source restarted under us may replay events already sent: send each sequence number once.
           // One step per chunk (events committed together arrive together) and one write for them all.
@@ -110,6 +110,7 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
               last = event.seq
               text += frameText(event)
             }
+            if (text !== "") delivered = true
             return text === "" ? Effect.void : Queue.offer(queue, encoder.encode(text))
           }),
           // a stream that ends or breaks is resumed after the last event sent
@@ -127,16 +128,22 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
             return Effect.fail(new Reconnect())
           })
         )
-        yield* once.pipe(
-          Effect.retry(resubscribe),
-          // a deleted chat ends the stream with an error event
-          Effect.catchAll((e) =>
-            Queue.offer(queue, encoder.encode(`event: error\ndata: ${JSON.stringify({ code: e._tag === "ApiFailure" ? e.code : "unavailable", message: e._tag === "ApiFailure" ? e.message : "Stream unavailable" })}\n\n`))
-          ),
-          // the pump ends only through here (every other cause is retried) or by interruption
-          Effect.zipRight(Queue.offer(queue, endOfStream)),
-          Effect.forkScoped
-        )
+        const pump = Effect.gen(function*() {
+          let wait = firstRetryMs
+          while (true) {
+            const e = yield* Effect.flip(once)
+            if (e._tag === "ApiFailure") {
+              // a deleted chat ends the stream with an error event
+              return yield* Queue.offer(queue, encoder.encode(`event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`))
+            }
+            if (delivered) wait = firstRetryMs
+            delivered = false
+            yield* Effect.sleep(wait)
+            wait = Math.min(wait * 2, maxRetryMs)
+          }
+        })
+        // the pump ends only there (every other cause is retried) or by interruption
+        yield* pump.pipe(Effect.zipRight(Queue.offer(queue, endOfStream)), Effect.forkScoped)
         const every = Duration.toMillis(config.heartbeat)
         yield* Effect.acquireRelease(
           Effect.sync(() => setInterval(() => Queue.unsafeOffer(queue, heartbeatFrame), every)),
