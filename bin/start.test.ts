@@ -42,6 +42,8 @@ describe("troupe start (embedded default)", () => {
     expect(metrics).toMatch(/^troupe_entity_messages_total\{entity="Probe",tag="Ping"\} \d+$/m)
     expect(metrics).toMatch(/^troupe_db_pool_connections\{kind="embedded"\} 1$/m)
     expect(metrics).toMatch(/^process_resident_memory_bytes \d+$/m)
+    expect(metrics).toMatch(/^troupe_background_tasks_queued \d+$/m)
+    expect(metrics).toMatch(/^troupe_background_busy_seconds_total [\d.e-]+$/m)
     expect(metrics).toContain("# TYPE troupe_http_request_duration_seconds histogram")
 
     const logs = first.logs()

@@ -26,6 +26,9 @@ export class SlicedScheduler implements Scheduler.Scheduler {
   #pending = false
   /** When the running slice ends (0: no slice running, so a fiber running outside one yields). */
   #sliceEnd = 0
+  /** Slices run so far, and the time spent in them (ms): how much background work this process does. */
+  slices = 0
+  busyMs = 0
 
   constructor(
     /** How long one slice may run, in ms. */
@@ -58,7 +61,8 @@ export class SlicedScheduler implements Scheduler.Scheduler {
 
   readonly #drain = () => {
     this.#pending = false
-    const end = performance.now() + this.sliceMs
+    const start = performance.now()
+    const end = start + this.sliceMs
     this.#sliceEnd = end
     try {
       while (this.#head < this.#tasks.length) {
@@ -69,6 +73,8 @@ export class SlicedScheduler implements Scheduler.Scheduler {
       }
     } finally {
       this.#sliceEnd = 0
+      this.slices++
+      this.busyMs += performance.now() - start
       if (this.#head === this.#tasks.length) {
         this.#tasks = []
         this.#head = 0

@@ -18,6 +18,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
+import { background } from "./Background.ts"
 
 /** One log line as written to stdout. */
 export interface LogRecord {
@@ -174,7 +175,11 @@ export const processGauges = (): ReadonlyArray<GaugeSample> => {
     { name: "nodejs_heap_used_bytes", help: "V8 heap used in bytes", value: m.heapUsed },
     { name: "nodejs_heap_total_bytes", help: "V8 heap total in bytes", value: m.heapTotal },
     { name: "nodejs_external_memory_bytes", help: "Memory used by C++ objects bound to JS (incl. WASM)", value: m.external },
-    { name: "process_uptime_seconds", help: "Process uptime in seconds", value: process.uptime() }
+    { name: "process_uptime_seconds", help: "Process uptime in seconds", value: process.uptime() },
+    // background work (chat turns): a queue that stays long means turns wait for the event loop
+    { name: "troupe_background_tasks_queued", help: "Background fiber steps waiting for a slice of the event loop", value: background.queued },
+    { name: "troupe_background_slices_total", help: "Slices of the event loop given to background work", value: background.slices },
+    { name: "troupe_background_busy_seconds_total", help: "Time spent running background work", value: background.busyMs / 1000 }
   ]
 }
 
