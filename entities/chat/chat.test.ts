@@ -70,6 +70,24 @@ const eventsUntil = (chatId: string, afterSeq: number, until: (e: ChatEvent) => 
       Effect.timeout("20 seconds")
     ))
 
+/**
+ * What a runner that died while a turn ran leaves behind: the user's message and a `running` turn
+ * (started `attempts` times), and no RunTurn anywhere.
+ */
+const leaveRunningTurn = (chatId: string, owner: string, turnId: string, options: { readonly seq: number; readonly attempts: number }) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.zipRight(
+      sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
+        VALUES (${chatId}, ${`m-${turnId}`}, ${`c-${turnId}`}, 'user', ${owner}, ${turnId}, ${options.seq}, NULL)`,
+      sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, status, attempts, hold_key)
+        VALUES (${chatId}, ${turnId}, ${`m-${turnId}`}, 'echo', ${owner}, 'running', ${options.attempts}, ${`chat:${chatId}:${turnId}`})`
+    ))
+
+/** A turn's stored status and attempt count. */
+const storedTurn = (turnId: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.map(sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = ${turnId}`, (rows) => rows[0]))
+
 const ended = (e: ChatEvent) => e.kind === "done" || e.kind === "cancelled" || e.kind === "error"
 
 describe("Chat entity", () => {
@@ -206,18 +224,12 @@ describe("Chat entity", () => {
       yield* chat.Create(new Create({ ownerId: "ivy", mateId: "echo" }))
       yield* chat.Post(new Post({ clientMessageId: "o1", authorId: "ivy", text: "first" }))
       const first = yield* eventsUntil("chat-orphan", 0, ended)
-      // what a runner that died right after storing a post leaves behind: the message and a
-      // running turn in the journal, and no RunTurn anywhere (the chat itself stays alive here)
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
-        VALUES ('chat-orphan', 'm-orphan', 'o2', 'user', 'ivy', 't-orphan', ${first.length}, NULL)`
-      yield* sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, status, hold_key)
-        VALUES ('chat-orphan', 't-orphan', 'm-orphan', 'echo', 'ivy', 'running', 'chat:chat-orphan:t-orphan')`
+      // a runner died right after storing a post (the chat itself stays alive here)
+      yield* leaveRunningTurn("chat-orphan", "ivy", "t-orphan", { seq: first.length, attempts: 0 })
       const events = yield* eventsUntil("chat-orphan", first.length, ended)
       expect(events.map((e) => e.kind).join(",")).toMatch(/^turn_started,(delta,)+message_stored,charge,done$/)
       expect(events.every((e) => e.turnId === "t-orphan")).toBe(true)
-      const [turn] = yield* sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = 't-orphan'`
-      expect(turn).toEqual({ status: "done", attempts: 1 })
+      expect(yield* storedTurn("t-orphan")).toEqual({ status: "done", attempts: 1 })
       expect(yield* balance("ivy")).toMatchObject({ available: 98, reserved: 0 })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
@@ -226,17 +238,12 @@ describe("Chat entity", () => {
       yield* grant("jon", 100)
       const chat = yield* chatOf("chat-poison")
       yield* chat.Create(new Create({ ownerId: "jon", mateId: "echo" }))
-      const sql = yield* SqlClient.SqlClient
       // a turn started five times, each attempt's runner gone before its end
-      yield* sql`INSERT INTO chat_messages (chat_id, message_id, client_message_id, role, author_id, turn_id, seq, body)
-        VALUES ('chat-poison', 'm-poison', 'p1', 'user', 'jon', 't-poison', 0, NULL)`
-      yield* sql`INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, status, attempts, hold_key)
-        VALUES ('chat-poison', 't-poison', 'm-poison', 'echo', 'jon', 'running', 5, 'chat:chat-poison:t-poison')`
+      yield* leaveRunningTurn("chat-poison", "jon", "t-poison", { seq: 0, attempts: 5 })
       const events = yield* eventsUntil("chat-poison", 0, ended)
       expect(events).toHaveLength(1)
       expect(events[0]).toMatchObject({ kind: "error", code: "turn_abandoned", turnId: "t-poison" })
-      const [turn] = yield* sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = 't-poison'`
-      expect(turn).toEqual({ status: "failed", attempts: 5 })
+      expect(yield* storedTurn("t-poison")).toEqual({ status: "failed", attempts: 5 })
       expect(yield* balance("jon")).toMatchObject({ available: 100, reserved: 0 })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
