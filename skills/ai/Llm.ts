@@ -24,6 +24,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as Metrics from "../../runtime/Metrics.ts"
 import * as Breaker from "./Breaker.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
 import * as Settings from "./Settings.ts"
@@ -270,19 +271,33 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
             continue
           }
           const progress = { started: false }
+          const sent = performance.now()
           const exit = yield* attempt(entry, candidate.model, request, onPart, progress).pipe(
             Effect.onInterrupt(() => Effect.sync(() => entry.breaker.abandoned(admission))),
+            Effect.withSpan("llm.request", { attributes: { "gen_ai.system": candidate.provider, "gen_ai.request.model": candidate.model.name } }),
             Effect.exit
           )
+          const measured = (outcome: string, usage?: StepResult["usage"]) =>
+            Metrics.llmRequested({
+              provider: candidate.provider,
+              model: candidate.model.name,
+              seconds: (performance.now() - sent) / 1000,
+              outcome,
+              inputTokens: usage?.inputTokens,
+              outputTokens: usage?.outputTokens
+            })
           if (Exit.isSuccess(exit)) {
             entry.breaker.succeeded()
+            yield* measured("ok", exit.value.usage)
             return { ...exit.value, skipped }
           }
+          if (Exit.isInterrupted(exit)) yield* measured("cancelled")
           const found = Cause.failureOption(exit.cause)
           // no failure in the cause: a defect or an interruption, passed on as it is
           if (Option.isNone(found)) return yield* Effect.failCause(exit.cause as Cause.Cause<never>)
           const failure = found.value
           const reason = describeError(failure)
+          yield* measured(failure instanceof AttemptTimeout ? "timeout" : (failure as { _tag: string })._tag === "HttpResponseError" ? `http_${(failure as { response: { status: number } }).response.status}` : "error")
           if (isRequestError(failure)) {
             entry.breaker.abandoned(admission)
             return yield* new StepFailed({ code: "provider_rejected", message: `${candidate.provider} refused the request: ${reason}`, partial: progress.started, provider: candidate.provider })
