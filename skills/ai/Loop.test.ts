@@ -5,6 +5,7 @@
  * the round limit, history trimmed to the context budget, and a cancel charging exactly the
  * prompt sent and the output received.
  */
+import * as Prompt from "@effect/ai/Prompt"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -252,6 +253,33 @@ describe("the tool loop", () => {
     expect(cost.credits).toBe(prompt + tokens.count(received))
     await new Promise((r) => setTimeout(r, 50))
     expect(server.requests[0]!.aborted).toBe(true)
+  })
+
+  it("offers the caller's own tools and ends the turn with their calls, running none of them", async () => {
+    const { calls, invoker } = recorder()
+    server.respond(() => Scripted.toolCalls([{ id: "c-1", name: "get_weather", arguments: { city: "Oslo" } }, { name: "demo__double", arguments: { x: 1 } }]))
+    const { events, program } = runLoop({
+      tools: [tool("demo", "double")],
+      clientTools: [{ name: "get_weather", description: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } }],
+      conversation: {
+        system: ["Answer in English."],
+        history: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: "earlier" })] })],
+        current: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: "weather in Oslo?" })] })]
+      }
+    }, { invoker })
+    const result = await Effect.runPromise(program)
+    expect(result.finishReason).toBe("tool_calls")
+    expect(result.clientToolCalls).toEqual([{ id: "c-1", name: "get_weather", params: { city: "Oslo" } }])
+    expect(calls).toEqual([])
+    expect(events.some((e) => e.kind === "skill_call")).toBe(false)
+    const sent = server.requests[0]!.body
+    expect(sent.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(["demo__double", "get_weather"])
+    expect(sent.messages).toEqual([
+      { role: "system", content: "You are terse." },
+      { role: "system", content: "Answer in English." },
+      { role: "user", content: "earlier" },
+      { role: "user", content: "weather in Oslo?" }
+    ])
   })
 
   it("estimates a hold that covers the first request and two tool rounds", async () => {
