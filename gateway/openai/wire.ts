@@ -99,7 +99,7 @@ export const toCompletion = (request: ChatCompletionRequest, reserved: (toolName
   const messages: Array<CompletionMessage> = []
   for (const [i, m] of request.messages.entries()) {
     const text = textOf(m.content, `messages.${i}.content`)
-    if (Either.isLeft(text)) return text
+    if (Either.isLeft(text)) return Either.left(text.left)
     switch (m.role) {
       case "system":
       case "developer":
