@@ -16,6 +16,7 @@ import { Credit, Release, Reserve, Settle } from "../../entities/credit/protocol
 import { User } from "../../entities/user/protocol.ts"
 import type { Cache } from "../../runtime/Cache.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
+import * as ReadyNotes from "../../runtime/ReadyNotes.ts"
 import * as SkillsConfig from "../Config.ts"
 import { WebSettings, defaultSettings as defaultWebSettings } from "../firstparty/Web.ts"
 import type { Skills } from "../Skills.ts"
@@ -122,7 +123,9 @@ export const layerTurnRunner: Layer.Layer<TurnRunner, ConfigError.ConfigError, S
         Prices.layerFromEnv,
         TurnSkills.layer(holdsOf(accounts)).pipe(Layer.provide(Layer.mergeAll(TextModel.layer, layerWebSettings)))
       )),
-      Layer.merge(Status.layerPublisher)
+      Layer.merge(Status.layerPublisher),
+      // the ready line says which provider and model answer
+      Layer.merge(Layer.effectDiscard(Effect.flatMap(Llm.Llm, (llm) => ReadyNotes.add(llm.summary))))
     )
   })
 )
