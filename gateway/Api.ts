@@ -11,6 +11,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { Email, PlainText, Scope, Username } from "../entities/user/protocol.ts"
 import { AppDescription } from "../skills/Skills.ts"
+import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
 import { Authentication } from "./Auth.ts"
 import {
   BadGateway,
@@ -408,6 +409,9 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(CreditPackagesGroup)
+  .add(PaymentsGroup)
+  .add(PaymentWebhooksGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

@@ -40,6 +40,7 @@ import * as ChatsHandlers from "./handlers/chats.ts"
 import { clientIp } from "./handlers/common.ts"
 import * as CreditsHandlers from "./handlers/credits.ts"
 import * as MatesHandlers from "./handlers/mates.ts"
+import * as PaymentsHandlers from "./handlers/payments.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -136,7 +137,8 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
     ChatsHandlers.layer,
     MatesHandlers.layer,
     CreditsHandlers.layer,
-    AppsHandlers.layer
+    AppsHandlers.layer,
+    PaymentsHandlers.layer
   ]),
   Layer.provide(Auth.layer)
 )
