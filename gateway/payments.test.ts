@@ -10,9 +10,9 @@ import * as Stripe from "../entities/payment/testing/stripe.ts"
 import { pdfText } from "../entities/payment/testing/pdf.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
 import { type MailCatcher, startMailCatcher } from "../runtime/testing/smtp.ts"
-import { onboard, readEvents } from "./flows.ts"
-import { initialInvite, request, startServer } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { onboard, readEvents } from "./testing/flows.ts"
+import { initialInvite, request, startServer } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let server: TestServer

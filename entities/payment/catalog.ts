@@ -7,7 +7,7 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as NodeCrypto from "node:crypto"
+import * as Ids from "../../runtime/Ids.ts"
 import { PackageSnapshot } from "./protocol.ts"
 import type { PaymentProviderService } from "./provider.ts"
 import * as Repo from "./repo.ts"
@@ -28,8 +28,8 @@ export interface NewPackage {
   readonly vatPercent: number
 }
 
-/** A random id with a prefix (`pkg_…`, `pay_…`). */
-export const newId = (prefix: string): string => `${prefix}_${NodeCrypto.randomBytes(12).toString("base64url").replace(/[-_]/g, "x")}`
+/** A new payment id (`pay_…`). */
+export const newPaymentId = (): string => Ids.make("pay_")
 
 /** Active packages, cheapest first. */
 export const packages = (): Effect.Effect<ReadonlyArray<Repo.PackageRow>, SqlError, SqlClient.SqlClient> => Repo.listPackages({ includeArchived: false })
@@ -42,7 +42,7 @@ export const activePackage = (id: string): Effect.Effect<Repo.PackageRow, Packag
 export const snapshot = (p: Repo.PackageRow): PackageSnapshot =>
   new PackageSnapshot({ id: p.id, name: p.name, credits: p.credits, priceCents: p.priceCents, currency: p.currency, vatPercent: p.vatPercent })
 
-export const createPackage = (p: NewPackage) => Repo.insertPackage({ id: newId("pkg"), ...p })
+export const createPackage = (p: NewPackage) => Repo.insertPackage({ id: Ids.make("pkg_"), ...p })
 
 export const updatePackage = (id: string, patch: Partial<NewPackage>): Effect.Effect<Repo.PackageRow, PackageNotFound | SqlError, SqlClient.SqlClient> =>
   Effect.flatMap(Repo.updatePackage(id, patch), (p) => (p ? Effect.succeed(p) : Effect.fail(new PackageNotFound({ packageId: id }))))

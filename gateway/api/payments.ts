@@ -9,12 +9,9 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { PlainText } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
+import { Id, Paging } from "./common.ts"
 import { BadGateway, BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
 
-const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "must be 1-64 letters, digits, _ or -" }))
-const Before = Schema.NumberFromString.pipe(Schema.int(), Schema.nonNegative())
-const Limit = Schema.NumberFromString.pipe(Schema.int(), Schema.between(1, 100))
-const Paging = Schema.Struct({ before: Schema.optional(Before), limit: Schema.optional(Limit) })
 
 const Currency = Schema.String.pipe(Schema.pattern(/^[A-Za-z]{3}$/, { message: () => "must be a 3-letter ISO 4217 code like EUR" }))
 const Credits = Schema.Int.pipe(Schema.between(1, 1_000_000_000))

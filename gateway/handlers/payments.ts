@@ -138,7 +138,7 @@ const paymentsGroup = HttpApiBuilder.group(TroupeApi, "payments", (handlers) =>
           // spending money is for the account holder's session, never an API key
           yield* Policy.require(principal, Policy.Account)
           const pkg = yield* payments(Catalog.activePackage(payload.package_id))
-          const paymentId = Catalog.newId("pay")
+          const paymentId = Catalog.newPaymentId()
           const view = yield* payments(client(paymentId).Create(new Create({ paymentId, userId: principal.userId, package: Catalog.snapshot(pkg) })))
           if (view.checkoutUrl === null) {
             return yield* Effect.fail(new ApiFailure({ status: 502, code: "payment_provider_error", message: "The payment provider opened no checkout; try again" }))

@@ -10,12 +10,12 @@ import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
-import * as BlobStore from "../runtime/BlobStore.ts"
-import * as Cluster from "../runtime/Cluster.ts"
-import * as TroupeConfig from "../runtime/Config.ts"
-import * as Database from "../runtime/Database.ts"
-import * as KeyRing from "../runtime/KeyRing.ts"
-import * as Migrations from "../runtime/Migrations.ts"
+import * as BlobStore from "../../runtime/BlobStore.ts"
+import * as Cluster from "../../runtime/Cluster.ts"
+import * as TroupeConfig from "../../runtime/Config.ts"
+import * as Database from "../../runtime/Database.ts"
+import * as KeyRing from "../../runtime/KeyRing.ts"
+import * as Migrations from "../../runtime/Migrations.ts"
 
 /** The default cluster configuration, as a process without any variables would have it. */
 export const clusterConfig = (): TroupeConfig.ClusterConfig =>
