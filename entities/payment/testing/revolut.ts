@@ -46,6 +46,8 @@ export interface RevolutStandIn {
   readonly webhookSecret: string
   readonly requests: Array<{ readonly method: string; readonly path: string; readonly body: unknown; readonly version: string | undefined }>
   readonly order: (id: string) => Order | undefined
+  /** The order whose reference is `reference` (our payment id). */
+  readonly orderFor: (reference: string) => Order | undefined
   /** The buyer pays: the order completes; returns `ORDER_COMPLETED`. */
   readonly complete: (orderId: string) => RevolutWebhook
   /** The order is cancelled (abandoned checkout); returns `ORDER_CANCELLED`. */
@@ -140,6 +142,7 @@ export const start = async (options: { readonly apiKey?: string; readonly webhoo
     webhookSecret,
     requests,
     order: (id) => orders.get(id),
+    orderFor: (reference) => [...orders.values()].find((o) => o.merchant_order_data.reference === reference),
     complete: (id) => move(id, "completed", "ORDER_COMPLETED"),
     cancel: (id) => move(id, "cancelled", "ORDER_CANCELLED"),
     disputeLost: (id) => {
