@@ -144,5 +144,6 @@ export class PaymentWebhooksGroup extends HttpApiGroup.make("payment_webhooks")
   .addError(BadRequest)
   .addError(NotFound)
   .addError(TooManyRequests)
+  .addError(BadGateway)
   .addError(Unavailable)
 {}
