@@ -212,39 +212,7 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
   let reply = ""
   let callSeq = 0
 
-  const runCall = (call: Llm.ToolCall, callId: string) =>
-    Effect.gen(function*() {
-      const tool = byName.get(call.name)
-      const [app, skill] = tool ? [tool.app, tool.skill] : call.name.includes("__") ? call.name.split("__", 2) as [string, string] : [call.name, ""]
-      emit({ kind: "skill_call", callId, app, skill, input: call.params })
-      const fail = (code: string, message: string) => {
-        emit({ kind: "skill_result", callId, ok: false, output: null, error: `${code}: ${message}` })
-        return errorResult(code, message)
-      }
-      if (!tool) return fail("skill_not_allowed", `${call.name} is not one of this mate's skills; use only the tools offered`)
-      if (typeof call.params !== "object" || call.params === null || Array.isArray(call.params)) {
-        return fail("invalid_arguments", `the arguments of ${call.name} must be a JSON object${typeof call.params === "string" ? ` (got text that is not JSON)` : ""}`)
-      }
-      const invalid = yield* Effect.flip(deps.invoker.validate(tool, call.params)).pipe(Effect.option)
-      if (invalid._tag === "Some") return fail(invalid.value.code, invalid.value.message)
-      if (tool.sideEffects === "write") {
-        emit({ kind: "confirmation_required", callId, app, skill, input: call.params, timeoutMs: Duration.toMillis(deps.confirmTimeout) })
-        const answer = yield* deps.confirm(callId, deps.confirmTimeout)
-        emit({ kind: "confirmation_resolved", callId, approved: answer === "approved", reason: answer })
-        if (answer === "declined") return fail("confirmation_declined", `the user declined ${app}.${skill}`)
-        if (answer === "timeout") return fail("confirmation_timeout", `the user did not confirm ${app}.${skill} within ${Duration.format(deps.confirmTimeout)}`)
-      }
-      const outcome = yield* deps.invoker.invoke(tool, call.params, callId).pipe(
-        Effect.timeoutFail({
-          duration: tool.timeoutMs + 1000,
-          onTimeout: () => new ToolError({ code: "skill_timeout", message: `${app}.${skill} did not finish within ${tool.timeoutMs} ms` })
-        }),
-        Effect.either
-      )
-      if (outcome._tag === "Left") return fail(outcome.left.code, outcome.left.message)
-      emit({ kind: "skill_result", callId, ok: true, output: outcome.right.output, error: null })
-      return outcome.right.output
-    })
+  const runCall = (call: Llm.ToolCall, callId: string) => runOne(deps, byName, call, callId, emit)
 
   const loop = Effect.gen(function*() {
     const current: Array<Prompt.Message> = [...conversation.current]
@@ -380,3 +348,56 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
 }
 
 const isError = (result: unknown): boolean => typeof result === "object" && result !== null && "error" in result && Object.keys(result).length === 1
+
+/**
+ * One tool call, checked before it runs: the allowlist (`tools`), JSON-object arguments, the
+ * skill's schema, the user's confirmation for a `write` skill; then the skill with its own hold and
+ * timeout. Emits `skill_call` and `skill_result`; the value is what goes back to the model.
+ */
+export const runCall = (
+  deps: Pick<LoopDeps, "invoker" | "confirm" | "confirmTimeout">,
+  tools: ReadonlyArray<ToolDef>,
+  call: Llm.ToolCall,
+  callId: string,
+  emit: (event: LoopEvent) => void
+): Effect.Effect<unknown> => runOne(deps, new Map(tools.map((t) => [t.name, t])), call, callId, emit)
+
+const runOne = (
+  deps: Pick<LoopDeps, "invoker" | "confirm" | "confirmTimeout">,
+  byName: ReadonlyMap<string, ToolDef>,
+  call: Llm.ToolCall,
+  callId: string,
+  emit: (event: LoopEvent) => void
+): Effect.Effect<unknown> =>
+  Effect.gen(function*() {
+    const tool = byName.get(call.name)
+    const [app, skill] = tool ? [tool.app, tool.skill] : call.name.includes("__") ? call.name.split("__", 2) as [string, string] : [call.name, ""]
+    emit({ kind: "skill_call", callId, app, skill, input: call.params })
+    const fail = (code: string, message: string) => {
+      emit({ kind: "skill_result", callId, ok: false, output: null, error: `${code}: ${message}` })
+      return errorResult(code, message)
+    }
+    if (!tool) return fail("skill_not_allowed", `${call.name} is not one of this mate's skills; use only the tools offered`)
+    if (typeof call.params !== "object" || call.params === null || Array.isArray(call.params)) {
+      return fail("invalid_arguments", `the arguments of ${call.name} must be a JSON object${typeof call.params === "string" ? ` (got text that is not JSON)` : ""}`)
+    }
+    const invalid = yield* Effect.flip(deps.invoker.validate(tool, call.params)).pipe(Effect.option)
+    if (invalid._tag === "Some") return fail(invalid.value.code, invalid.value.message)
+    if (tool.sideEffects === "write") {
+      emit({ kind: "confirmation_required", callId, app, skill, input: call.params, timeoutMs: Duration.toMillis(deps.confirmTimeout) })
+      const answer = yield* deps.confirm(callId, deps.confirmTimeout)
+      emit({ kind: "confirmation_resolved", callId, approved: answer === "approved", reason: answer })
+      if (answer === "declined") return fail("confirmation_declined", `the user declined ${app}.${skill}`)
+      if (answer === "timeout") return fail("confirmation_timeout", `the user did not confirm ${app}.${skill} within ${Duration.format(deps.confirmTimeout)}`)
+    }
+    const outcome = yield* deps.invoker.invoke(tool, call.params, callId).pipe(
+      Effect.timeoutFail({
+        duration: tool.timeoutMs + 1000,
+        onTimeout: () => new ToolError({ code: "skill_timeout", message: `${app}.${skill} did not finish within ${tool.timeoutMs} ms` })
+      }),
+      Effect.either
+    )
+    if (outcome._tag === "Left") return fail(outcome.left.code, outcome.left.message)
+    emit({ kind: "skill_result", callId, ok: true, output: outcome.right.output, error: null })
+    return outcome.right.output
+  })

@@ -15,7 +15,6 @@ import * as Llm from "./Llm.ts"
 import * as Settings from "./Settings.ts"
 import * as Scripted from "./testing/ScriptedServer.ts"
 import * as TextModel from "./TextModel.ts"
-import * as Tokens from "./Tokens.ts"
 
 let server: Scripted.ScriptedServer
 beforeAll(async () => {
@@ -31,7 +30,7 @@ const invoke = (skill: string, input: unknown, providers: ReadonlyArray<Settings
     Effect.flatMap(Skills.Skills, (s) => s.invoke({ app: "text", skill, input, userId: "u" })).pipe(
       Effect.provide(TextModel.layer),
       Effect.provide(Skills.layer().pipe(Layer.provide(Host.layer({ poolSize: 1 })), Layer.provide(KvStore.layerMemory()))),
-      Effect.provide(Layer.merge(Llm.layer(Settings.make({ providers })), Layer.succeed(Tokens.Tokens, Tokens.rough))),
+      Effect.provide(Llm.layer(Settings.make({ providers }))),
       Effect.provide(NodeHttpClient.layerUndici)
     )
   )

@@ -51,10 +51,11 @@ export const make = (llm: Llm.Llm["Type"], tokens: Tokens.Tokens["Type"]): TextG
  * The text generator when a provider is configured, nothing otherwise: the text skills look for it
  * with `Effect.serviceOption` and stay extractive without it, so the layer promises nothing in its type.
  */
-export const layer: Layer.Layer<never, never, Llm.Llm | Tokens.Tokens> = Layer.unwrapEffect(
+export const layer: Layer.Layer<never, never, Llm.Llm> = Layer.unwrapEffect(
   Effect.gen(function*() {
     const llm = yield* Llm.Llm
-    const tokens = yield* Tokens.Tokens
-    return llm.available ? Layer.succeed(TextGenerator, make(llm, tokens)) as Layer.Layer<never> : Layer.empty
+    if (!llm.available) return Layer.empty
+    // the encoding module is loaded once per process, whoever asks first
+    return Layer.succeed(TextGenerator, make(llm, yield* Tokens.make)) as Layer.Layer<never>
   })
 )
