@@ -5,11 +5,13 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Entities from "../entities/index.ts"
+import * as PaymentConfig from "../entities/payment/config.ts"
 import * as GatewayConfig from "../gateway/Config.ts"
 import * as Gateway from "../gateway/Server.ts"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as PreviewServer from "../preview/Server.ts"
+import * as Mailer from "../runtime/Mailer.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
@@ -35,6 +37,9 @@ export const app: Roles.App = {
   // the folders' settings: the gateway's (start, gateway), the embedded preview's (start), the LLM's (start, runner)
   checkConfig: (role, config) =>
     Effect.all([
+      // every role takes part in payments (runners run the workflow, gateways verify webhooks)
+      PaymentConfig.config,
+      Mailer.config,
       role === "runner" ? Effect.void : GatewayConfig.validate(config),
       role === "start" ? PreviewConfig.fromEnv : Effect.void,
       role === "gateway" ? AiSettings.defaultPriceFromEnv : AiSettings.fromEnv
