@@ -105,6 +105,19 @@ export const layerPlatform = (config: TroupeConfigShape, service: string): Layer
   return Layer.provideMerge(checks, parts)
 }
 
+/**
+ * The cluster's own connections on Postgres: the shard-lock refresh must never wait behind the
+ * entities' queries for a pooled connection. (A refresh slower than the lock interval makes the
+ * runner give up every shard it holds: at load, with one shared pool, that stalled the cluster.)
+ */
+const layerClusterStorageSql = (config: TroupeConfigShape, service: string) =>
+  config.database._tag === "Postgres"
+    ? Layer.orDie(Database.layerPostgres({ url: config.database.url, maxConnections: clusterConnections, applicationName: `troupe-${service}-cluster` }))
+    : Layer.empty
+
+/** Connections of the cluster's own pool (lock refresh, runner list, message storage polls). */
+const clusterConnections = 4
+
 /** Run migrations once while the role starts. */
 export const layerMigrations = (app: App): Layer.Layer<never, unknown, SqlClient.SqlClient> =>
   Layer.effectDiscard(Migrations.run(allMigrations(app)))
@@ -157,7 +170,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
   layerHttp(config, "runner", app.version, Layer.empty).pipe(
     Layer.provide(layerClusterCheck),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
-    Layer.provideMerge(Cluster.layerRunner(config.cluster, address)),
+    Layer.provideMerge(Cluster.layerRunner(config.cluster, address).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "runner")),
     Layer.provide(ensureDataDir(config))
@@ -167,7 +180,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
 export const layerGateway = (app: App, config: TroupeConfigShape) =>
   layerHttp(config, "gateway", app.version, app.routes).pipe(
     Layer.provide(layerClusterCheck),
-    Layer.provideMerge(Cluster.layerClientOnly(config.cluster)),
+    Layer.provideMerge(Cluster.layerClientOnly(config.cluster).pipe(Layer.provide(layerClusterStorageSql(config, "gateway")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "gateway")),
     Layer.provide(ensureDataDir(config))
