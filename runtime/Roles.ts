@@ -73,7 +73,7 @@ export const layerLogging = (config: TroupeConfigShape, service: string) =>
 /** Database, cache and blob store chosen by configuration, with their health checks and gauges. */
 export const layerPlatform = (config: TroupeConfigShape, service: string): Layer.Layer<Platform, unknown> => {
   const parts = Layer.mergeAll(
-    Database.layerFrom(config.database, `troupe-${service}`),
+    Database.layerFrom(appDatabase(config, service), `troupe-${service}`),
     config.cache._tag === "Redis" ? Cache.layerRedis(config.cache) : Cache.layerMemory({ maxEntries: config.cache.maxEntries }),
     BlobStore.layerFrom(config.blobStore),
     Health.layer(),
@@ -106,6 +106,15 @@ export const layerPlatform = (config: TroupeConfigShape, service: string): Layer
 }
 
 /**
+ * The entities' and routes' share of `DATABASE_MAX_CONNECTIONS`: a cluster member keeps a few for
+ * the cluster's storage (below), so a process opens no more connections than configured.
+ */
+const appDatabase = (config: TroupeConfigShape, service: string): TroupeConfigShape["database"] =>
+  config.database._tag === "Postgres" && (service === "runner" || service === "gateway")
+    ? { ...config.database, maxConnections: Math.max(2, config.database.maxConnections - clusterConnections) }
+    : config.database
+
+/**
  * The cluster's own connections on Postgres: the shard-lock refresh must never wait behind the
  * entities' queries for a pooled connection. (A refresh slower than the lock interval makes the
  * runner give up every shard it holds: at load, with one shared pool, that stalled the cluster.)
@@ -116,7 +125,7 @@ const layerClusterStorageSql = (config: TroupeConfigShape, service: string) =>
     : Layer.empty
 
 /** Connections of the cluster's own pool (lock refresh, runner list, message storage polls). */
-const clusterConnections = 4
+const clusterConnections = 3
 
 /** Run migrations once while the role starts. */
 export const layerMigrations = (app: App): Layer.Layer<never, unknown, SqlClient.SqlClient> =>
