@@ -170,7 +170,12 @@ describe("mates that think", () => {
     expect(cut.at(-1)!.data.code).toBe("provider_failed")
     expect(textOf(cut)).toBe("Half an answer")
     expect(backup.requests.length).toBe(before)
-    const health = await request(server, "GET", "/v1/admin/providers", { token: admin })
+    // runners publish their providers' health within a quarter second of a change
+    let health = await request(server, "GET", "/v1/admin/providers", { token: admin })
+    for (let i = 0; i < 40 && health.body.providers?.find((p: { name: string }) => p.name === "primary")?.health.state !== "open"; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      health = await request(server, "GET", "/v1/admin/providers", { token: admin })
+    }
     expect(health.status).toBe(200)
     const primaryHealth = health.body.providers.find((p: { name: string }) => p.name === "primary")
     expect(primaryHealth).toMatchObject({ base_url: primary.baseUrl, api_key_set: false, priority: 1, source: "providers" })
