@@ -30,6 +30,8 @@ import * as Server from "./Server.ts"
 /** A running server. */
 export interface TestServer {
   readonly url: string
+  /** The admin listener (`/metrics`, `/health/detailed`). */
+  readonly adminUrl: string
   readonly dataDir: string
   readonly settings: GatewaySettings
   readonly close: () => Promise<void>
@@ -50,18 +52,23 @@ export const startServer = async (options: {
   readonly entities?: Roles.App["entities"]
   /** Server log level (default `error`, or TROUPE_TEST_LOG_LEVEL). */
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
+  /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
+  readonly env?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
+  const adminPort = await freePort()
   const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
   const env = new Map<string, string>([
     ["TROUPE_DATA_DIR", dataDir],
     ["TROUPE_HOST", "127.0.0.1"],
     ["TROUPE_PORT", String(port)],
+    ["TROUPE_ADMIN_PORT", String(adminPort)],
     ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? options.logLevel ?? "error"]
   ])
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
+  for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
   const app: Roles.App = {
@@ -81,6 +88,7 @@ export const startServer = async (options: {
   )
   return {
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     dataDir,
     settings,
     close: async () => {
