@@ -24,7 +24,8 @@ export const app: Roles.App = {
   entities: Entities.layer,
   // the public API; skills run in the serving process (first-party apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))),
-  startRoutes: PreviewServer.layerEmbedded,
+  // the preview beside the gateway: the web app's sessions may use it
+  startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),
   // what the routes read: the gateway's settings (start, gateway) and the embedded preview's (start)
   checkConfig: (role, config) =>
     role === "runner"

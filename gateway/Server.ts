@@ -11,6 +11,7 @@
  * non-canonical spellings before routing, so a limit keyed on the path is keyed on the route.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
+import * as PreviewSessions from "../preview/Sessions.ts"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
@@ -200,6 +201,23 @@ export const layerConfig: Layer.Layer<GatewayConfig, unknown, TroupeConfig> = La
   GatewayConfig,
   Effect.flatMap(TroupeConfigTag, GatewayConfigModule.fromEnv)
 )
+
+/**
+ * The gateway's sessions for the preview service embedded beside it (`troupe start`): a request
+ * signed in to the API (access token, cookie, or API key) may use the preview endpoints.
+ */
+export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, never, GatewayConfig | Sharding.Sharding | Cache | RedisConnection> = Layer.effect(
+  PreviewSessions.Sessions,
+  Effect.gen(function*() {
+    const context = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding>()
+    return PreviewSessions.Sessions.of({
+      signedIn: (request) => Auth.authenticate(request).pipe(Effect.provide(context), Effect.as(true), Effect.orElseSucceed(() => false))
+    })
+  })
+).pipe(Layer.provide(layerServices))
+
+/** `layerPreviewSessionsWith` with the gateway's configuration from the environment. */
+export const layerPreviewSessions = layerPreviewSessionsWith.pipe(Layer.provide(layerConfig))
 
 /** The gateway as the roles mount it (`app.routes`). */
 export const layer: Layer.Layer<never, unknown, Exclude<Requirements, GatewayConfig> | TroupeConfig | Routes> = layerWith.pipe(Layer.provide(layerConfig))

@@ -18,6 +18,7 @@ import type { Routes } from "../runtime/Http.ts"
 import * as KeyRing from "../runtime/KeyRing.ts"
 import * as Roles from "../runtime/Roles.ts"
 import { freePort } from "../runtime/testing/process.ts"
+import * as PreviewServer from "../preview/Server.ts"
 import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
 import * as Skills from "../skills/Skills.ts"
@@ -54,6 +55,8 @@ export const startServer = async (options: {
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
   /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
   readonly env?: Record<string, string>
+  /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
+  readonly preview?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
   const adminPort = await freePort()
@@ -79,7 +82,12 @@ export const startServer = async (options: {
       Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty
     ),
-    startRoutes: Layer.empty
+    startRoutes: options.preview
+      ? PreviewServer.layerEmbedded.pipe(
+        Layer.provide(Server.layerPreviewSessionsWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)))),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ PREVIEW_CACHE_DIR: NodePath.join(dataDir, "preview-cache"), PREVIEW_WORKERS: "1", ...options.preview })))))
+      )
+      : Layer.empty
   }
   const masterKeys = KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
