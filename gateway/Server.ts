@@ -31,6 +31,7 @@ import type { TroupeConfig } from "../runtime/Config.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
 import * as SecurityHeaders from "../runtime/SecurityHeaders.ts"
+import * as UserDirectory from "../entities/user/directory.ts"
 import type { Skills } from "../skills/Skills.ts"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TroupeApi } from "./Api.ts"
@@ -40,13 +41,8 @@ import { GatewayConfig } from "./Config.ts"
 import * as GatewayConfigModule from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 import * as FirstRun from "./FirstRun.ts"
-import * as AccountHandlers from "./handlers/account.ts"
-import * as AppsHandlers from "./handlers/apps.ts"
-import * as AuthHandlers from "./handlers/auth.ts"
-import * as ChatsHandlers from "./handlers/chats.ts"
 import { clientIp } from "./handlers/common.ts"
-import * as CreditsHandlers from "./handlers/credits.ts"
-import * as MatesHandlers from "./handlers/mates.ts"
+import * as Handlers from "./handlers/index.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -158,14 +154,7 @@ const layerCors = Layer.unwrapEffect(
 
 /** The API with every group's handlers. */
 const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
-  Layer.provide([
-    AuthHandlers.layer,
-    AccountHandlers.layer,
-    ChatsHandlers.layer,
-    MatesHandlers.layer,
-    CreditsHandlers.layer,
-    AppsHandlers.layer
-  ]),
+  Layer.provide(Handlers.layer),
   Layer.provide(Auth.layer)
 )
 
@@ -193,7 +182,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
   Layer.provide(HttpApiBuilder.Router.Live),
   Layer.provide(HttpApiBuilder.Middleware.layer),
   Layer.provide(layerServices),
-  Layer.provide(FirstRun.layer)
+  Layer.provide(FirstRun.layer),
+  Layer.provide(UserDirectory.layer)
 )
 
 /** The gateway's configuration from the environment (read when the role starts). */

@@ -7,9 +7,9 @@ import * as Duration from "effect/Duration"
 import * as NodeHttp from "node:http"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
-import { onboard } from "../flows.ts"
-import { initialInvite, request, startServer } from "../testing.ts"
-import type { TestServer } from "../testing.ts"
+import { onboard } from "../testing/flows.ts"
+import { initialInvite, request, startServer } from "../testing/server.ts"
+import type { TestServer } from "../testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let server: TestServer
