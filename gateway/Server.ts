@@ -196,7 +196,7 @@ export const layerConfig: Layer.Layer<GatewayConfig, unknown, TroupeConfig> = La
  * The gateway's sessions for the preview service embedded beside it (`troupe start`): a request
  * signed in to the API (access token, cookie, or API key) may use the preview endpoints.
  */
-export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, never, GatewayConfig | Sharding.Sharding | Cache | RedisConnection> = Layer.effect(
+export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, never, GatewayConfig | Sharding.Sharding | Cache | RedisConnection | SqlClient.SqlClient> = Layer.effect(
   PreviewSessions.Sessions,
   Effect.gen(function*() {
     const context = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding>()
@@ -204,7 +204,7 @@ export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, nev
       signedIn: (request) => Auth.authenticate(request).pipe(Effect.provide(context), Effect.as(true), Effect.orElseSucceed(() => false))
     })
   })
-).pipe(Layer.provide(layerServices))
+).pipe(Layer.provide(layerServices), Layer.provide(UserDirectory.layer))
 
 /** `layerPreviewSessionsWith` with the gateway's configuration from the environment. */
 export const layerPreviewSessions = layerPreviewSessionsWith.pipe(Layer.provide(layerConfig))

@@ -55,12 +55,14 @@ export const startServer = async (options: {
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
   /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
   readonly env?: Record<string, string>
+  /** A data directory to use and keep (a restart of the same server); default: a fresh one, removed on close. */
+  readonly dataDir?: string
   /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
   readonly preview?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
   const adminPort = await freePort()
-  const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
+  const dataDir = options.dataDir ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
   const env = new Map<string, string>([
     ["TROUPE_DATA_DIR", dataDir],
     ["TROUPE_HOST", "127.0.0.1"],
@@ -101,7 +103,7 @@ export const startServer = async (options: {
     settings,
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
-      NodeFs.rmSync(dataDir, { recursive: true, force: true })
+      if (!options.dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
     }
   }
 }
