@@ -32,6 +32,7 @@ import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
 import * as SecurityHeaders from "../runtime/SecurityHeaders.ts"
 import * as UserDirectory from "../entities/user/directory.ts"
+import * as Prices from "../skills/ai/Prices.ts"
 import type { Skills } from "../skills/Skills.ts"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TroupeApi } from "./Api.ts"
@@ -183,7 +184,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
   Layer.provide(HttpApiBuilder.Middleware.layer),
   Layer.provide(layerServices),
   Layer.provide(FirstRun.layer),
-  Layer.provide(UserDirectory.layer)
+  Layer.provide(UserDirectory.layer),
+  Layer.provide(Prices.layerFromEnv)
 )
 
 /** The gateway's configuration from the environment (read when the role starts). */

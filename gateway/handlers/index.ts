@@ -6,8 +6,10 @@ import * as Apps from "./apps.ts"
 import * as Auth from "./auth.ts"
 import * as Chats from "./chats.ts"
 import * as Credits from "./credits.ts"
+import * as Llm from "./llm.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
+import * as Payments from "./payments.ts"
 
 /** The handlers of every group of `TroupeApi`. */
 export const layer = Layer.mergeAll(
@@ -18,5 +20,7 @@ export const layer = Layer.mergeAll(
   Mates.layer,
   Credits.layer,
   Admin.layer,
-  Apps.layer
+  Apps.layer,
+  Payments.layer,
+  Llm.layer
 )
