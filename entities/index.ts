@@ -7,6 +7,7 @@ import type { Migration } from "../runtime/Migrations.ts"
 import * as ChatBehaviour from "./chat/behaviour.ts"
 import * as ChatRepo from "./chat/repo.ts"
 import * as Turn from "./chat/turn.ts"
+import * as ChatTurns from "./chat/turns.ts"
 import * as CreditBehaviour from "./credit/behaviour.ts"
 import * as CreditRepo from "./credit/repo.ts"
 import * as UserBehaviour from "./user/behaviour.ts"
@@ -20,7 +21,7 @@ export const layer = Layer.mergeAll(
   CreditBehaviour.layer,
   CreditBehaviour.layerExpirySweeper,
   ChatBehaviour.layer,
-  ChatBehaviour.layerTurnSweeper(),
+  ChatTurns.layerTurnSweeper(),
   UserBehaviour.layer
 ).pipe(
   Layer.provide(Layer.effect(CreditBehaviour.CreditConfig, CreditBehaviour.config)),
