@@ -13,6 +13,7 @@ import * as PreviewServer from "../preview/Server.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
+import * as AiPrices from "../skills/ai/Prices.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
 import pkg from "../package.json" with { type: "json" }
@@ -20,7 +21,7 @@ import pkg from "../package.json" with { type: "json" }
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [...Entities.migrations, ...SkillKv.migrations],
+  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
   entities: Entities.layer,
   // the public API; skills run in the serving process (first-party apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))),

@@ -15,6 +15,7 @@ import { AppsGroup } from "./api/apps.ts"
 import { AuthGroup } from "./api/auth.ts"
 import { ChatsGroup, SharesGroup } from "./api/chats.ts"
 import { CreditsGroup } from "./api/credits.ts"
+import { LlmGroup } from "./api/llm.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
 
@@ -29,6 +30,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(LlmGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

@@ -6,6 +6,7 @@ import * as Apps from "./apps.ts"
 import * as Auth from "./auth.ts"
 import * as Chats from "./chats.ts"
 import * as Credits from "./credits.ts"
+import * as Llm from "./llm.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
 
@@ -18,5 +19,6 @@ export const layer = Layer.mergeAll(
   Mates.layer,
   Credits.layer,
   Admin.layer,
-  Apps.layer
+  Apps.layer,
+  Llm.layer
 )
