@@ -5,11 +5,13 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Entities from "../entities/index.ts"
+import * as PaymentConfig from "../entities/payment/config.ts"
 import * as GatewayConfig from "../gateway/Config.ts"
 import * as Gateway from "../gateway/Server.ts"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as PreviewServer from "../preview/Server.ts"
+import * as Mailer from "../runtime/Mailer.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
@@ -28,9 +30,13 @@ export const app: Roles.App = {
   startRoutes: PreviewServer.layerEmbedded,
   // what the routes read: the gateway's settings (start, gateway) and the embedded preview's (start)
   checkConfig: (role, config) =>
-    role === "runner"
-      ? Effect.void
-      : Effect.zipRight(GatewayConfig.validate(config), role === "start" ? Effect.asVoid(PreviewConfig.fromEnv) : Effect.void)
+    Effect.zipRight(
+      // every role takes part in payments (runners run the workflow, gateways verify webhooks)
+      Effect.asVoid(Effect.zip(PaymentConfig.config, Mailer.config)),
+      role === "runner"
+        ? Effect.void
+        : Effect.zipRight(GatewayConfig.validate(config), role === "start" ? Effect.asVoid(PreviewConfig.fromEnv) : Effect.void)
+    )
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */

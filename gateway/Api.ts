@@ -18,6 +18,7 @@ import { CreditsGroup } from "./api/credits.ts"
 import { LlmGroup } from "./api/llm.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
+import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
 
 /** The whole API. */
 export class TroupeApi extends HttpApi.make("troupe")
@@ -30,6 +31,9 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(CreditPackagesGroup)
+  .add(PaymentsGroup)
+  .add(PaymentWebhooksGroup)
   .add(LlmGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
