@@ -86,6 +86,8 @@ export const fromEntity = (e: Tagged): ApiFailure => {
       return f(409, "chat_exists", "The chat already exists")
     case "TurnNotFound":
       return f(404, "turn_not_found", "No such turn")
+    case "ConfirmationNotFound":
+      return f(404, "confirmation_not_found", "No running turn waits for the answer to this call (answered, timed out, or the turn ended)", { call_id: fields.callId })
     case "MessageNotFound":
       return f(404, "message_not_found", "No such message")
     case "ShareNotFound":

@@ -30,6 +30,7 @@ import {
   ChatMessage,
   ChatNotFound,
   ChatSummary,
+  ConfirmationNotFound,
   HistoryPage,
   MessageNotFound,
   NotChatOwner,
@@ -177,6 +178,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       RunTurn: ({ payload }) => inBackground(Effect.asVoid(turns.run(payload.turnId))),
 
       Wake: () => turns.resume,
+
+      Confirm: ({ payload }) =>
+        Effect.gen(function*() {
+          yield* journal.requireOwner(payload.byUserId)
+          if (!(yield* turns.confirm(payload.callId, payload.approve))) return yield* new ConfirmationNotFound({ callId: payload.callId })
+        }),
 
       Cancel: ({ payload }) =>
         Effect.gen(function*() {

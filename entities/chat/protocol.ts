@@ -42,6 +42,8 @@ export const ChatEvent = Schema.Union(
   Schema.Struct({ ...base, kind: Schema.Literal("delta"), text: Schema.String }),
   Schema.Struct({ ...base, kind: Schema.Literal("skill_call"), callId: Schema.String, app: Schema.String, skill: Schema.String, input: Schema.Unknown }),
   Schema.Struct({ ...base, kind: Schema.Literal("skill_result"), callId: Schema.String, ok: Schema.Boolean, output: Schema.Unknown, error: Schema.NullOr(Schema.String) }),
+  Schema.Struct({ ...base, kind: Schema.Literal("confirmation_required"), callId: Schema.String, app: Schema.String, skill: Schema.String, input: Schema.Unknown, timeoutMs: Schema.Number }),
+  Schema.Struct({ ...base, kind: Schema.Literal("confirmation_resolved"), callId: Schema.String, approved: Schema.Boolean, reason: Schema.Literal("approved", "declined", "timeout") }),
   Schema.Struct({ ...base, kind: Schema.Literal("charge"), amount: Schema.Number, held: Schema.Number }),
   Schema.Struct({ ...base, kind: Schema.Literal("done"), messageId: Schema.String }),
   Schema.Struct({ ...base, kind: Schema.Literal("cancelled"), messageId: Schema.NullOr(Schema.String) }),
@@ -115,6 +117,16 @@ export class ChatExists extends Schema.TaggedError<ChatExists>()("ChatExists", {
 /** A turn is still running: wait for it or cancel it. */
 export class TurnInProgress extends Schema.TaggedError<TurnInProgress>()("TurnInProgress", { turnId: Schema.String }) {}
 
+/** No running turn of the chat waits for the user's answer to this call (answered, timed out, or unknown). */
+export class ConfirmationNotFound extends Schema.TaggedError<ConfirmationNotFound>()("ConfirmationNotFound", { callId: Schema.String }) {}
+
+/** Approve or decline a `write` skill call the running turn waits for (`confirmation_required`). */
+export class Confirm extends Schema.Class<Confirm>("troupe/Chat/Confirm")({
+  callId: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)),
+  approve: Schema.Boolean,
+  byUserId: Id
+}) {}
+
 /** No such turn. */
 export class TurnNotFound extends Schema.TaggedError<TurnNotFound>()("TurnNotFound", { turnId: Schema.String }) {}
 
@@ -182,6 +194,8 @@ export const Chat = Entity.make("Chat", [
   Rpc.make("RunTurn", { payload: RunTurn }),
   /** Run the chat's `running` turns that nothing runs (after a runner died); a no-op otherwise. */
   Rpc.make("Wake"),
+  // volatile: the answer goes to the turn running in memory; a lost one times out like no answer
+  Rpc.make("Confirm", { payload: Confirm, error: Schema.Union(ChatNotFound, NotChatOwner, ConfirmationNotFound) }),
   Rpc.make("Cancel", { payload: Cancel, success: TurnStatus, error: Schema.Union(ChatNotFound, NotChatOwner, TurnNotFound) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("DeleteMessage", { payload: DeleteMessage, error: Schema.Union(ChatNotFound, NotChatOwner, MessageNotFound) })

@@ -77,6 +77,12 @@ export const migrations: ReadonlyArray<Migration> = [
           PRIMARY KEY (chat_id, share_id)
         );
       `)
+  },
+  {
+    // a running turn that is silent (a slow model, a skill, a user's confirmation) says it is alive
+    id: 2026120761,
+    name: "chat_turn_heartbeat",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE chat_turns ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ`)
   }
 ]
 
@@ -331,6 +337,10 @@ export const make = (chatId: string) =>
         (rows) => rows.length === 1
       )
 
+    /** A running turn is alive (the turn sweeper leaves it alone for its grace). */
+    const heartbeat = (turnId: string): Effect.Effect<void, SqlError> =>
+      Effect.asVoid(sql`UPDATE chat_turns SET heartbeat_at = now() WHERE chat_id = ${chatId} AND turn_id = ${turnId} AND status = 'running'`)
+
     const markDeleted = sql`UPDATE chats SET deleted_at = now(), title = NULL WHERE chat_id = ${chatId}`
 
     const insertShare = (shareId: string, snapshot: Uint8Array) =>
@@ -357,6 +367,7 @@ export const make = (chatId: string) =>
       turn,
       runningTurns,
       finishTurn,
+      heartbeat,
       markDeleted,
       insertShare,
       share,
@@ -365,16 +376,18 @@ export const make = (chatId: string) =>
   })
 
 /**
- * Chats with a `running` turn and no journal write for `quietForMs` (the database's clock; for the turn sweeper): a
- * turn that is producing output moves its chat's `updated_at` at every write, so only stalled or
- * orphaned turns are returned.
+ * Chats with a `running` turn, no journal write and no heartbeat for `quietForMs` (the database's
+ * clock; for the turn sweeper): a turn that is producing output moves its chat's `updated_at` at
+ * every write, a silent one writes heartbeats, so only stalled or orphaned turns are returned.
  */
 export const chatsWithStalledTurns = (quietForMs: number, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.map(
       sql<{ chat_id: string }>`
         SELECT DISTINCT t.chat_id FROM chat_turns t JOIN chats c ON c.chat_id = t.chat_id
-        WHERE t.status = 'running' AND c.updated_at <= now() - ${quietForMs}::int * interval '1 millisecond' AND c.deleted_at IS NULL LIMIT ${limit}`,
+        WHERE t.status = 'running' AND c.updated_at <= now() - ${quietForMs}::int * interval '1 millisecond'
+          AND (t.heartbeat_at IS NULL OR t.heartbeat_at <= now() - ${quietForMs}::int * interval '1 millisecond')
+          AND c.deleted_at IS NULL LIMIT ${limit}`,
       (rows) => rows.map((r) => r.chat_id)
     ))
 

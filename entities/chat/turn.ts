@@ -21,8 +21,10 @@ export interface TurnInput {
   /** The spend cap the turn's holds count against (an API key's): hold each skill call under it too. */
   readonly scope?: SpendScope
   readonly text: string
-  /** Earlier messages, oldest first (deleted ones left out). */
+  /** Earlier messages, oldest first (deleted ones left out), at most the runner's `historyWindow`. */
   readonly history: ReadonlyArray<{ readonly role: "user" | "mate"; readonly text: string }>
+  /** Which attempt of the turn this is (1 the first; more after its runner died). */
+  readonly attempt?: number
 }
 
 /** What a turn emits while it works; `cost` reports credits used so far (the last one counts). */
@@ -30,6 +32,9 @@ export type TurnEmission =
   | { readonly kind: "delta"; readonly text: string }
   | { readonly kind: "skill_call"; readonly callId: string; readonly app: string; readonly skill: string; readonly input: unknown }
   | { readonly kind: "skill_result"; readonly callId: string; readonly ok: boolean; readonly output: unknown; readonly error: string | null }
+  /** A `write` skill waits for the user (`Confirm`) before it runs. */
+  | { readonly kind: "confirmation_required"; readonly callId: string; readonly app: string; readonly skill: string; readonly input: unknown; readonly timeoutMs: number }
+  | { readonly kind: "confirmation_resolved"; readonly callId: string; readonly approved: boolean; readonly reason: "approved" | "declined" | "timeout" }
   | { readonly kind: "cost"; readonly credits: number }
 
 /** The turn could not be completed; `code` is machine-readable. */
@@ -52,6 +57,10 @@ export interface TurnRunnerService {
    * has a stream can use `emitStream`.)
    */
   readonly run: (input: TurnInput, emit: Emit) => Effect.Effect<void, TurnFailed>
+  /** Pass the user's answer to a `write` skill call the running turn of `chatId` waits for; false when none waits. */
+  readonly confirm?: (chatId: string, callId: string, approve: boolean) => Effect.Effect<boolean>
+  /** How many earlier messages a turn wants (default 20); the runner fits them to its model. */
+  readonly historyWindow?: number
 }
 
 /** Run a stream of emissions into `emit`. */

@@ -11,8 +11,11 @@
  * - The mate's emissions are journaled in order, consecutive deltas merged: the first at once,
  *   then at most one write per `deltaWindowMs`. The last ones ride in the turn's final write with
  *   the reply, the charge and the status.
- * - Cancel interrupts the mate; the hold is released and `cancelled` journaled with what the mate
- *   had said. A runner that stops keeps the hold for the turn's next attempt.
+ * - Cancel interrupts the mate; what it used until then is charged (its `cost` emissions) and
+ *   `cancelled` journaled with what it had said. A mate that fails is charged what it used too,
+ *   and what it said stays. A runner that stops keeps the hold for the turn's next attempt.
+ * - A running turn whose journal is quiet writes a heartbeat every `heartbeatMs`, so the sweeper
+ *   tells a silent turn (a slow model, a skill, a user's confirmation) from a dead one.
  * - Turns run as background work (`runtime/Background.ts`): requests resume before their steps.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
@@ -20,7 +23,6 @@ import * as Singleton from "@effect/cluster/Singleton"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
-import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -47,8 +49,15 @@ const endOfTurn: unique symbol = Symbol("endOfTurn")
 /** Attempts after which a turn that never finishes (its runner keeps dying) is failed, not retried. */
 const maxTurnAttempts = 5
 
-/** How many earlier messages a turn sees. */
-const historyWindow = 20
+/** How many earlier messages a turn sees unless its runner says otherwise. */
+const defaultHistoryWindow = 20
+
+/**
+ * How often a running turn that has not written to the journal for as long says it is alive
+ * (`chat_turns.heartbeat_at`), so the turn sweeper leaves a model or skill that is silent for many
+ * seconds alone (its grace must be longer) and still wakes a turn whose runner died.
+ */
+export const heartbeatMs = 1000
 
 /** A turn's output so far: the reply's text, the cost reported, emissions not journaled yet. */
 interface Progress {
@@ -63,8 +72,8 @@ interface RunningTurn {
   readonly done: Deferred.Deferred<TurnStatus>
 }
 
-/** The mate was stopped by a cancel (its hold is released). */
-class Cancelled extends Data.TaggedError("Cancelled")<{}> {}
+/** How the mate's work ended (the turn is charged what it used in each case). */
+type Ended = { readonly _tag: "done" } | { readonly _tag: "cancelled" } | { readonly _tag: "failed"; readonly error: TurnFailed }
 
 /** The turns of one chat (`make`). */
 export type Turns = Effect.Effect.Success<ReturnType<typeof make>>
@@ -93,7 +102,7 @@ export const make = (options: {
     const turnInput = (turn: Repo.TurnRow) =>
       Effect.gen(function*() {
         const chat = yield* journal.requireChat
-        const rows = yield* repo.turnContext(turn.messageId, historyWindow)
+        const rows = yield* repo.turnContext(turn.messageId, mates.historyWindow ?? defaultHistoryWindow)
         const decrypted = yield* Effect.forEach(rows, (m) =>
           m.body ? Effect.map(journal.decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
         const present = decrypted.filter((m) => m !== undefined)
@@ -107,7 +116,8 @@ export const make = (options: {
           accountId: turn.accountId,
           ...(scope ? { scope } : {}),
           text: current?.text ?? "",
-          history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text }))
+          history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text })),
+          attempt: turn.attempts + 1
         }
         return input
       })
@@ -155,8 +165,16 @@ export const make = (options: {
      */
     const journalEmissions = (turnId: string, input: TurnInput, progress: Progress): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
-        const queue = yield* Effect.acquireRelease(Queue.unbounded<TurnEmission | typeof endOfTurn>(), Queue.shutdown)
-        const producer = yield* mates.run(input, (emission) => void Queue.unsafeOffer(queue, emission)).pipe(
+        const queue = yield* Effect.acquireRelease(Queue.unbounded<Exclude<TurnEmission, { kind: "cost" }> | typeof endOfTurn>(), Queue.shutdown)
+        const producer = yield* mates.run(input, (emission) => {
+          // what was used and said counts the moment it is emitted: a cancel reads it at once
+          if (emission.kind === "cost") {
+            progress.cost = emission.credits
+            return
+          }
+          if (emission.kind === "delta") progress.reply += emission.text
+          Queue.unsafeOffer(queue, emission)
+        }).pipe(
           Effect.ensuring(Queue.offer(queue, endOfTurn)),
           Effect.forkScoped
         )
@@ -167,13 +185,8 @@ export const make = (options: {
           // the end marker is offered last, after the mate's stream is over
           ended = items[items.length - 1] === endOfTurn
           const bodies: Array<EventBody> = []
-          for (const emission of items.filter((i): i is TurnEmission => i !== endOfTurn)) {
-            if (emission.kind === "cost") {
-              progress.cost = emission.credits
-              continue
-            }
+          for (const emission of items.filter((i): i is Exclude<TurnEmission, { kind: "cost" }> => i !== endOfTurn)) {
             if (emission.kind === "delta") {
-              progress.reply += emission.text
               const previous = bodies[bodies.length - 1]
               if (previous?.kind === "delta") {
                 bodies[bodies.length - 1] = { kind: "delta", text: previous.text + emission.text }
@@ -192,6 +205,17 @@ export const make = (options: {
 
     const interrupted = (turn: Repo.TurnRow, progress: Progress) =>
       finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress.reply || null, progress.pending)
+
+    /** Say the turn is alive whenever the journal has been quiet for `heartbeatMs` (until interrupted). */
+    const heartbeat = (turnId: string) =>
+      Effect.gen(function*() {
+        const quietFor = Date.now() - (journal.state()?.updatedAt.getTime() ?? 0)
+        if (quietFor >= heartbeatMs) yield* repo.heartbeat(turnId)
+      }).pipe(
+        Effect.catchAllCause((cause) => Effect.logWarning("Turn heartbeat not written", cause)),
+        Effect.delay(heartbeatMs),
+        Effect.forever
+      )
 
     /** One attempt: hold, announce, let the mate work, end the turn by how that went. */
     const attempt = (turn: Repo.TurnRow, entry: RunningTurn) =>
@@ -217,25 +241,41 @@ export const make = (options: {
             const fiber = yield* Effect.fork(journalEmissions(turnId, input, progress))
             entry.fiber = fiber
             if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
+            const beat = yield* Effect.fork(heartbeat(turnId))
             const exit = yield* Fiber.await(fiber)
-            // a cancel stops the mate: the work failed, so its hold is released
-            if (Exit.isInterrupted(exit)) return yield* new Cancelled()
-            return { value: yield* exit, price: progress.cost }
+            yield* Fiber.interrupt(beat)
+            // what the mate used is charged however it ended: done, cancelled (the mate was
+            // stopped), or failed after it had streamed (its failure is the turn's)
+            const price = Math.min(progress.cost, held.amount)
+            if (progress.cost > held.amount) {
+              yield* Effect.logWarning("Turn used more than it held: charged the hold").pipe(Effect.annotateLogs({ chat: chatId, turn: turnId, held: held.amount, used: progress.cost }))
+            }
+            if (Exit.isInterrupted(exit)) return { value: { _tag: "cancelled" } as Ended, price }
+            const failed = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+            if (Option.isSome(failed)) return { value: { _tag: "failed", error: failed.value } as Ended, price }
+            yield* exit
+            return { value: { _tag: "done" } as Ended, price }
           })))
 
         if (Exit.isSuccess(outcome)) {
-          return yield* finish(turn, "done", [
-            { kind: "charge", amount: outcome.value.charged, held: outcome.value.held },
-            { kind: "done", messageId: "" }
-          ], outcome.value.charged, progress.reply, progress.pending)
+          const { charged, held, value } = outcome.value
+          const charge: ReadonlyArray<EventBody> = [{ kind: "charge", amount: charged, held }]
+          switch (value._tag) {
+            case "done":
+              return yield* finish(turn, "done", [...charge, { kind: "done", messageId: "" }], charged, progress.reply, progress.pending)
+            case "cancelled":
+              return yield* finish(turn, "cancelled", [...(charged > 0 ? charge : []), { kind: "cancelled", messageId: null }], charged, progress.reply || null, progress.pending)
+            case "failed":
+              yield* Effect.logWarning("Turn failed", value.error.message).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId, code: value.error.code }))
+              // what was said stays (a provider that failed mid-answer), and what was used is charged
+              return yield* finish(turn, "failed", [...(charged > 0 ? charge : []), { kind: "error", code: value.error.code, message: value.error.message }], charged, progress.reply || null, progress.pending)
+          }
         }
         const error = Cause.failureOption(outcome.cause)
         // stopped with its runner (interrupted, not cancelled): the next owner runs it again
         if (Option.isNone(error) && Exit.isInterrupted(outcome)) return yield* Effect.failCause(outcome.cause as Cause.Cause<never>)
         const e = Option.getOrUndefined(error)
         switch (e?._tag) {
-          case "Cancelled":
-            return yield* finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, progress.reply || null, progress.pending)
           case "HoldClosed":
             return yield* interrupted(turn, progress)
           case "InsufficientCredits":
@@ -244,10 +284,9 @@ export const make = (options: {
             return yield* finish(turn, "failed", [{ kind: "error", code: "internal_error", message: e.message }], null, null)
           case "HoldExceeded":
             return yield* finish(turn, "failed", [{ kind: "error", code: "hold_exceeded", message: `The mate used ${e.price} credits; it held ${e.held}` }], 0, null, progress.pending)
-          case "TurnFailed":
           case undefined:
             yield* Effect.logWarning("Turn failed", outcome.cause).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId }))
-            return yield* finish(turn, "failed", [{ kind: "error", code: e?.code ?? "internal_error", message: e?.message ?? "The mate failed" }], 0, null, progress.pending)
+            return yield* finish(turn, "failed", [{ kind: "error", code: "internal_error", message: "The mate failed" }], 0, null, progress.pending)
           default:
             // the credit account is unreachable: the turn stays running and the sweeper wakes it
             return yield* Effect.die(e)
@@ -299,6 +338,9 @@ export const make = (options: {
         knownTurns.set(turn.turnId, turn)
       },
       run,
+      /** Pass the user's answer to a `write` skill call the running turn waits for (false: none waits). */
+      confirm: (callId: string, approve: boolean) =>
+        mates.confirm && busy !== null && running.has(busy) ? mates.confirm(chatId, callId, approve) : Effect.succeed(false),
       /** Cancel `turn`: stop it if it runs here, end it otherwise. Returns how it ended. */
       cancel: (turn: Repo.TurnRow) =>
         Effect.gen(function*() {
@@ -338,19 +380,22 @@ export interface TurnSweepSettings {
   readonly grace: Duration.Duration
 }
 
-/** `TROUPE_TURN_SWEEP_INTERVAL` (default 1 s), `TROUPE_TURN_SWEEP_GRACE` (default 1 s). */
+/**
+ * `TROUPE_TURN_SWEEP_INTERVAL` (default 1 s), `TROUPE_TURN_SWEEP_GRACE` (default 3 s: longer than
+ * a running turn's heartbeat, `heartbeatMs`).
+ */
 export const turnSweepConfig: Config.Config<TurnSweepSettings> = Config.all({
   interval: Config.duration("TROUPE_TURN_SWEEP_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
-  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(1)))
+  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(3)))
 })
 
 /**
  * Turns survive losing their runner: one runner of the cluster (a singleton) wakes each chat
- * with a `running` turn whose journal has not moved for the grace, and the chat — started again
+ * with a `running` turn whose journal has not moved and whose heartbeat has not come for the
+ * grace, and the chat — started again
  * on its new owner if its runner died — runs the turns nothing runs. Waking a chat whose turn is
- * running is a no-op, so the sweeper needs no liveness information; a turn that streams output is
- * never woken (each write moves its chat's `updated_at`), one that waits silently is woken once
- * per interval.
+ * running is a no-op; a turn that streams output is never woken (each write moves its chat's
+ * `updated_at`), nor one that waits silently for a model or a skill (its heartbeat).
  */
 export const layerTurnSweeper = (settings?: TurnSweepSettings): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
   Layer.unwrapEffect(

@@ -66,6 +66,12 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
       .addError(Conflict)
   )
   .add(
+    HttpApiEndpoint.post("confirm", "/v1/chats/:id/confirm").setPath(ChatPath)
+      .setPayload(Schema.Struct({ call_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(200)), approve: Schema.Boolean }))
+      .addSuccess(Schema.Struct({ call_id: Schema.String, approved: Schema.Boolean }))
+      .annotate(OpenApi.Description, "Approve or decline a `write` skill call the running turn waits for (its `confirmation_required` event). 404 `confirmation_not_found` when nothing waits for that call (answered, timed out, or the turn ended).")
+  )
+  .add(
     HttpApiEndpoint.del("deleteMessage", "/v1/chats/:id/messages/:message_id")
       .setPath(Schema.Struct({ id: Id, message_id: Id }))
       .addSuccess(HttpApiSchema.Empty(204))

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import { Cancel, Chat, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
+import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
@@ -224,6 +224,13 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           }
           const status = yield* call(chatClient(path.id).Cancel(new Cancel({ turnId, byUserId: principal.userId })))
           return { turn_id: turnId, status }
+        }))
+      .handle("confirm", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          yield* call(chatClient(path.id).Confirm(new Confirm({ callId: payload.call_id, approve: payload.approve, byUserId: principal.userId })))
+          return { call_id: payload.call_id, approved: payload.approve }
         }))
       .handle("deleteMessage", ({ path }) =>
         Effect.gen(function*() {

@@ -9,10 +9,10 @@ import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { type TurnEmission, TurnFailed, type TurnInput, TurnRunner } from "../../entities/chat/turn.ts"
-import { Credit, Release, Reserve, Settle, SpendScope } from "../../entities/credit/protocol.ts"
+import { releaseHold, withHold } from "../../entities/credit/hold.ts"
+import { Credit, type InsufficientCredits, SpendScope } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as ReadyNotes from "../../runtime/ReadyNotes.ts"
@@ -21,6 +21,7 @@ import { WebSettings, defaultSettings as defaultWebSettings } from "../firstpart
 import type { Skills } from "../Skills.ts"
 import * as Completions from "./Completions.ts"
 import * as Llm from "./Llm.ts"
+import * as Loop from "./Loop.ts"
 import * as Mate from "./Mate.ts"
 import * as Prices from "./Prices.ts"
 import * as Settings from "./Settings.ts"
@@ -42,48 +43,52 @@ export const layerMateDirectory: Layer.Layer<Mate.MateDirectory, never, Sharding
 )
 
 /**
- * Holds of skill calls on the turn's credit account: reserve, run, settle what the call cost — or
- * release when it failed or was cancelled (the release runs whatever happens). Volatile calls: the
- * turn is durable itself and the key is the call's, so a replay holds and charges once.
+ * Holds of skill calls through the credit hold saga (`withHold`, durable: a turn is durable itself;
+ * a call stopped with its runner keeps its hold until the turn's next attempt closes it).
  */
 const holdsOf = (accounts: Effect.Effect.Success<typeof Credit.client>): TurnSkills.Holds => ({
-  withHold: (turn, key, amount, work) => {
-    const account = accounts(turn.accountId)
-    return Effect.acquireUseRelease(
-      retryTransient(account.ReserveVolatile(new Reserve({ key, amount, ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {}) }))).pipe(
-        Effect.catchAll((e) =>
-          Effect.fail<TurnSkills.HoldRefusal>(
-            e._tag === "InsufficientCredits"
-              ? { code: e.scope ? "spend_cap_exceeded" : "insufficient_credits", message: `the call needs ${e.requested} credits; ${e.available} available${e.scope ? " under the spend cap" : ""}` }
-              : e._tag === "KeyConflict"
-              ? { code: "credit_conflict", message: "the call's hold conflicts with an earlier one" }
-              : { code: "unavailable", message: "the credit account is busy or restarting" }
-          )
-        )
+  withHold: (turn, key, amount, work) =>
+    withHold(accounts(turn.accountId), { key, amount, durable: true, ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {}) }, (hold) =>
+      Effect.map(work, (r) => ({ value: r.value, price: Math.min(r.credits, hold.amount) }))).pipe(
+        Effect.map((charged) => charged.value),
+        Effect.mapError((e) => (e instanceof Loop.ToolError ? e : refusalOf(e)))
       ),
-      () => work,
-      (held, exit) =>
-        Effect.asVoid<unknown, unknown, never>(
-          Exit.isSuccess(exit)
-            ? retryTransient(account.SettleVolatile(new Settle({ key, actual: Math.min(exit.value.credits, held.amount) })))
-            : retryTransient(account.ReleaseVolatile(new Release({ key })))
-        ).pipe(
-          Effect.catchAllCause((cause) => Effect.logError("Could not close a skill call's hold (it expires on its own)", cause).pipe(Effect.annotateLogs({ hold: key })))
-        )
-    ).pipe(Effect.map((r) => r.value))
-  }
+  status: (turn, key) =>
+    retryTransient(accounts(turn.accountId).GetHold({ key })).pipe(
+      Effect.map((hold) => (hold === null ? "absent" as const : hold.status === "held" ? "open" as const : "closed" as const)),
+      // unreachable now: leave it (it expires on its own)
+      Effect.catchAllCause(() => Effect.succeed("closed" as const))
+    ),
+  release: (turn, key) => releaseHold(accounts(turn.accountId), { key, durable: true })
 })
 
+/** A hold the credit account refused or could not make: the call does not run. */
+const refusalOf = (e: { readonly _tag: string } | InsufficientCredits): Loop.ToolError => {
+  switch (e._tag) {
+    case "InsufficientCredits": {
+      const i = e as InsufficientCredits
+      return new Loop.ToolError({
+        code: i.scope ? "spend_cap_exceeded" : "insufficient_credits",
+        message: `the call needs ${i.requested} credits; ${i.available} available${i.scope ? " under the spend cap" : ""}`
+      })
+    }
+    case "HoldClosed":
+      return new Loop.ToolError({ code: "hold_closed", message: "the call's hold was closed before it ran" })
+    case "HoldExceeded":
+    case "KeyConflict":
+      return new Loop.ToolError({ code: "credit_conflict", message: "the call's hold conflicts with an earlier one" })
+    default:
+      return new Loop.ToolError({ code: "unavailable", message: "the credit account is busy or restarting" })
+  }
+}
+
 /** The turn runner over the mate runner: the chat's emissions, its failure type. */
-export const turnRunnerOf = (runner: Effect.Effect.Success<typeof Mate.make>) =>
+export const turnRunnerOf = (runner: Mate.Runner, confirmations: Mate.Confirmations["Type"]) =>
   TurnRunner.of({
     // a turn holds at least one credit (the chat's hold needs an amount); it settles what was used
     estimate: (input) => Effect.map(runner.estimate(toTurn(input)), (credits) => Math.max(1, credits)),
     run: (input: TurnInput, emit: (emission: TurnEmission) => void) =>
-      runner.run(toTurn(input), (event) => {
-        // confirmation events reach the journal once the chat knows them
-        if (event.kind !== "confirmation_required" && event.kind !== "confirmation_resolved") emit(event)
-      }).pipe(
+      runner.run(toTurn(input), emit).pipe(
         Effect.asVoid,
         Effect.catchAll((e) =>
           Effect.zipRight(
@@ -91,7 +96,10 @@ export const turnRunnerOf = (runner: Effect.Effect.Success<typeof Mate.make>) =>
             Effect.fail(new TurnFailed({ code: e.code, message: e.message }))
           )
         )
-      )
+      ),
+    confirm: confirmations.resolve,
+    // as many messages as a model's context could take; the runner fits them to its model
+    historyWindow: 200
   })
 
 const toTurn = (input: TurnInput): Mate.MateTurn => ({
@@ -100,6 +108,8 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   ownerId: input.ownerId,
   accountId: input.accountId,
   holdKey: `chat:${input.chatId}:${input.turnId}`,
+  ...(input.scope ? { scope: { id: input.scope.id, cap: input.scope.cap } } : {}),
+  ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
   mateId: input.mateId,
   text: input.text,
   history: input.history
@@ -117,15 +127,15 @@ export const layerWebSettings: Layer.Layer<WebSettings, ConfigError.ConfigError>
 )
 
 /** The mate runner and what it uses: mate lookup, prices, skills with per-call holds, confirmations. */
-export const layerMateRunner: Layer.Layer<Mate.MateRunner, ConfigError.ConfigError, Sharding.Sharding | SqlClient.SqlClient | Skills | Llm.Llm> = Layer.unwrapEffect(
+export const layerMateRunner: Layer.Layer<Mate.MateRunner | Mate.Confirmations, ConfigError.ConfigError, Sharding.Sharding | SqlClient.SqlClient | Skills | Llm.Llm> = Layer.unwrapEffect(
   Effect.map(Credit.client, (accounts) =>
     Mate.layerRunner.pipe(
       Layer.provide(Layer.mergeAll(
         layerMateDirectory,
-        Mate.layerConfirmations,
         Prices.layerFromEnv,
         TurnSkills.layer(holdsOf(accounts)).pipe(Layer.provide(Layer.mergeAll(TextModel.layer, layerWebSettings)))
-      ))
+      )),
+      Layer.provideMerge(Mate.layerConfirmations)
     ))
 )
 
@@ -136,9 +146,9 @@ export const layerMateRunner: Layer.Layer<Mate.MateRunner, ConfigError.ConfigErr
  */
 export const layerEntities = <E, R>(entities: (turns: Layer.Layer<TurnRunner>) => Layer.Layer<never, E, R>) =>
   Layer.unwrapEffect(
-    Effect.map(Mate.MateRunner, (runner) =>
+    Effect.map(Effect.all([Mate.MateRunner, Mate.Confirmations]), ([runner, confirmations]) =>
       Layer.mergeAll(
-        entities(Layer.succeed(TurnRunner, turnRunnerOf(runner))),
+        entities(Layer.succeed(TurnRunner, turnRunnerOf(runner, confirmations))),
         Completions.layer,
         Status.layerPublisher,
         // the ready line says which provider and model answer

@@ -8,15 +8,19 @@
 import * as Entity from "@effect/cluster/Entity"
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Rpc from "@effect/rpc/Rpc"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberId from "effect/FiberId"
 import * as Layer from "effect/Layer"
 import * as Mailbox from "effect/Mailbox"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Completion, CompletionToolCall } from "../../entities/chat/completion.ts"
-import { Credit, Release, Reserve, Settle, SpendScope } from "../../entities/credit/protocol.ts"
-import { retryTransient } from "../../runtime/Cluster.ts"
+import { withHold } from "../../entities/credit/hold.ts"
+import { Credit, type InsufficientCredits, SpendScope } from "../../entities/credit/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import type * as Mate from "./Mate.ts"
 import { MateRunner } from "./Mate.ts"
@@ -58,6 +62,22 @@ export const CompletionEntity = Entity.make("Completion", [
   Rpc.make("Run", { payload: RunCompletion, success: CompletionEvent, error: CompletionFailed, stream: true })
 ])
 
+/** A hold the credit account refused. */
+const refused = (e: { readonly _tag: string } | InsufficientCredits): CompletionFailed => {
+  if (e._tag === "InsufficientCredits") {
+    const i = e as InsufficientCredits
+    return new CompletionFailed({
+      status: 402,
+      code: i.scope ? "spend_cap_exceeded" : "insufficient_credits",
+      message: `This completion needs up to ${i.requested} credits; ${i.available} available${i.scope ? " under the API key's spend cap" : ""}`
+    })
+  }
+  if (e._tag === "KeyConflict" || e._tag === "HoldClosed" || e._tag === "HoldExceeded") {
+    return new CompletionFailed({ status: 409, code: "credit_conflict", message: "The completion's credit hold conflicts with an earlier one" })
+  }
+  return new CompletionFailed({ status: 503, code: "unavailable", message: "The credit account is busy or restarting; retry" })
+}
+
 const statusOf = (code: string): number =>
   code === "insufficient_credits" || code === "spend_cap_exceeded"
     ? 402
@@ -96,60 +116,54 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Mate.MateRunne
               completion: payload.completion
             }
             let used = 0
+            let mate: Fiber.RuntimeFiber<Mate.MateResult, Mate.MateFailed> | undefined
+            let gone = false
             const skillNames = new Map<string, { readonly app: string; readonly skill: string }>()
+            const onEvent = (event: Mate.MateEvent) => {
+              if (event.kind === "delta") mailbox.unsafeOffer({ kind: "delta", text: event.text })
+              else if (event.kind === "skill_call") skillNames.set(event.callId, { app: event.app, skill: event.skill })
+              else if (event.kind === "skill_result") mailbox.unsafeOffer({ kind: "skill", ...(skillNames.get(event.callId) ?? { app: "", skill: "" }), ok: event.ok })
+              else if (event.kind === "cost") used = event.credits
+            }
             const work = Effect.gen(function*() {
               if (!mates.available) {
                 return yield* new CompletionFailed({ status: 503, code: "no_provider", message: "No LLM provider is configured on this server" })
               }
               const estimate = Math.max(1, yield* mates.estimate(turn))
-              const held = yield* retryTransient(account.ReserveVolatile(new Reserve({ key: holdKey, amount: estimate, ...(payload.scope ? { scope: payload.scope } : {}) }))).pipe(
-                Effect.catchAll((e) =>
-                  e._tag === "InsufficientCredits"
-                    ? new CompletionFailed({
-                      status: 402,
-                      code: e.scope ? "spend_cap_exceeded" : "insufficient_credits",
-                      message: `This completion needs up to ${e.requested} credits; ${e.available} available${e.scope ? " under the API key's spend cap" : ""}`
-                    })
-                    : e._tag === "KeyConflict"
-                    ? new CompletionFailed({ status: 409, code: "credit_conflict", message: e.message })
-                    : new CompletionFailed({ status: 503, code: "unavailable", message: "The credit account is busy or restarting; retry" })
-                )
-              )
-              // whatever happens next (end, failure, the caller leaving), the hold is closed once with what was used
-              return yield* Effect.acquireUseRelease(
-                Effect.succeed(held),
-                () =>
-                  mates.run(turn, (event) => {
-                    if (event.kind === "delta") mailbox.unsafeOffer({ kind: "delta", text: event.text })
-                    else if (event.kind === "skill_result") mailbox.unsafeOffer({ kind: "skill", ...(skillNames.get(event.callId) ?? { app: "", skill: "" }), ok: event.ok })
-                    else if (event.kind === "skill_call") skillNames.set(event.callId, { app: event.app, skill: event.skill })
-                    else if (event.kind === "cost") used = event.credits
-                  }).pipe(Effect.mapError((e) => {
-                    used = e.credits
-                    return new CompletionFailed({ status: statusOf(e.code), code: e.code, message: e.message })
-                  })),
-                (hold, exit) =>
-                  Effect.asVoid<unknown, unknown, never>(
-                    used > 0 || Exit.isSuccess(exit)
-                      ? retryTransient(account.SettleVolatile(new Settle({ key: holdKey, actual: Math.min(used, hold.amount) })))
-                      : retryTransient(account.ReleaseVolatile(new Release({ key: holdKey })))
-                  ).pipe(Effect.catchAllCause((cause) => Effect.logError("Could not close a completion's hold (it expires on its own)", cause)))
-              )
-            })
-            yield* work.pipe(
-              Effect.flatMap((result) =>
-                mailbox.offer({
+              // the hold saga settles what the mate used however it ended: answered, failed, or stopped because the caller left
+              const charged = yield* withHold(account, { key: holdKey, amount: estimate, ...(payload.scope ? { scope: payload.scope } : {}) }, (hold) =>
+                Effect.gen(function*() {
+                  if (gone) return { value: Exit.interrupt(FiberId.none) as Exit.Exit<Mate.MateResult, Mate.MateFailed>, price: 0 }
+                  mate = yield* Effect.fork(mates.run(turn, onEvent))
+                  const exit = yield* Fiber.await(mate)
+                  return { value: exit, price: Math.min(used, hold.amount) }
+                })).pipe(Effect.catchAll((e) => Effect.fail(refused(e))))
+              const exit = charged.value
+              if (Exit.isSuccess(exit)) {
+                const result = exit.value
+                return yield* mailbox.offer({
                   kind: "end",
                   finishReason: result.finishReason,
                   toolCalls: result.clientToolCalls,
                   inputTokens: result.usage.inputTokens,
                   outputTokens: result.usage.outputTokens,
-                  credits: Math.min(result.credits, used || result.credits)
+                  credits: charged.charged
                 })
-              ),
-              Mailbox.into(mailbox),
-              Effect.forkScoped
-            )
+              }
+              const failure = Cause.failureOption(exit.cause)
+              if (Option.isSome(failure)) {
+                return yield* new CompletionFailed({ status: statusOf(failure.value.code), code: failure.value.code, message: failure.value.message })
+              }
+              // stopped because the caller left: nobody listens
+            })
+            // not tied to the caller's stream: the hold is closed whatever the caller does
+            yield* work.pipe(Mailbox.into(mailbox), Effect.forkDaemon)
+            // the caller leaving stops the mate (what it used is still charged)
+            yield* Effect.addFinalizer(() =>
+              Effect.suspend(() => {
+                gone = true
+                return mate ? Fiber.interrupt(mate) : Effect.void
+              }))
             return Mailbox.toStream(mailbox)
           }))
       })

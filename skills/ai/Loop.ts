@@ -108,6 +108,11 @@ export interface LoopInput {
    * the model calls one, the turn ends and returns the calls (`clientToolCalls`).
    */
   readonly clientTools?: ReadonlyArray<ChatCompletions.ToolSpec>
+  /**
+   * Call ids are `<prefix>c<n>`, numbered from 1 in the order the model asked: a turn's attempt
+   * gives its prefix (`a2`), so each attempt's skill holds have keys that can be found again.
+   */
+  readonly callIdPrefix?: string
   /** Called once per model request with the provider's first token (time-to-first-token). */
   readonly onFirstToken?: (provider: string) => void
 }
@@ -285,7 +290,7 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
         // the caller runs these; the mate's calls of the same step are not run (the caller echoes only its own)
         return { text: reply, clientToolCalls: forCaller, finishReason: "tool_calls" as const, credits: Prices.whole(spent), rounds: round + 1, usage: { ...usage } }
       }
-      const calls = step.toolCalls.map((call) => ({ call, callId: `${call.id}-${++callSeq}` }))
+      const calls = step.toolCalls.map((call) => ({ call, callId: `${input.callIdPrefix ?? ""}c${++callSeq}` }))
       current.push(Prompt.makeMessage("assistant", {
         content: [
           ...(step.text.length > 0 ? [Prompt.makePart("text", { text: step.text })] : []),

@@ -68,7 +68,15 @@ const recordedHolds: TurnSkills.Holds = {
         }),
         Effect.onError(() => Effect.sync(() => (record.outcome = "released")))
       )
-    })
+    }),
+  status: (_turn, key) => Effect.sync(() => {
+    const found = holds.find((h) => h.key === key)
+    return found === undefined ? "absent" : found.outcome === "held" ? "open" : "closed"
+  }),
+  release: (_turn, key) => Effect.sync(() => {
+    const found = holds.find((h) => h.key === key)
+    if (found && found.outcome === "held") found.outcome = "released"
+  })
 }
 
 const mates: Record<string, Mate.MateInfo> = {
@@ -166,7 +174,7 @@ describe("the mate's turn", () => {
       }))
     expect(events.map((e) => e.kind)).toEqual(["skill_call", "confirmation_required", "confirmation_resolved", "skill_result", "delta"])
     expect(saved).toEqual([{ text: "buy milk" }])
-    expect(holds).toEqual([{ key: "chat:c1:t1:x-t1", amount: 3, outcome: "settled", charged: 3 }])
+    expect(holds).toEqual([{ key: "chat:c1:t1:a1x", amount: 3, outcome: "settled", charged: 3 }])
     expect(text).toMatch(/"saved": true/)
   })
 
@@ -185,9 +193,29 @@ describe("the mate's turn", () => {
     expect(events.filter((e) => e.kind === "skill_result").map((e) => (e as { ok: boolean }).ok)).toEqual([true, true])
     // math.calculate is free (no hold); text.shorten holds its estimate and settles what it used
     expect(holds).toHaveLength(1)
-    expect(holds[0]).toMatchObject({ key: expect.stringMatching(/^chat:c1:t1:b-/), outcome: "settled" })
+    expect(holds[0]).toMatchObject({ key: "chat:c1:t1:a1c2", outcome: "settled" })
     expect(holds[0]!.charged).toBeLessThanOrEqual(holds[0]!.amount)
     expect(Either.isRight(result) && result.right.credits).toBeGreaterThan(0)
+  })
+
+  it("releases the skill holds an earlier attempt left open when the turn runs again", async () => {
+    holds.push(
+      { key: "chat:c1:t1:a1c1", amount: 2, outcome: "held", charged: 0 },
+      { key: "chat:c1:t1:a1c2", amount: 2, outcome: "settled", charged: 1 },
+      { key: "chat:c1:t1:a1c4", amount: 5, outcome: "held", charged: 0 },
+      { key: "chat:c1:t1:a1x", amount: 3, outcome: "held", charged: 0 },
+      { key: "chat:c1:t1:a2c1", amount: 3, outcome: "held", charged: 0 }
+    )
+    const { text } = await runTurn(turn("hello", "helper", { attempt: 2 }), [])
+    expect(text).toMatch(/no language model/)
+    expect(holds.map((h) => [h.key, h.outcome])).toEqual([
+      ["chat:c1:t1:a1c1", "released"],
+      ["chat:c1:t1:a1c2", "settled"],
+      ["chat:c1:t1:a1c4", "released"],
+      ["chat:c1:t1:a1x", "released"],
+      // the running attempt's own holds are not touched
+      ["chat:c1:t1:a2c1", "held"]
+    ])
   })
 
   it("takes a conversation whole and returns the caller's tool calls", async () => {

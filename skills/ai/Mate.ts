@@ -57,8 +57,13 @@ export interface TurnIdentity {
 export class TurnSkills extends Context.Tag("troupe/skills/ai/TurnSkills")<TurnSkills, {
   /** The tools an allowlist grants, from the skills registry. */
   readonly tools: (allowlist: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Loop.ToolDef>>
-  /** The skill invoker for one turn (holds keyed under `turn.holdKey`). */
+  /** The skill invoker for one turn (holds keyed `<turn.holdKey>:<call id>`). */
   readonly invoker: (turn: TurnIdentity) => Loop.SkillInvoker
+  /**
+   * Close the holds earlier attempts of the turn left open (their runner died mid-call): released,
+   * so nothing is charged for a call whose result never reached the turn. Returns how many.
+   */
+  readonly recover: (turn: TurnIdentity, attempt: number) => Effect.Effect<number>
 }>() {}
 
 /** The user's answers to `write` skill calls, delivered to the running turn (same process as the chat). */
@@ -121,6 +126,8 @@ export const setupHelp = (mate: string) =>
 
 /** A turn as the runner sees it. */
 export interface MateTurn extends TurnIdentity {
+  /** Which attempt (1 the first; a restart after its runner died is the next). */
+  readonly attempt?: number
   readonly mateId: string
   readonly text: string
   readonly history: ReadonlyArray<Loop.HistoryMessage>
@@ -253,7 +260,7 @@ export const make = Effect.gen(function*() {
       }
       const tools = yield* skills.tools(mate.allowedSkills)
       const tool = tools.find((t) => t.app === call.app && t.skill === call.skill)
-      const callId = `x-${turn.turnId}`
+      const callId = `a${turn.attempt ?? 1}x`
       if (!tool) {
         emit({ kind: "skill_call", callId, app: call.app, skill: call.skill, input })
         emit({ kind: "skill_result", callId, ok: false, output: null, error: `skill_not_allowed: ${mate.name} may not use ${call.app}.${call.skill}` })
@@ -281,6 +288,10 @@ export const make = Effect.gen(function*() {
 
   const run = (turn: MateTurn, emit: (event: MateEvent) => void): Effect.Effect<MateResult, MateFailed> =>
     Effect.gen(function*() {
+      if ((turn.attempt ?? 1) > 1) {
+        const closed = yield* skills.recover(turn, turn.attempt ?? 1)
+        if (closed > 0) yield* Effect.logInfo("Released skill holds of the turn's earlier attempts").pipe(Effect.annotateLogs({ turn: turn.turnId, holds: closed }))
+      }
       const mate = yield* directory.get(turn.ownerId, turn.mateId).pipe(
         Effect.mapError((e) => new MateFailed({ code: "mate_not_found", message: e.message, credits: 0 }))
       )
@@ -292,12 +303,14 @@ export const make = Effect.gen(function*() {
       }
       const tools = yield* skills.tools(mate.allowedSkills)
       const input = loopInput(turn, mate, tools)
-      const budget = yield* estimate(turn)
-      const result = yield* Loop.run(depsFor(turn), { ...input, budget }, emit).pipe(
-        Effect.mapError((e) => new MateFailed({ code: e.code, message: e.message, credits: e.credits }))
+      const budget = Math.max(1, yield* estimate(turn))
+      // the loop keeps within its budget; a provider that reports more than it could still be charged the hold
+      const capped = (event: MateEvent) => emit(event.kind === "cost" ? { kind: "cost", credits: Math.min(event.credits, budget) } : event)
+      const result = yield* Loop.run(depsFor(turn), { ...input, budget, callIdPrefix: `a${turn.attempt ?? 1}` }, capped).pipe(
+        Effect.mapError((e) => new MateFailed({ code: e.code, message: e.message, credits: Math.min(e.credits, budget) }))
       )
       return {
-        credits: result.credits,
+        credits: Math.min(result.credits, budget),
         usage: result.usage,
         clientToolCalls: result.clientToolCalls.map((c) => ({ id: c.id, name: c.name, arguments: typeof c.params === "string" ? c.params : JSON.stringify(c.params) })),
         finishReason: result.finishReason

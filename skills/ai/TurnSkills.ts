@@ -14,24 +14,22 @@ import { Skills } from "../Skills.ts"
 import * as Loop from "./Loop.ts"
 import { allows, type TurnIdentity, TurnSkills } from "./Mate.ts"
 
-/** Refused by the credit account (not enough credits, spend cap): the call does not run. */
-export interface HoldRefusal {
-  readonly code: string
-  readonly message: string
-}
-
 /** Credit holds as the turn's skill calls use them (one owner: the credit entity's hold helper). */
 export interface Holds {
   /**
    * Hold `amount` for `turn.accountId` under `key`, run `work`, settle the credits it reports
    * (release when it fails, is interrupted, or reports nothing). Idempotent by `key`.
    */
-  readonly withHold: <A, E>(
+  readonly withHold: <A>(
     turn: TurnIdentity,
     key: string,
     amount: number,
-    work: Effect.Effect<{ readonly value: A; readonly credits: number }, E>
-  ) => Effect.Effect<A, E | HoldRefusal>
+    work: Effect.Effect<{ readonly value: A; readonly credits: number }, Loop.ToolError>
+  ) => Effect.Effect<A, Loop.ToolError>
+  /** Where the hold `key` stands: open (held), closed (settled, released, expired), or absent. */
+  readonly status: (turn: TurnIdentity, key: string) => Effect.Effect<"open" | "closed" | "absent">
+  /** Return the hold `key` whole. */
+  readonly release: (turn: TurnIdentity, key: string) => Effect.Effect<void>
 }
 
 const toolError = (e: Errors.InvokeError) => {
@@ -70,6 +68,22 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
                   timeoutMs: s.timeout_ms
                 }))
               )),
+        recover: (turn, attempt) =>
+          Effect.gen(function*() {
+            let closed = 0
+            const close = (key: string) =>
+              Effect.flatMap(holds.status(turn, key), (status) =>
+                status === "open" ? Effect.as(Effect.tap(holds.release(turn, key), () => void closed++), status) : Effect.succeed(status))
+            for (let a = 1; a < attempt; a++) {
+              yield* close(`${turn.holdKey}:a${a}x`)
+              // calls are numbered in order; parallel ones may leave gaps, never more than one step's calls
+              let misses = 0
+              for (let n = 1; misses < Loop.maxParallelCalls && n < 1000; n++) {
+                misses = (yield* close(`${turn.holdKey}:a${a}c${n}`)) === "absent" ? misses + 1 : 0
+              }
+            }
+            return closed
+          }),
         invoker: (turn) => ({
           validate: (tool, input) => Effect.asVoid(Effect.mapError(skills.estimate({ app: tool.app, skill: tool.skill, input }), toolError)),
           invoke: (tool, input, callId) =>
@@ -79,9 +93,7 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
                 Effect.mapError(withServices(skills.invoke({ app: tool.app, skill: tool.skill, input, userId: turn.ownerId })), toolError),
                 (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
               )
-              return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value)).pipe(
-                Effect.mapError((e) => (e instanceof Loop.ToolError ? e : new Loop.ToolError({ code: e.code, message: e.message })))
-              )
+              return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value))
             })
         })
       })
