@@ -16,15 +16,19 @@ import * as SkillKv from "../skills/host/KvStore.ts"
 import * as AiPrices from "../skills/ai/Prices.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
+import * as AppStore from "../skills/store/index.ts"
 import pkg from "../package.json" with { type: "json" }
 
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
-  entities: Entities.layer,
-  // the public API; skills run in the serving process (first-party apps, KV in SQL)
-  routes: Gateway.layer.pipe(Layer.provide(Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))),
+  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+  entities: Layer.merge(Entities.layer, AppStore.entities),
+  // the public API; skills run in the serving process (first-party apps, installed apps, KV in SQL)
+  routes: Gateway.layer.pipe(
+    Layer.provide(AppStore.layerServing),
+    Layer.provide(Skills.layer().pipe(Layer.provideMerge(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))
+  ),
   startRoutes: PreviewServer.layerEmbedded,
   // what the routes read: the gateway's settings (start, gateway) and the embedded preview's (start)
   checkConfig: (role, config) =>

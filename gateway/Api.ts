@@ -18,6 +18,7 @@ import { CreditsGroup } from "./api/credits.ts"
 import { LlmGroup } from "./api/llm.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
+import { StoreGroup } from "./api/store.ts"
 
 /** The whole API. */
 export class TroupeApi extends HttpApi.make("troupe")
@@ -31,6 +32,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(AdminGroup)
   .add(AppsGroup)
   .add(LlmGroup)
+  .add(StoreGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")
