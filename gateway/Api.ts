@@ -18,6 +18,7 @@ import { CreditsGroup } from "./api/credits.ts"
 import { LlmGroup } from "./api/llm.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
+import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
 import { StoreGroup } from "./api/store.ts"
 
 /** The whole API. */
@@ -31,6 +32,9 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(CreditPackagesGroup)
+  .add(PaymentsGroup)
+  .add(PaymentWebhooksGroup)
   .add(LlmGroup)
   .add(StoreGroup)
   .annotate(OpenApi.Title, "Troupe API")

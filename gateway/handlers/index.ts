@@ -9,6 +9,7 @@ import * as Credits from "./credits.ts"
 import * as Llm from "./llm.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
+import * as Payments from "./payments.ts"
 import * as Store from "./store.ts"
 
 /** The handlers of every group of `TroupeApi`. */
@@ -21,6 +22,7 @@ export const layer = Layer.mergeAll(
   Credits.layer,
   Admin.layer,
   Apps.layer,
+  Payments.layer,
   Llm.layer,
   Store.layer
 )
