@@ -40,7 +40,8 @@ export const app: Roles.App = {
   entities: Layer.merge(Entities.layerWith(Ai.layerTurnRunner.pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm)))), AppStore.entities),
   // the public API; skills run in the serving process (first-party apps, installed apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(skills)),
-  startRoutes: PreviewServer.layerEmbedded,
+  // the preview beside the gateway: the web app's sessions may use it
+  startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),
   // the folders' settings: the gateway's (start, gateway), the embedded preview's (start), the LLM's (start, runner)
   checkConfig: (role, config) =>
     Effect.all([
