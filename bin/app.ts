@@ -37,7 +37,7 @@ export const app: Roles.App = {
   migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
   // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given;
   // the AppInstall entity (installs are written where the master key is)
-  entities: Layer.merge(Entities.layerWith(Ai.layerTurnRunner.pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm)))), AppStore.entities),
+  entities: Layer.merge(Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))), AppStore.entities),
   // the public API; skills run in the serving process (first-party apps, installed apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(skills)),
   // the preview beside the gateway: the web app's sessions may use it

@@ -44,6 +44,7 @@ import { ApiFailure } from "./Errors.ts"
 import * as FirstRun from "./FirstRun.ts"
 import { clientIp } from "./handlers/common.ts"
 import * as Handlers from "./handlers/index.ts"
+import * as OpenAiWire from "./openai/wire.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -122,19 +123,23 @@ const layerGlobalMiddleware = HttpApiBuilder.middleware(
         const shown = request.url === "/docs" || request.url.startsWith("/docs?") ? withDocsPolicy(response) : response
         return shown.headers["cache-control"] ? shown : HttpServerResponse.setHeader(shown, "cache-control", "no-store")
       }).pipe(
-        Effect.catchAllCause((cause) => {
-          const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) {
-            const e: unknown = failure.value
-            if (e instanceof ApiFailure) return Effect.succeed(render(e))
-            if (e instanceof HttpApiDecodeError) return Effect.succeed(decodeFailure(e))
-          }
-          for (const defect of Cause.defects(cause)) {
-            const response = bodyDefect(defect, config.maxBodyBytes)
-            if (response) return Effect.succeed(response)
-          }
-          return Effect.failCause(cause as Cause.Cause<never>)
-        })
+        Effect.catchAllCause((cause) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+            // the OpenAI-compatible routes answer in OpenAI's error shape
+            const shape = OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.reshapeError : (r: HttpServerResponse.HttpServerResponse) => r
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure)) {
+              const e: unknown = failure.value
+              if (e instanceof ApiFailure) return Effect.succeed(OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.errorResponse(e.status, e.code, e.message, e.headers) : render(e))
+              if (e instanceof HttpApiDecodeError) return Effect.succeed(shape(decodeFailure(e)))
+            }
+            for (const defect of Cause.defects(cause)) {
+              const response = bodyDefect(defect, config.maxBodyBytes)
+              if (response) return Effect.succeed(shape(response))
+            }
+            return Effect.failCause(cause as Cause.Cause<never>)
+          })
+        )
       )
   })
 )
