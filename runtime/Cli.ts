@@ -2,6 +2,7 @@
  * The `troupe` command line: one binary, one subcommand per process role. Other folders add
  * their own commands (`preview`, `skill …`, `admin …`) through `makeCli`.
  */
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -9,6 +10,8 @@ import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as ClusterAdmin from "./ClusterAdmin.ts"
 import * as TroupeConfig from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as KeyRing from "./KeyRing.ts"
@@ -149,9 +152,55 @@ export const roleCommands = (app: Roles.App) => {
       )
     )
 
+  /** Run an admin task against the configured database (migrated first). */
+  const withDatabase = <A, E>(service: string, task: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      return yield* Migrations.run(Roles.allMigrations(app)).pipe(
+        Effect.zipRight(task),
+        Effect.provide(Database.layerFrom(config.database, `troupe-${service}`)),
+        Effect.provide(Roles.layerLogging(config, service))
+      ).pipe(Effect.map((a) => ({ a, config })))
+    })
+
+  const shards = Command.make("shards", {
+    watch: Options.boolean("watch").pipe(Options.withDescription("Redraw every second until Ctrl-C")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the snapshot as JSON"))
+  }, ({ json, watch }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const read = ClusterAdmin.snapshot(config.cluster.shardsPerGroup)
+      if (!watch) {
+        const { a } = yield* withDatabase("admin", read)
+        return yield* say(json ? JSON.stringify(a, null, 2) : ClusterAdmin.render(a))
+      }
+      yield* withDatabase("admin", Effect.forever(Effect.gen(function*() {
+        const table = ClusterAdmin.render(yield* read)
+        // home, draw, clear what is left below: the table redraws in place without scrolling
+        yield* Effect.sync(() => void process.stdout.write(`\x1b[H${table.split("\n").map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`))
+        yield* Effect.sleep("1 second")
+      })))
+    })).pipe(Command.withDescription("Show the cluster's runners: address, health, last heartbeat, shards held and active entities per type (reads DATABASE_URL like a runner)."))
+
+  const drain = Command.make("drain", {
+    runner: Args.text({ name: "runner" }).pipe(Args.withDescription("The runner's address, host:port, as `troupe admin shards` shows it")),
+    undo: Options.boolean("undo").pipe(Options.withDescription("Let the runner take shards again"))
+  }, ({ runner, undo }) =>
+    Effect.gen(function*() {
+      yield* withDatabase("admin", ClusterAdmin.drain(runner, { undo })).pipe(
+        Effect.catchTags({
+          UnknownRunner: (e) => Effect.fail(new StartupError(`no runner ${e.address} in the cluster (runners: ${e.known.join(", ") || "none"})`)),
+          LastRunner: (e) => Effect.fail(new StartupError(`${e.address} is the only runner not drained: its shards would have nowhere to go`))
+        })
+      )
+      yield* say(undo
+        ? `Runner ${runner} takes shards again.`
+        : `Runner ${runner} is drained: its shards move to the other runners within a few seconds (watch with \`troupe admin shards --watch\`); it holds none until \`troupe admin drain --undo ${runner}\`.`)
+    })).pipe(Command.withDescription("Move a runner's shards to the other runners before maintenance (it stays up, holding none); --undo lets it take shards again."))
+
   const admin = Command.make("admin").pipe(
     Command.withDescription("Operator tasks."),
-    Command.withSubcommands([rotateMasterKey])
+    Command.withSubcommands([rotateMasterKey, shards, drain])
   )
 
   return [start, runner, gateway, migrate, admin] as const

@@ -30,6 +30,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as ClusterAdmin from "./ClusterAdmin.ts"
 import type { ClusterConfig, RunnerAddressConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
 
@@ -68,8 +69,8 @@ const underStartupLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
 const layerMessageStorage = underStartupLock(SqlMessageStorage.layer)
 const layerRunnerStorage = underStartupLock(SqlRunnerStorage.layer)
 
-/** Storage shared by every member kind: messages and runners in SQL. */
-const layerStorage = Layer.mergeAll(layerMessageStorage, layerRunnerStorage)
+/** Storage shared by every member kind: messages and runners in SQL (drained runners left out of the ring). */
+const layerStorage = Layer.mergeAll(layerMessageStorage, ClusterAdmin.layerDrainable.pipe(Layer.provide(layerRunnerStorage)))
 
 /** One runner in this process, storing messages in SQL (the embedded default or a lone server). */
 export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, SqlClient.SqlClient> =>
