@@ -29,6 +29,7 @@ import * as KeyRing from "./KeyRing.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Probe from "./Probe.ts"
+import * as ReadyNotes from "./ReadyNotes.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /** The services every role provides to what plugs into it. */
@@ -41,6 +42,7 @@ export type Platform =
   | BlobStore.BlobStore
   | Health.Health
   | Telemetry.MetricSources
+  | ReadyNotes.ReadyNotes
 
 /** Platform plus cluster membership. */
 export type Member = Platform | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
@@ -80,6 +82,7 @@ export const layerPlatform = (config: TroupeConfigShape, service: string): Layer
     BlobStore.layerFrom(config.blobStore),
     Health.layer(),
     Telemetry.layerMetricSources,
+    ReadyNotes.layer,
     Layer.succeed(TroupeConfig, config)
   )
   const checks = Layer.effectDiscard(

@@ -134,8 +134,8 @@ interface Entry {
   readonly breaker: Breaker.Breaker
 }
 
-/** Ollama's models at `url` (`GET /api/tags`), chat models first; none if nothing answers within `timeout`. */
-export const probeOllama = (url: string, timeout: Duration.DurationInput = "1500 millis") =>
+/** Ollama's chat models at `url` (`GET /api/tags`); none if nothing answers within `timeout` (a refused connection answers at once). */
+export const probeOllama = (url: string, timeout: Duration.DurationInput = "5 seconds") =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const response = yield* client.get(`${url}/api/tags`).pipe(Effect.flatMap((r) => (r.status === 200 ? r.json : Effect.fail(new Error(`HTTP ${r.status}`)))))

@@ -6,7 +6,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Errors from "../Errors.ts"
+import { TextGenerator } from "../firstparty/Text.ts"
+import { WebSettings } from "../firstparty/Web.ts"
 import { Skills } from "../Skills.ts"
 import * as Loop from "./Loop.ts"
 import { allows, type TurnIdentity, TurnSkills } from "./Mate.ts"
@@ -42,6 +45,15 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
     TurnSkills,
     Effect.gen(function*() {
       const skills = yield* Skills
+      // what first-party skills look for, when this process has them (the model, the fetch settings)
+      const text = yield* Effect.serviceOption(TextGenerator)
+      const web = yield* Effect.serviceOption(WebSettings)
+      const withServices = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+        let out = effect
+        if (Option.isSome(text)) out = Effect.provideService(out, TextGenerator, text.value)
+        if (Option.isSome(web)) out = Effect.provideService(out, WebSettings, web.value)
+        return out
+      }
       return TurnSkills.of({
         tools: (allowlist) =>
           allowlist.length === 0
@@ -64,7 +76,7 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
             Effect.gen(function*() {
               const estimate = yield* Effect.mapError(skills.estimate({ app: tool.app, skill: tool.skill, input }), toolError)
               const run = Effect.map(
-                Effect.mapError(skills.invoke({ app: tool.app, skill: tool.skill, input, userId: turn.ownerId }), toolError),
+                Effect.mapError(withServices(skills.invoke({ app: tool.app, skill: tool.skill, input, userId: turn.ownerId })), toolError),
                 (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
               )
               return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value)).pipe(
