@@ -14,6 +14,7 @@ import * as Option from "effect/Option"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as ClusterAdmin from "./ClusterAdmin.ts"
 import * as TroupeConfig from "./Config.ts"
+import * as Tracing from "./Tracing.ts"
 import * as Database from "./Database.ts"
 import * as KeyRing from "./KeyRing.ts"
 import * as Migrations from "./Migrations.ts"
@@ -41,6 +42,7 @@ export const say = (line: string) => Effect.sync(() => void process.stdout.write
  * gets the notes the parts added while starting (`ReadyNotes`), e.g. which LLM answers.
  */
 const runRole = <A, E>(
+  version: string,
   service: string,
   config: TroupeConfig.TroupeConfigShape,
   layer: Layer.Layer<A, E, never>,
@@ -53,7 +55,9 @@ const runRole = <A, E>(
         (notes) => Effect.zipRight(onReady(notes), Effect.never)
       ))
   ).pipe(
-    Effect.provide(Roles.layerLogging(config, service))
+    Effect.provide(Roles.layerLogging(config, service)),
+    // spans of everything the role does, exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    (run) => Effect.flatMap(loadConfig(Tracing.fromEnv(service)), (tracing) => Effect.provide(run, Tracing.layer(tracing, version)))
   )
 
 const hostOption = Options.text("host").pipe(
@@ -74,6 +78,7 @@ export const roleCommands = (app: Roles.App) => {
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       const url = Roles.displayUrl(config)
       yield* runRole(
+        app.version,
         "start",
         config,
         Roles.layerStart(app, config, masterKeys),
@@ -109,6 +114,7 @@ export const roleCommands = (app: Roles.App) => {
       yield* checkAppConfig(app, "runner", config)
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       yield* runRole(
+        app.version,
         "runner",
         config,
         Roles.layerRunner(app, config, address, masterKeys),
@@ -131,7 +137,7 @@ export const roleCommands = (app: Roles.App) => {
       }
       yield* checkAppConfig(app, "gateway", config)
       const url = Roles.displayUrl(config)
-      yield* runRole("gateway", config, Roles.layerGateway(app, config), () => Effect.logInfo(`Gateway ready at ${url}`))
+      yield* runRole(app.version, "gateway", config, Roles.layerGateway(app, config), () => Effect.logInfo(`Gateway ready at ${url}`))
     })).pipe(
       Command.withDescription(
         "Serve the public HTTP API as a stateless edge. It hosts no entities; it reaches them on the runners through the cluster (needs DATABASE_URL). Run as many as you like behind a load balancer."

@@ -12,6 +12,7 @@ import * as MessageStorage from "@effect/cluster/MessageStorage"
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as RunnerHealth from "@effect/cluster/RunnerHealth"
 import * as Runners from "@effect/cluster/Runners"
+import * as RunnerStorage from "@effect/cluster/RunnerStorage"
 import * as Sharding from "@effect/cluster/Sharding"
 import type * as ShardId from "@effect/cluster/ShardId"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
@@ -81,12 +82,29 @@ export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, 
     Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.some({ host: "127.0.0.1", port: 34431, listenHost: "127.0.0.1" }))))
   )
 
-/** A runner reachable by the others at `address`, hosting shards. */
+/**
+ * The runner storage of a runner that joins the cluster only once `ready` opens: registering makes
+ * the others hand it shards at once, and messages for them would wait while it is still starting
+ * (building its entities, under load for many seconds). The cluster retries registering every
+ * second until then.
+ */
+const layerJoinWhenReady = (ready: Effect.Latch) =>
+  Layer.effect(
+    RunnerStorage.RunnerStorage,
+    Effect.map(RunnerStorage.RunnerStorage, (storage): RunnerStorage.RunnerStorage["Type"] => ({
+      ...storage,
+      register: (runner, healthy) => Effect.zipRight(ready.await, storage.register(runner, healthy))
+    }))
+  )
+
+/** A runner reachable by the others at `address`, hosting shards; it joins when `ready` opens (default: at once). */
 export const layerRunner = (
   config: ClusterConfig,
-  address: RunnerAddressConfig
+  address: RunnerAddressConfig,
+  ready: Effect.Latch = Effect.unsafeMakeLatch(true)
 ): Layer.Layer<Members, never, SqlClient.SqlClient> =>
   SocketRunner.layer.pipe(
+    Layer.provide(layerJoinWhenReady(ready)),
     Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))),
     Layer.provide([layerSocketServer, layerClientProtocol]),
     Layer.provideMerge(layerStorage),

@@ -185,16 +185,20 @@ const layerRunnerStats = (config: TroupeConfigShape, address: string, version: s
     ClusterAdmin.layerStats({ address, version, shardsPerGroup: config.cluster.shardsPerGroup, sharding })))
 
 /** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
-export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) =>
-  layerHttp(config, "runner", app.version, Layer.empty).pipe(
+export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) => {
+  // the runner joins the cluster (and is handed shards) once its entities are registered
+  const ready = Effect.unsafeMakeLatch(false)
+  return layerHttp(config, "runner", app.version, Layer.empty).pipe(
     Layer.provide(layerClusterCheck),
+    Layer.provide(Layer.effectDiscard(ready.open)),
     Layer.provide(layerRunnerStats(config, `${address.host}:${address.port}`, app.version)),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
-    Layer.provideMerge(Cluster.layerRunner(config.cluster, address).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
+    Layer.provideMerge(Cluster.layerRunner(config.cluster, address, ready).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "runner")),
     Layer.provide(ensureDataDir(config))
   )
+}
 
 /** `troupe gateway`: the stateless HTTP edge, a client-only cluster member. */
 export const layerGateway = (app: App, config: TroupeConfigShape) =>
