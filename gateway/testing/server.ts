@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -18,10 +19,13 @@ import type { Routes } from "../../runtime/Http.ts"
 import * as KeyRing from "../../runtime/KeyRing.ts"
 import * as Roles from "../../runtime/Roles.ts"
 import { freePort } from "../../runtime/testing/process.ts"
+import * as PreviewServer from "../../preview/Server.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
 import * as Skills from "../../skills/Skills.ts"
+import type { StoreSettings } from "../../skills/store/Config.ts"
+import * as AppStore from "../../skills/store/index.ts"
 import { GatewayConfig } from "../Config.ts"
 import * as GatewayConfigModule from "../Config.ts"
 import type { GatewaySettings } from "../Config.ts"
@@ -31,13 +35,15 @@ import * as Server from "../Server.ts"
 /** A running server. */
 export interface TestServer {
   readonly url: string
+  /** The admin listener (`/metrics`, `/health/detailed`). */
+  readonly adminUrl: string
   readonly dataDir: string
   readonly settings: GatewaySettings
   readonly close: () => Promise<void>
 }
 
 /** The skills service as the app wires it (first-party apps; KV in SQL). */
-export const layerSkills = Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
+export const layerSkills = Skills.layer().pipe(Layer.provideMerge(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
 
 /** Start `troupe start` with the gateway in this process. */
 export const startServer = async (options: {
@@ -49,31 +55,56 @@ export const startServer = async (options: {
   readonly extraRoutes?: Layer.Layer<never, never, Routes>
   /** Entities to host instead of the real ones (stand-ins for fault tests). */
   readonly entities?: Roles.App["entities"]
+  /** App store settings over the defaults (embedded store, signatures required, 100 ms polls). */
+  readonly store?: Partial<StoreSettings>
   /** Server log level (default `error`, or TROUPE_TEST_LOG_LEVEL). */
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
+  /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
+  readonly env?: Record<string, string>
+  /** A data directory to use and keep (a restart of the same server); default: a fresh one, removed on close. */
+  readonly dataDir?: string
+  /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
+  readonly preview?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
-  const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
+  const adminPort = await freePort()
+  const dataDir = options.dataDir ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
   const env = new Map<string, string>([
     ["TROUPE_DATA_DIR", dataDir],
     ["TROUPE_HOST", "127.0.0.1"],
     ["TROUPE_PORT", String(port)],
+    ["TROUPE_ADMIN_PORT", String(adminPort)],
     ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? options.logLevel ?? "error"]
   ])
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
+  for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
+  const store = AppStore.layerWith({
+    registry: Option.none(),
+    namespace: "troupe",
+    allowUnsigned: false,
+    cacheDir: NodePath.join(dataDir, "store-cache"),
+    maxArtifactBytes: 64 * 1024 * 1024,
+    pollIntervalMs: 100,
+    ...options.store
+  })
   const app: Roles.App = {
     version: "test",
-    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
-    entities: options.entities ?? Entities.layer,
+    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+    entities: Layer.merge(options.entities ?? Entities.layer, store.entities),
     routes: Layer.merge(
-      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
+      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(store.serving), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty
     ),
-    startRoutes: Layer.empty
+    startRoutes: options.preview
+      ? PreviewServer.layerEmbedded.pipe(
+        Layer.provide(Server.layerPreviewSessionsWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)))),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ PREVIEW_CACHE_DIR: NodePath.join(dataDir, "preview-cache"), PREVIEW_WORKERS: "1", ...options.preview })))))
+      )
+      : Layer.empty
   }
   const masterKeys = KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
@@ -82,11 +113,12 @@ export const startServer = async (options: {
   )
   return {
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     dataDir,
     settings,
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
-      NodeFs.rmSync(dataDir, { recursive: true, force: true })
+      if (!options.dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
     }
   }
 }
