@@ -170,7 +170,7 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
 const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
 
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
-export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig
 
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
