@@ -16,9 +16,11 @@ import { AuthGroup } from "./api/auth.ts"
 import { ChatsGroup, SharesGroup } from "./api/chats.ts"
 import { CreditsGroup } from "./api/credits.ts"
 import { LlmGroup } from "./api/llm.ts"
+import { OpenAiGroup } from "./openai/api.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
 import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
+import { StoreGroup } from "./api/store.ts"
 
 /** The whole API. */
 export class TroupeApi extends HttpApi.make("troupe")
@@ -35,6 +37,8 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(PaymentsGroup)
   .add(PaymentWebhooksGroup)
   .add(LlmGroup)
+  .add(OpenAiGroup)
+  .add(StoreGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

@@ -44,11 +44,14 @@ import { ApiFailure } from "./Errors.ts"
 import * as FirstRun from "./FirstRun.ts"
 import { clientIp } from "./handlers/common.ts"
 import * as Handlers from "./handlers/index.ts"
+import * as OpenAiWire from "./openai/wire.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as SharePage from "./SharePage.ts"
 import * as Tokens from "./Tokens.ts"
+import * as StoreHandlers from "./handlers/store.ts"
+import type * as Store from "../skills/store/Store.ts"
 
 /** A failure as the standard error response. */
 export const render = (f: ApiFailure) => {
@@ -120,19 +123,23 @@ const layerGlobalMiddleware = HttpApiBuilder.middleware(
         const shown = request.url === "/docs" || request.url.startsWith("/docs?") ? withDocsPolicy(response) : response
         return shown.headers["cache-control"] ? shown : HttpServerResponse.setHeader(shown, "cache-control", "no-store")
       }).pipe(
-        Effect.catchAllCause((cause) => {
-          const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) {
-            const e: unknown = failure.value
-            if (e instanceof ApiFailure) return Effect.succeed(render(e))
-            if (e instanceof HttpApiDecodeError) return Effect.succeed(decodeFailure(e))
-          }
-          for (const defect of Cause.defects(cause)) {
-            const response = bodyDefect(defect, config.maxBodyBytes)
-            if (response) return Effect.succeed(response)
-          }
-          return Effect.failCause(cause as Cause.Cause<never>)
-        })
+        Effect.catchAllCause((cause) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+            // the OpenAI-compatible routes answer in OpenAI's error shape
+            const shape = OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.reshapeError : (r: HttpServerResponse.HttpServerResponse) => r
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure)) {
+              const e: unknown = failure.value
+              if (e instanceof ApiFailure) return Effect.succeed(OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.errorResponse(e.status, e.code, e.message, e.headers) : render(e))
+              if (e instanceof HttpApiDecodeError) return Effect.succeed(shape(decodeFailure(e)))
+            }
+            for (const defect of Cause.defects(cause)) {
+              const response = bodyDefect(defect, config.maxBodyBytes)
+              if (response) return Effect.succeed(shape(response))
+            }
+            return Effect.failCause(cause as Cause.Cause<never>)
+          })
+        )
       )
   })
 )
@@ -163,13 +170,16 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
 const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
 
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
-export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig
 
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
   Effect.gen(function*() {
     // the API's routes match their exact spelling (the library's default ignores case)
     const app = yield* HttpApiBuilder.httpApp.pipe(HttpRouter.withRouterConfig({ caseSensitive: true }))
+    // app store blobs are raw and large: outside the JSON API (mounted before it), authenticated the same way
+    const services = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding | Store.Store>()
+    yield* router.mountApp(StoreHandlers.uploadPrefix, Effect.provide(StoreHandlers.uploadRoute, services), { includePrefix: true })
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     yield* router.get("/s/:token", SharePage.handler)

@@ -7,9 +7,11 @@ import * as Auth from "./auth.ts"
 import * as Chats from "./chats.ts"
 import * as Credits from "./credits.ts"
 import * as Llm from "./llm.ts"
+import * as OpenAi from "../openai/handlers.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
 import * as Payments from "./payments.ts"
+import * as Store from "./store.ts"
 
 /** The handlers of every group of `TroupeApi`. */
 export const layer = Layer.mergeAll(
@@ -22,5 +24,7 @@ export const layer = Layer.mergeAll(
   Admin.layer,
   Apps.layer,
   Payments.layer,
-  Llm.layer
+  Llm.layer,
+  OpenAi.layer,
+  Store.layer
 )
