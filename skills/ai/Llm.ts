@@ -134,6 +134,23 @@ interface Entry {
   readonly breaker: Breaker.Breaker
 }
 
+/** A breaker that calls `changed` after every verdict (health publishers watch it). */
+const counted = (breaker: Breaker.Breaker, changed: () => void): Breaker.Breaker => ({
+  ...breaker,
+  succeeded: () => {
+    breaker.succeeded()
+    changed()
+  },
+  failed: (error, now) => {
+    breaker.failed(error, now)
+    changed()
+  },
+  abandoned: (admission) => {
+    breaker.abandoned(admission)
+    changed()
+  }
+})
+
 /** Ollama's chat models at `url` (`GET /api/tags`); none if nothing answers within `timeout` (a refused connection answers at once). */
 export const probeOllama = (url: string, timeout: Duration.DurationInput = "5 seconds") =>
   Effect.gen(function*() {
@@ -164,17 +181,17 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
         configured = [{ settings: Settings.providerOf(entry, Option.none()), source: "probe" }]
       }
     }
+    let version = 0
     const entries: Array<Entry> = []
     for (const p of [...configured].sort((a, b) => a.settings.priority - b.settings.priority)) {
       entries.push({
         settings: p.settings,
         source: p.source,
         client: yield* ChatCompletions.make({ baseUrl: p.settings.baseUrl, apiKey: Option.getOrUndefined(p.settings.apiKey) }),
-        breaker: Breaker.make(p.settings.breaker)
+        breaker: counted(Breaker.make(p.settings.breaker), () => void version++)
       })
     }
     const byName = new Map(entries.map((e) => [e.settings.name, e]))
-    let version = 0
 
     const resolve = (model: string): Option.Option<Resolved> => {
       const first = entries[0]?.settings.models[0]
@@ -289,7 +306,6 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
               inputTokens: usage?.inputTokens,
               outputTokens: usage?.outputTokens
             })
-          version++
           if (Exit.isSuccess(exit)) {
             entry.breaker.succeeded()
             yield* measured("ok", exit.value.usage)
