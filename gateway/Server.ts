@@ -45,6 +45,7 @@ import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as SharePage from "./SharePage.ts"
 import * as Tokens from "./Tokens.ts"
+import * as WebApp from "./WebApp.ts"
 
 /** A failure as the standard error response. */
 export const render = (f: ApiFailure) => {
@@ -154,6 +155,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     yield* router.get("/s/:token", SharePage.handler)
+    // the web app: every other GET path (client routes get index.html)
+    yield* WebApp.mount(router)
   })
 ).pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v1/openapi.json" })),

@@ -1,0 +1,6 @@
+const ssr = false;
+const prerender = false;
+export {
+  prerender,
+  ssr
+};
