@@ -6,7 +6,7 @@
  */
 import * as NodePerf from "node:perf_hooks"
 import * as NodeWorker from "node:worker_threads"
-import { sseFrames } from "../gateway/sseFrames.ts"
+import { sseFrames } from "../gateway/testing/sse-frames.ts"
 
 export interface StreamsInput {
   readonly url: string

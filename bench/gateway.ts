@@ -24,7 +24,7 @@ import * as NodePerf from "node:perf_hooks"
 import * as NodeWorker from "node:worker_threads"
 import { Routes } from "../runtime/Http.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
-import { initialInvite, request, startServer, verificationCode } from "../gateway/testing.ts"
+import { initialInvite, request, startServer, verificationCode } from "../gateway/testing/server.ts"
 import { runInWorker, type Sample } from "./gateway-streams.ts"
 
 const say = (line: string) => process.stdout.write(line + "\n")

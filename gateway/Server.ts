@@ -33,13 +33,8 @@ import { GatewayConfig } from "./Config.ts"
 import * as GatewayConfigModule from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 import * as FirstRun from "./FirstRun.ts"
-import * as AccountHandlers from "./handlers/account.ts"
-import * as AppsHandlers from "./handlers/apps.ts"
-import * as AuthHandlers from "./handlers/auth.ts"
-import * as ChatsHandlers from "./handlers/chats.ts"
 import { clientIp } from "./handlers/common.ts"
-import * as CreditsHandlers from "./handlers/credits.ts"
-import * as MatesHandlers from "./handlers/mates.ts"
+import * as Handlers from "./handlers/index.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -131,14 +126,7 @@ const layerCors = Layer.unwrapEffect(
 
 /** The API with every group's handlers. */
 const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
-  Layer.provide([
-    AuthHandlers.layer,
-    AccountHandlers.layer,
-    ChatsHandlers.layer,
-    MatesHandlers.layer,
-    CreditsHandlers.layer,
-    AppsHandlers.layer
-  ]),
+  Layer.provide(Handlers.layer),
   Layer.provide(Auth.layer)
 )
 

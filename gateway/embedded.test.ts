@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Duration from "effect/Duration"
-import { onboardAndChat } from "./flows.ts"
-import { request, startServer } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { onboardAndChat } from "./testing/flows.ts"
+import { request, startServer } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 let server: TestServer
 beforeAll(async () => {

@@ -6,22 +6,20 @@
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { createTestDatabase } from "../runtime/testing/services.ts"
-import { onboard } from "./flows.ts"
-import { initialInvite, request, startServer } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { onboard } from "./testing/flows.ts"
+import { initialInvite, request, startServer } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let server: TestServer
 let token: string
 let chatId: string
 let mateId: string
-let userId: string
 beforeAll(async () => {
   db = await createTestDatabase("gwfuzz")
   server = await startServer({ databaseUrl: db.url })
   const admin = await onboard(server, "fuzzadmin", initialInvite(server.dataDir))
   token = admin.access
-  userId = admin.userId
   chatId = (await request(server, "POST", "/v1/chats", { token, body: {} })).body.id
   mateId = (await request(server, "POST", "/v1/mates", { token, body: { name: "Fuzzy" } })).body.id
 }, 120_000)

@@ -10,9 +10,9 @@ import * as OTPAuth from "otpauth"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
-import { onboard, readEvents } from "./flows.ts"
-import { initialInvite, request, startServer } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { onboard, readEvents } from "./testing/flows.ts"
+import { initialInvite, request, startServer } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let server: TestServer

@@ -15,9 +15,9 @@ import type { ChatEvent } from "../entities/chat/protocol.ts"
 import * as CreditBehaviour from "../entities/credit/behaviour.ts"
 import * as UserBehaviour from "../entities/user/behaviour.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
-import { onboard, readEvents } from "./flows.ts"
-import { initialInvite, startServer } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { onboard, readEvents } from "./testing/flows.ts"
+import { initialInvite, startServer } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 const journal: ReadonlyArray<ChatEvent> = Array.from({ length: 12 }, (_, i): ChatEvent =>
   i === 11

@@ -14,9 +14,9 @@ import { randomMasterKey, startRunner } from "../runtime/testing/cluster.ts"
 import { freePort, spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
 import type { Spawned } from "../runtime/testing/process.ts"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
-import { readEvents } from "./flows.ts"
-import { request, verificationCode } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { readEvents } from "./testing/flows.ts"
+import { request, verificationCode } from "./testing/server.ts"
+import type { TestServer } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 const procs: Array<Spawned> = []

@@ -59,10 +59,11 @@ describe("embedded in the main server (troupe start)", () => {
     const detailed = (await (await fetch(`${base}/health/detailed`)).json()) as { checks: Record<string, { status: string; details?: { engine: string } }> }
     expect(detailed.checks["preview"]?.status).toBe("healthy")
     expect(detailed.checks["preview"]?.details?.engine).toBe("vips")
-    // The gauges are sampled asynchronously: the first scrape primes them.
-    await fetch(`${base}/metrics`).then((m) => m.text())
+    // the first scrape shows the pool and cache as they are; counters are typed as counters
     const metrics = await (await fetch(`${base}/metrics`)).text()
-    expect(metrics).toContain("preview_cache_bytes")
+    expect(metrics).toMatch(/^preview_cache_entries\{kind="image"\} [1-9]/m)
+    expect(metrics).toContain("# TYPE preview_cache_misses_total counter")
+    expect(metrics).toContain("# TYPE preview_pool_workers_ready gauge")
   })
 
   it("refuses private addresses with the standard JSON error", async () => {

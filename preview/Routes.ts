@@ -20,7 +20,7 @@ import * as Telemetry from "../runtime/Telemetry.ts"
 import { PreviewConfig } from "./Config.ts"
 import type { OutputFormat } from "./engine/Engine.ts"
 import * as Policy from "./Policy.ts"
-import { Preview, PreviewError, type PreviewStats, type Served } from "./Preview.ts"
+import { Preview, PreviewError, type Served } from "./Preview.ts"
 
 const MAX_URL_LENGTH = 4096
 const MAX_DIMENSION = 16_384
@@ -84,30 +84,25 @@ export const layer: Layer.Layer<never, never, Http.Routes | Preview | PreviewCon
     }
     const sources = yield* Effect.serviceOption(Telemetry.MetricSources)
     if (Option.isSome(sources)) {
-      const latest: { value: PreviewStats | undefined } = { value: undefined }
-      const refresh = () => void Effect.runPromise(preview.stats).then((s) => (latest.value = s))
-      refresh()
-      yield* sources.value.register(() => {
-        refresh()
-        const s = latest.value
-        if (!s) return []
+      // read when scraped, so the first scrape shows the pool as it is
+      yield* sources.value.registerEffect(Effect.map(preview.stats, (s) => {
         const gauges: Array<Telemetry.GaugeSample> = [
           { name: "preview_pool_workers_ready", help: "Image workers ready", value: s.pool.ready },
           { name: "preview_pool_workers_busy", help: "Image workers busy", value: s.pool.busy },
           { name: "preview_pool_queued", help: "Images waiting for a worker", value: s.pool.queued },
-          { name: "preview_pool_recycled_total", help: "Image workers replaced (memory, quota, crash, timeout)", value: s.pool.recycled },
-          { name: "preview_pool_timeouts_total", help: "Image jobs that timed out", value: s.pool.timeouts }
+          { name: "preview_pool_recycled_total", help: "Image workers replaced (memory, quota, crash, timeout)", value: s.pool.recycled, type: "counter" },
+          { name: "preview_pool_timeouts_total", help: "Image jobs that timed out", value: s.pool.timeouts, type: "counter" }
         ]
         for (const [kind, k] of Object.entries(s.cache) as Array<[string, { bytes: number; entries: number; hits: number; misses: number }]>) {
           gauges.push(
             { name: "preview_cache_bytes", help: "Bytes in the preview disk cache", labels: { kind }, value: k.bytes },
             { name: "preview_cache_entries", help: "Entries in the preview disk cache", labels: { kind }, value: k.entries },
-            { name: "preview_cache_hits_total", help: "Preview cache hits", labels: { kind }, value: k.hits },
-            { name: "preview_cache_misses_total", help: "Preview cache misses", labels: { kind }, value: k.misses }
+            { name: "preview_cache_hits_total", help: "Preview cache hits", labels: { kind }, value: k.hits, type: "counter" },
+            { name: "preview_cache_misses_total", help: "Preview cache misses", labels: { kind }, value: k.misses, type: "counter" }
           )
         }
         return gauges
-      })
+      }))
     }
 
     /** Run the policy, then the handler; map typed errors to JSON errors with CORS headers. */

@@ -24,6 +24,7 @@ import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as Http from "./Http.ts"
 import * as KeyRing from "./KeyRing.ts"
+import * as Metrics from "./Metrics.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Probe from "./Probe.ts"
 import * as Telemetry from "./Telemetry.ts"
@@ -98,6 +99,7 @@ export const layerPlatform = (config: TroupeConfigShape, service: string): Layer
       yield* Health.register({ name: "blob_store", check: blobs.ping, details: Effect.succeed({ kind: blobs.kind }) })
       const sources = yield* Telemetry.MetricSources
       yield* sources.register(info.poolGauges)
+      yield* Metrics.touchAll
     })
   )
   return Layer.provideMerge(checks, parts)

@@ -132,32 +132,41 @@ export const entityMessageFailures = Metric.counter("troupe_entity_message_failu
   incremental: true
 })
 
-/** A source of gauges read at scrape time (database pool, worker pools, caches). */
+/**
+ * A value read at scrape time (database pool, worker pools, caches): a gauge, or a counter kept
+ * by its module (`*_total`, only ever growing) when `type` says so.
+ */
 export interface GaugeSample {
   readonly name: string
   readonly help: string
   readonly labels?: Record<string, string>
   readonly value: number
+  readonly type?: "gauge" | "counter"
 }
 
 /** Extra gauges sampled when `/metrics` is scraped; modules register theirs. */
 export class MetricSources extends Context.Tag("troupe/runtime/Telemetry/MetricSources")<
   MetricSources,
-  { readonly register: (source: () => ReadonlyArray<GaugeSample>) => Effect.Effect<void>; readonly sample: Effect.Effect<ReadonlyArray<GaugeSample>> }
+  {
+    /** A source read synchronously at each scrape. */
+    readonly register: (source: () => ReadonlyArray<GaugeSample>) => Effect.Effect<void>
+    /** A source that needs an effect to read (a query, a worker pool's stats); a failing one is left out. */
+    readonly registerEffect: (source: Effect.Effect<ReadonlyArray<GaugeSample>, unknown>) => Effect.Effect<void>
+    readonly sample: Effect.Effect<ReadonlyArray<GaugeSample>>
+  }
 >() {}
 
 /** The registry of scrape-time gauges. */
 export const layerMetricSources: Layer.Layer<MetricSources> = Layer.sync(MetricSources, () => {
-  const sources: Array<() => ReadonlyArray<GaugeSample>> = []
+  const sources: Array<Effect.Effect<ReadonlyArray<GaugeSample>>> = []
+  const none: ReadonlyArray<GaugeSample> = []
   return {
-    register: (source) => Effect.sync(() => void sources.push(source)),
-    sample: Effect.sync(() => sources.flatMap((s) => {
-      try {
-        return s()
-      } catch {
-        return []
-      }
-    }))
+    register: (source) => Effect.sync(() => void sources.push(Effect.sync(source))),
+    registerEffect: (source) => Effect.sync(() => void sources.push(source.pipe(Effect.timeout("2 seconds"), Effect.orElseSucceed(() => none)))),
+    sample: Effect.map(
+      Effect.forEach(sources, (s) => Effect.catchAllDefect(s, () => Effect.succeed(none)), { concurrency: "unbounded" }),
+      (all) => all.flat()
+    )
   }
 })
 
@@ -178,8 +187,8 @@ export const processGauges = (): ReadonlyArray<GaugeSample> => {
     { name: "process_uptime_seconds", help: "Process uptime in seconds", value: process.uptime() },
     // background work (chat turns): a queue that stays long means turns wait for the event loop
     { name: "troupe_background_tasks_queued", help: "Background fiber steps waiting for a slice of the event loop", value: background.queued },
-    { name: "troupe_background_slices_total", help: "Slices of the event loop given to background work", value: background.slices },
-    { name: "troupe_background_busy_seconds_total", help: "Time spent running background work", value: background.busyMs / 1000 }
+    { name: "troupe_background_slices_total", help: "Slices of the event loop given to background work", value: background.slices, type: "counter" },
+    { name: "troupe_background_busy_seconds_total", help: "Time spent running background work", value: background.busyMs / 1000, type: "counter" }
   ]
 }
 
@@ -229,7 +238,7 @@ export const renderPrometheus = (extra: ReadonlyArray<GaugeSample>): string => {
   }
   for (const g of extra) {
     const name = sanitize(g.name)
-    family(name, "gauge", g.help).lines.push(`${name}${labelText(Object.entries(g.labels ?? {}))} ${num(g.value)}`)
+    family(name, g.type ?? "gauge", g.help).lines.push(`${name}${labelText(Object.entries(g.labels ?? {}))} ${num(g.value)}`)
   }
   let out = ""
   for (const [name, f] of families) {

@@ -174,9 +174,6 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         Effect.uninterruptible
       )
 
-    const append = (turnId: string | null, body: EventBody) =>
-      writer.withPermits(1)(Effect.orDie(journal(turnId, [body])))
-
     const toEvent = (row: Repo.EventRow) =>
       Effect.gen(function*() {
         const body = JSON.parse(yield* decrypt(row.body, `event:${row.seq}`)) as Record<string, unknown>

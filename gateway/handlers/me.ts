@@ -1,10 +1,8 @@
-/** Handlers of `/v1/me` and `/v1/api_keys`. */
+/** Handlers of `/v1/me`. */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import { CreateApiKey, DeleteAccount, RevokeApiKey, UpdateProfile, User } from "../../entities/user/protocol.ts"
-import type { ApiKeyInfo } from "../../entities/user/protocol.ts"
+import { DeleteAccount, UpdateProfile, User } from "../../entities/user/protocol.ts"
 import * as Secrets from "../../entities/user/secrets.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
@@ -14,16 +12,7 @@ import * as Policy from "../Policy.ts"
 import * as Tokens from "../Tokens.ts"
 import { call, noContent, toMe, withoutSessionCookies } from "./common.ts"
 
-const toApiKey = (k: ApiKeyInfo) => ({
-  id: k.keyId,
-  name: k.name,
-  scopes: k.scopes,
-  expires_at: k.expiresAt,
-  spend_cap: k.spendCap,
-  created_at: k.createdAt
-})
-
-const me = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
+export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
   Effect.gen(function*() {
     const users = yield* User.client
     const tokens = yield* Tokens.Tokens
@@ -81,43 +70,3 @@ const me = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
         }))
   }))
 
-const apiKeys = HttpApiBuilder.group(TroupeApi, "api_keys", (handlers) =>
-  Effect.gen(function*() {
-    const users = yield* User.client
-    return handlers
-      .handle("create", ({ payload }) =>
-        Effect.gen(function*() {
-          const principal = yield* CurrentPrincipal
-          yield* Policy.require(principal, Policy.Account)
-          if (payload.expires_at && payload.expires_at.getTime() <= Date.now()) {
-            return yield* fail(400, "invalid_request", "expires_at must be in the future", { issues: [{ path: "expires_at", message: "must be in the future" }] })
-          }
-          const made = Tokens.newApiKey(principal.userId)
-          const info = yield* call(users(principal.userId).CreateApiKey(
-            new CreateApiKey({
-              keyId: made.keyId,
-              name: payload.name,
-              scopes: payload.scopes,
-              ...(payload.expires_at ? { expiresAt: payload.expires_at } : {}),
-              ...(payload.spend_cap !== undefined ? { spendCap: payload.spend_cap } : {}),
-              secretHash: made.hash
-            })
-          ))
-          return { ...toApiKey(info), key: made.key }
-        }))
-      .handle("list", () =>
-        Effect.gen(function*() {
-          const principal = yield* CurrentPrincipal
-          yield* Policy.require(principal, Policy.Account)
-          return { api_keys: (yield* call(users(principal.userId).ApiKeys())).map(toApiKey) }
-        }))
-      .handle("revoke", ({ path }) =>
-        Effect.gen(function*() {
-          const principal = yield* CurrentPrincipal
-          yield* Policy.require(principal, Policy.Account)
-          yield* call(users(principal.userId).RevokeApiKey(new RevokeApiKey({ keyId: path.id })))
-          return noContent()
-        }))
-  }))
-
-export const layer = Layer.mergeAll(me, apiKeys)

@@ -7,11 +7,11 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
-import * as Cluster from "../runtime/Cluster.ts"
-import * as TroupeConfig from "../runtime/Config.ts"
-import * as Database from "../runtime/Database.ts"
-import * as KeyRing from "../runtime/KeyRing.ts"
-import * as Migrations from "../runtime/Migrations.ts"
+import * as Cluster from "../../runtime/Cluster.ts"
+import * as TroupeConfig from "../../runtime/Config.ts"
+import * as Database from "../../runtime/Database.ts"
+import * as KeyRing from "../../runtime/KeyRing.ts"
+import * as Migrations from "../../runtime/Migrations.ts"
 
 /** The default cluster configuration, as a process without any variables would have it. */
 export const clusterConfig = (): TroupeConfig.ClusterConfig =>

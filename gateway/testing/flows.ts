@@ -1,8 +1,8 @@
 /** Flows over HTTP shared by the gateway's tests (and the benchmark's setup). */
 import { expect } from "vitest"
-import { sseFrames } from "./sseFrames.ts"
-import { request, verificationCode } from "./testing.ts"
-import type { TestServer } from "./testing.ts"
+import { sseFrames } from "./sse-frames.ts"
+import { request, verificationCode } from "./server.ts"
+import type { TestServer } from "./server.ts"
 
 /** A decoded SSE event. */
 export interface SseEvent {

@@ -1,0 +1,78 @@
+/** `/v1/auth/*`: signup, email verification, login with 2FA, refresh, logout. */
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import * as OpenApi from "@effect/platform/OpenApi"
+import * as Schema from "effect/Schema"
+import { Email, PlainText, Username } from "../../entities/user/protocol.ts"
+import { Authentication } from "../Auth.ts"
+import { BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
+import { Password } from "./common.ts"
+
+/** Tokens of a session. */
+export const Session = Schema.Struct({
+  access_token: Schema.String,
+  token_type: Schema.Literal("Bearer"),
+  expires_in: Schema.Number,
+  refresh_token: Schema.String,
+  csrf_token: Schema.String,
+  user_id: Schema.String,
+  role: Schema.Literal("user", "admin")
+}).annotations({ identifier: "Session", description: "Also set as HttpOnly SameSite=Strict cookies (troupe_access, troupe_refresh) plus troupe_csrf" })
+
+const SixDigits = Schema.String.pipe(Schema.pattern(/^\d{6}$/, { message: () => "must be 6 digits" }))
+
+export class AuthGroup extends HttpApiGroup.make("auth")
+  .add(
+    HttpApiEndpoint.post("signup", "/v1/auth/signup")
+      .setPayload(Schema.Struct({ invite_code: Schema.optional(PlainText(200)), email: Email, username: Username, password: Password }))
+      .addSuccess(Schema.Struct({ user_id: Schema.String, email: Schema.String, username: Schema.String, role: Schema.Literal("user", "admin"), email_verification: Schema.Literal("sent") }), { status: 201 })
+      .addError(Forbidden)
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Create an account. Whether `invite_code` is needed depends on TROUPE_SIGNUP. A 6-digit code is mailed for /v1/auth/verify_email.")
+  )
+  .add(
+    HttpApiEndpoint.post("verifyEmail", "/v1/auth/verify_email")
+      .setPayload(Schema.Struct({ email: Email, code: SixDigits }))
+      .addSuccess(Schema.Struct({ verified: Schema.Boolean }))
+  )
+  .add(
+    HttpApiEndpoint.post("resendVerification", "/v1/auth/resend_verification")
+      .setPayload(Schema.Struct({ email: Email }))
+      .addSuccess(Schema.Struct({ sent: Schema.Boolean }), { status: 202 })
+  )
+  .add(
+    HttpApiEndpoint.post("login", "/v1/auth/login")
+      .setPayload(Schema.Struct({ login: PlainText(254).pipe(Schema.minLength(1)), password: PlainText(256), totp_code: Schema.optional(PlainText(20)) }))
+      .addSuccess(Session)
+      .addError(Forbidden)
+      .annotate(OpenApi.Description, "Sign in with an email or username. With 2FA on, `totp_code` (authenticator or backup code) is required: 401 `totp_required` says so.")
+  )
+  .add(
+    HttpApiEndpoint.post("refresh", "/v1/auth/refresh")
+      .setPayload(Schema.NullOr(Schema.Struct({ refresh_token: Schema.optional(PlainText(300)) })))
+      .addSuccess(Session)
+      .addError(Forbidden)
+      .annotate(OpenApi.Description, "Rotate the refresh token (body, or the troupe_refresh cookie with X-CSRF-Token). A reused refresh token revokes its whole session: 401 `refresh_token_reused`.")
+  )
+  .add(HttpApiEndpoint.post("logout", "/v1/auth/logout").addSuccess(HttpApiSchema.Empty(204)).middleware(Authentication))
+  .add(HttpApiEndpoint.post("logoutAll", "/v1/auth/logout_all").addSuccess(Schema.Struct({ revoked_sessions: Schema.Number })).middleware(Authentication))
+  .add(
+    HttpApiEndpoint.post("totpSetup", "/v1/auth/2fa/setup")
+      .addSuccess(Schema.Struct({ secret: Schema.String, otpauth_uri: Schema.String }))
+      .addError(Conflict)
+      .middleware(Authentication)
+  )
+  .add(
+    HttpApiEndpoint.post("totpConfirm", "/v1/auth/2fa/confirm")
+      .setPayload(Schema.Struct({ code: SixDigits }))
+      .addSuccess(Schema.Struct({ backup_codes: Schema.Array(Schema.String) }))
+      .addError(Conflict)
+      .middleware(Authentication)
+  )
+  .addError(BadRequest)
+  .addError(Unauthorized)
+  .addError(TooManyRequests)
+  .addError(PayloadTooLarge)
+  .addError(Unavailable)
+{}
