@@ -1,6 +1,7 @@
 /**
  * The gateway as layers: the API's handlers and middleware, mounted on the runtime's `Routes`
- * under `/v1` (with `/v1/openapi.json`), the docs page at `/docs` and the share page at `/s/…`.
+ * under `/v1` (with `/v1/openapi.json`), the docs page at `/docs`, and the web app (`WebApp.ts`)
+ * on every other GET path, share pages `/s/…` included.
  *
  * Middleware around every API route, outermost first: CORS (allowlist), then per-client-address
  * rate limits (stricter on `/v1/auth/*`), the body size limit, `Cache-Control: no-store`, and
@@ -38,7 +39,6 @@ import * as Handlers from "./handlers/index.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
-import * as SharePage from "./SharePage.ts"
 import * as Tokens from "./Tokens.ts"
 import * as WebApp from "./WebApp.ts"
 
@@ -142,7 +142,6 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     const app = yield* HttpApiBuilder.httpApp
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
-    yield* router.get("/s/:token", SharePage.handler)
     // the web app: every other GET path (client routes get index.html)
     yield* WebApp.mount(router)
   })

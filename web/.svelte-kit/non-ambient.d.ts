@@ -29,14 +29,31 @@ declare module "$app/types" {
 	type MatcherParam<M> = M extends (param : string) => param is (infer U extends string) ? U : string;
 
 	export interface AppTypes {
-		RouteId(): "/";
+		RouteId(): "/" | "/admin" | "/apps" | "/chats" | "/chats/[id]" | "/credits" | "/login" | "/mates" | "/mates/[id]" | "/settings" | "/settings/keys" | "/settings/security" | "/signup" | "/s" | "/s/[token]" | "/verify";
 		RouteParams(): {
-			
+			"/chats/[id]": { id: string };
+			"/mates/[id]": { id: string };
+			"/s/[token]": { token: string }
 		};
 		LayoutParams(): {
-			"/": Record<string, never>
+			"/": { id?: string | undefined; token?: string | undefined };
+			"/admin": Record<string, never>;
+			"/apps": Record<string, never>;
+			"/chats": { id?: string | undefined };
+			"/chats/[id]": { id: string };
+			"/credits": Record<string, never>;
+			"/login": Record<string, never>;
+			"/mates": { id?: string | undefined };
+			"/mates/[id]": { id: string };
+			"/settings": Record<string, never>;
+			"/settings/keys": Record<string, never>;
+			"/settings/security": Record<string, never>;
+			"/signup": Record<string, never>;
+			"/s": { token?: string | undefined };
+			"/s/[token]": { token: string };
+			"/verify": Record<string, never>
 		};
-		Pathname(): "/";
+		Pathname(): "/" | "/admin" | "/apps" | "/chats" | `/chats/${string}` & {} | "/credits" | "/login" | "/mates" | `/mates/${string}` & {} | "/settings" | "/settings/keys" | "/settings/security" | "/signup" | `/s/${string}` & {} | "/verify";
 		ResolvedPathname(): `${"" | `/${string}`}${ReturnType<AppTypes['Pathname']>}`;
 		Asset(): "/favicon.svg" | string & {};
 	}

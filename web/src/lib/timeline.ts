@@ -51,6 +51,11 @@ export interface Timeline {
   items: Item[]
   /** The last journal sequence number applied. */
   lastSeq: number
+  /**
+   * Replaying the journal for a turn that is running: up to `until` (what the history already
+   * shows), only that turn's events count.
+   */
+  replay?: { until: number; turnId: string }
 }
 
 const newTurn = (turnId: string, status: TurnStatus = "running"): TurnView => ({
@@ -126,6 +131,7 @@ export const addPosted = (t: Timeline, posted: { message_id: string; turn_id: st
 export const apply = (t: Timeline, e: ChatEvent): void => {
   if (e.seq <= t.lastSeq) return
   t.lastSeq = e.seq
+  if (t.replay && e.seq <= t.replay.until && e.turn_id !== t.replay.turnId) return
   switch (e.kind) {
     case "message_stored": {
       const id = str(e.message_id)

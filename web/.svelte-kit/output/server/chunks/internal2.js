@@ -104,10 +104,10 @@ const options = {
   </head>
   <body data-sveltekit-preload-data="hover">
     <noscript>Troupe's web app needs JavaScript.</noscript>
-    <div id="app" style="display: contents">` + body + "</div>\n  </body>\n</html>\n",
+    <div id="app" class="app-root">` + body + "</div>\n  </body>\n</html>\n",
     error
   },
-  version_hash: "1qrk0al"
+  version_hash: "1p4vsky"
 };
 async function get_hooks() {
   let handle;

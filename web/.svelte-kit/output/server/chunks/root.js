@@ -1,237 +1,5 @@
-import { clsx as clsx$1 } from "clsx";
-import * as devalue from "devalue";
+import { H as HYDRATION_ERROR, C as COMMENT_NODE, r as run_all, j as CONNECTED, k as CLEAN, M as MAYBE_DIRTY, l as define_property, m as COMPONENT_SYMBOL, A as ASSIGNED, U as UNINITIALIZED, D as DESTROYED, I as INERT, o as HAS_ABORT_CONTROLLER, n as noop, E as EFFECT_OFFSCREEN, B as BRANCH_EFFECT, R as ROOT_EFFECT, p as EAGER_EFFECT, q as DIRTY, t as EFFECT, u as BLOCK_EFFECT, v as ERROR_VALUE, w as ASYNC, x as DERIVED, y as deferred, z as REACTION_IS_UPDATING, F as REACTION_RAN, S as STATE_SYMBOL, G as object_prototype, J as array_prototype, K as get_descriptor, L as get_prototype_of, N as is_array, O as BOUNDARY_EFFECT, P as DESTROYING, Q as HEAD_EFFECT, T as EFFECT_PRESERVED, V as EFFECT_TRANSPARENT, W as PAUSED, X as USER_EFFECT, Y as MANAGED_EFFECT, Z as includes, _ as index_of, $ as array_from, a0 as is_passive_event, a1 as HYDRATION_START_FAILED, a2 as HYDRATION_START, a3 as HYDRATION_END, a4 as LEGACY_PROPS, a5 as render, a6 as setContext, d as derived } from "./index.js";
 const DEV = false;
-const HYDRATION_START = "[";
-const HYDRATION_START_FAILED = "[?";
-const HYDRATION_END = "]";
-const HYDRATION_ERROR = {};
-const ELEMENT_IS_NAMESPACED = 1;
-const ELEMENT_PRESERVE_ATTRIBUTE_CASE = 1 << 1;
-const ELEMENT_IS_INPUT = 1 << 2;
-const UNINITIALIZED = /* @__PURE__ */ Symbol("uninitialized");
-const ATTR_REGEX = /[&"<]/g;
-const CONTENT_REGEX = /[&<]/g;
-function escape_html(value, is_attr) {
-  const str = String(value ?? "");
-  const pattern = is_attr ? ATTR_REGEX : CONTENT_REGEX;
-  pattern.lastIndex = 0;
-  let escaped = "";
-  let last = 0;
-  while (pattern.test(str)) {
-    const i = pattern.lastIndex - 1;
-    const ch = str[i];
-    escaped += str.substring(last, i) + (ch === "&" ? "&amp;" : ch === '"' ? "&quot;" : "&lt;");
-    last = i + 1;
-  }
-  return escaped + str.substring(last);
-}
-var is_array = Array.isArray;
-var index_of = Array.prototype.indexOf;
-var includes = Array.prototype.includes;
-var array_from = Array.from;
-var define_property = Object.defineProperty;
-var get_descriptor = Object.getOwnPropertyDescriptor;
-var object_prototype = Object.prototype;
-var array_prototype = Array.prototype;
-var get_prototype_of = Object.getPrototypeOf;
-var has_own_property = Object.prototype.hasOwnProperty;
-const noop = () => {
-};
-function run_all(arr) {
-  for (var i = 0; i < arr.length; i++) {
-    arr[i]();
-  }
-}
-function push_array(array, items) {
-  for (var i = 0; i < items.length; i++) {
-    array.push(items[i]);
-  }
-}
-function deferred() {
-  var resolve;
-  var reject;
-  var promise = new Promise((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-const replacements = {
-  translate: /* @__PURE__ */ new Map([
-    [true, "yes"],
-    [false, "no"]
-  ])
-};
-function attr(name, value, is_boolean = false) {
-  if (name === "hidden" && value !== "until-found") {
-    is_boolean = true;
-  }
-  if (value == null || is_boolean && !value && value !== "") return "";
-  const normalized = has_own_property.call(replacements, name) && replacements[name].get(value) || value;
-  const assignment = is_boolean ? `=""` : `="${escape_html(normalized, true)}"`;
-  return ` ${name}${assignment}`;
-}
-function clsx(value) {
-  if (typeof value === "object") {
-    return clsx$1(value);
-  } else {
-    return value ?? "";
-  }
-}
-const whitespace = [..." 	\n\r\f \v\uFEFF"];
-function to_class(value, hash, directives) {
-  var classname = value == null ? "" : "" + value;
-  if (hash) {
-    classname = classname ? classname + " " + hash : hash;
-  }
-  if (directives) {
-    for (var key of Object.keys(directives)) {
-      if (directives[key]) {
-        classname = classname ? classname + " " + key : key;
-      } else if (classname.length) {
-        var len = key.length;
-        var a = 0;
-        while ((a = classname.indexOf(key, a)) >= 0) {
-          var b = a + len;
-          if ((a === 0 || whitespace.includes(classname[a - 1])) && (b === classname.length || whitespace.includes(classname[b]))) {
-            classname = (a === 0 ? "" : classname.substring(0, a)) + classname.substring(b + 1);
-          } else {
-            a = b;
-          }
-        }
-      }
-    }
-  }
-  return classname === "" ? null : classname;
-}
-function append_styles(styles, important = false) {
-  var separator = important ? " !important;" : ";";
-  var css = "";
-  for (var key of Object.keys(styles)) {
-    var value = styles[key];
-    if (value != null && value !== "") {
-      css += " " + key + ": " + value + separator;
-    }
-  }
-  return css;
-}
-function to_css_name(name) {
-  if (name[0] !== "-" || name[1] !== "-") {
-    return name.toLowerCase();
-  }
-  return name;
-}
-function to_style(value, styles) {
-  if (styles) {
-    var new_style = "";
-    var normal_styles;
-    var important_styles;
-    if (Array.isArray(styles)) {
-      normal_styles = styles[0];
-      important_styles = styles[1];
-    } else {
-      normal_styles = styles;
-    }
-    if (value) {
-      value = String(value).replaceAll(/\/\*.*?\*\//g, "").trim();
-      var in_str = false;
-      var in_apo = 0;
-      var in_comment = false;
-      var reserved_names = [];
-      if (normal_styles) {
-        reserved_names.push(...Object.keys(normal_styles).map(to_css_name));
-      }
-      if (important_styles) {
-        reserved_names.push(...Object.keys(important_styles).map(to_css_name));
-      }
-      var start_index = 0;
-      var name_index = -1;
-      const len = value.length;
-      for (var i = 0; i < len; i++) {
-        var c = value[i];
-        if (in_comment) {
-          if (c === "/" && value[i - 1] === "*") {
-            in_comment = false;
-          }
-        } else if (in_str) {
-          if (in_str === c) {
-            in_str = false;
-          }
-        } else if (c === "/" && value[i + 1] === "*") {
-          in_comment = true;
-        } else if (c === '"' || c === "'") {
-          in_str = c;
-        } else if (c === "(") {
-          in_apo++;
-        } else if (c === ")") {
-          in_apo--;
-        }
-        if (!in_comment && in_str === false && in_apo === 0) {
-          if (c === ":" && name_index === -1) {
-            name_index = i;
-          } else if (c === ";" || i === len - 1) {
-            if (name_index !== -1) {
-              var name = to_css_name(value.substring(start_index, name_index).trim());
-              if (!reserved_names.includes(name)) {
-                if (c !== ";") {
-                  i++;
-                }
-                var property = value.substring(start_index, i).trim();
-                new_style += " " + property + ";";
-              }
-            }
-            start_index = i + 1;
-            name_index = -1;
-          }
-        }
-      }
-    }
-    if (normal_styles) {
-      new_style += append_styles(normal_styles);
-    }
-    if (important_styles) {
-      new_style += append_styles(important_styles, true);
-    }
-    new_style = new_style.trim();
-    return new_style === "" ? null : new_style;
-  }
-  return value == null ? null : String(value);
-}
-const DERIVED = 1 << 1;
-const EFFECT = 1 << 2;
-const MANAGED_EFFECT = 1 << 24;
-const BLOCK_EFFECT = 1 << 4;
-const BRANCH_EFFECT = 1 << 5;
-const ROOT_EFFECT = 1 << 6;
-const BOUNDARY_EFFECT = 1 << 7;
-const PAUSED = 1 << 8;
-const CONNECTED = 1 << 9;
-const CLEAN = 1 << 10;
-const DIRTY = 1 << 11;
-const MAYBE_DIRTY = 1 << 12;
-const INERT = 1 << 13;
-const DESTROYED = 1 << 14;
-const REACTION_RAN = 1 << 15;
-const DESTROYING = 1 << 25;
-const EFFECT_TRANSPARENT = 1 << 16;
-const EAGER_EFFECT = 1 << 17;
-const HEAD_EFFECT = 1 << 18;
-const EFFECT_PRESERVED = 1 << 19;
-const USER_EFFECT = 1 << 20;
-const EFFECT_OFFSCREEN = 1 << 25;
-const REACTION_IS_UPDATING = 1 << 21;
-const ASYNC = 1 << 22;
-const ERROR_VALUE = 1 << 23;
-const HAS_ABORT_CONTROLLER = 1 << 27;
-const ASSIGNED = 1 << 26;
-const STATE_SYMBOL = /* @__PURE__ */ Symbol("$state");
-const COMPONENT_SYMBOL = /* @__PURE__ */ Symbol("component");
-const LEGACY_PROPS = /* @__PURE__ */ Symbol("legacy props");
-const STALE_REACTION = new class StaleReactionError extends Error {
-  name = "StaleReactionError";
-  message = "The reaction that called `getAbortSignal()` was re-run or destroyed";
-}();
-const COMMENT_NODE = 8;
 function derived_inert() {
   {
     console.warn(`https://svelte.dev/e/derived_inert`);
@@ -277,16 +45,6 @@ function safe_not_equal(a, b) {
 }
 function safe_equals(value) {
   return !safe_not_equal(value, this.v);
-}
-function lifecycle_outside_component(name) {
-  {
-    throw new Error(`https://svelte.dev/e/lifecycle_outside_component`);
-  }
-}
-function set_context_after_init() {
-  {
-    throw new Error(`https://svelte.dev/e/set_context_after_init`);
-  }
 }
 function effect_update_depth_exceeded() {
   {
@@ -357,24 +115,11 @@ function update_derived_status(derived2) {
     set_signal_status(derived2, MAYBE_DIRTY);
   }
 }
-function get_parent_context(context2) {
-  let parent = context2.p;
-  while (parent !== null && parent.c === null) {
-    parent = parent.p;
-  }
-  return parent?.c ?? null;
-}
-function get_or_init_context_map(context2, name) {
-  if (context2 === null) {
-    lifecycle_outside_component();
-  }
-  return context2.c ??= new Map(get_parent_context(context2) || void 0);
-}
 let component_context = null;
-function set_component_context(context2) {
-  component_context = context2;
+function set_component_context(context) {
+  component_context = context;
 }
-function push$1(props, runes = false, fn) {
+function push(props, runes = false, fn) {
   component_context = {
     p: component_context,
     i: false,
@@ -389,20 +134,20 @@ function push$1(props, runes = false, fn) {
     l: null
   };
 }
-function pop$1(component) {
-  var context2 = (
+function pop(component) {
+  var context = (
     /** @type {ComponentContext} */
     component_context
   );
-  var effects = context2.e;
+  var effects = context.e;
   if (effects !== null) {
-    context2.e = null;
+    context.e = null;
     for (var fn of effects) {
       create_user_effect(fn);
     }
   }
-  context2.i = true;
-  component_context = context2.p;
+  context.i = true;
+  component_context = context.p;
   return mark_as_component(component);
 }
 function mark_as_component(component = {}) {
@@ -530,22 +275,22 @@ let last_batch = null;
 let current_batch = null;
 let processing_batch = null;
 let teardown_context = null;
-function set_teardown_context(context2) {
-  teardown_context = context2;
+function set_teardown_context(context) {
+  teardown_context = context;
 }
 function push_teardown_context(values) {
-  var context2 = teardown_context = {
+  var context = teardown_context = {
     reverted_values: new Map(teardown_context?.reverted_values),
     derived_cache: /* @__PURE__ */ new Map(),
     parent: teardown_context
   };
-  for (const [source2, value] of values ?? []) context2.reverted_values.set(source2, value);
-  return context2;
+  for (const [source2, value] of values ?? []) context.reverted_values.set(source2, value);
+  return context;
 }
 function teardown_write(source2) {
-  for (var context2 = teardown_context; context2 !== null; context2 = context2.parent) {
-    context2.reverted_values.delete(source2);
-    context2.derived_cache.clear();
+  for (var context = teardown_context; context !== null; context = context.parent) {
+    context.reverted_values.delete(source2);
+    context.derived_cache.clear();
   }
 }
 let batch_values = null;
@@ -1147,7 +892,7 @@ class Batch {
     current_batch = processing_batch = batch_values = view_cache = view_batch = null;
   }
   flush() {
-    var context2 = push_teardown_context(this.previous);
+    var context = push_teardown_context(this.previous);
     try {
       this.#process();
       if (rebases.size > 0) {
@@ -1163,7 +908,7 @@ class Batch {
       last_scheduled_effect = null;
       collected_effects = null;
       legacy_updates = null;
-      teardown_context = context2.parent;
+      teardown_context = context.parent;
       this.deactivate();
     }
   }
@@ -1221,14 +966,14 @@ class Batch {
           fn(this);
           continue;
         }
-        var context2 = push_teardown_context();
+        var context = push_teardown_context();
         for (const [source2, write] of writes) {
-          if (context2.reverted_values.has(source2)) context2.reverted_values.set(source2, write);
+          if (context.reverted_values.has(source2)) context.reverted_values.set(source2, write);
         }
         try {
           fn(this);
         } finally {
-          teardown_context = context2.parent;
+          teardown_context = context.parent;
         }
       }
     });
@@ -2100,18 +1845,18 @@ function pause_effect(effect, callback, destroy = true) {
   };
   var remaining = transitions.length;
   if (remaining > 0) {
-    var context2 = teardown_context;
+    var context = teardown_context;
     var check = () => {
       if (!--remaining) {
         var previous_context = teardown_context;
         try {
-          if (context2) {
-            context2.derived_cache.clear();
-            set_teardown_context(context2);
+          if (context) {
+            context.derived_cache.clear();
+            set_teardown_context(context);
           }
           fn();
         } finally {
-          if (context2) set_teardown_context(previous_context);
+          if (context) set_teardown_context(previous_context);
         }
       }
     };
@@ -2963,1056 +2708,6 @@ function untrack(fn) {
     untracking = previous_untracking;
   }
 }
-const BLOCK_OPEN = `<!--${HYDRATION_START}-->`;
-const BLOCK_CLOSE = `<!--${HYDRATION_END}-->`;
-const DOM_BOOLEAN_ATTRIBUTES = [
-  "allowfullscreen",
-  "async",
-  "autofocus",
-  "autoplay",
-  "checked",
-  "controls",
-  "default",
-  "disabled",
-  "formnovalidate",
-  "indeterminate",
-  "inert",
-  "ismap",
-  "loop",
-  "multiple",
-  "muted",
-  "nomodule",
-  "novalidate",
-  "open",
-  "playsinline",
-  "readonly",
-  "required",
-  "reversed",
-  "seamless",
-  "selected",
-  "webkitdirectory",
-  "defer",
-  "disablepictureinpicture",
-  "disableremoteplayback"
-];
-function is_boolean_attribute(name) {
-  return DOM_BOOLEAN_ATTRIBUTES.includes(name);
-}
-const PASSIVE_EVENTS = ["touchstart", "touchmove"];
-function is_passive_event(name) {
-  return PASSIVE_EVENTS.includes(name);
-}
-function async_local_storage_unavailable() {
-  const error = new Error(`async_local_storage_unavailable
-The node API \`AsyncLocalStorage\` is not available, but is required to use async server rendering.
-https://svelte.dev/e/async_local_storage_unavailable`);
-  error.name = "Svelte error";
-  throw error;
-}
-function await_invalid() {
-  const error = new Error(`await_invalid
-Encountered asynchronous work while rendering synchronously.
-https://svelte.dev/e/await_invalid`);
-  error.name = "Svelte error";
-  throw error;
-}
-function invalid_csp() {
-  const error = new Error(`invalid_csp
-\`csp.nonce\` was set while \`csp.hash\` was \`true\`. These options cannot be used simultaneously.
-https://svelte.dev/e/invalid_csp`);
-  error.name = "Svelte error";
-  throw error;
-}
-function invalid_id_prefix() {
-  const error = new Error(`invalid_id_prefix
-The \`idPrefix\` option cannot include \`--\`.
-https://svelte.dev/e/invalid_id_prefix`);
-  error.name = "Svelte error";
-  throw error;
-}
-function server_context_required() {
-  const error = new Error(`server_context_required
-Could not resolve \`render\` context.
-https://svelte.dev/e/server_context_required`);
-  error.name = "Svelte error";
-  throw error;
-}
-var ssr_context = null;
-function set_ssr_context(v) {
-  ssr_context = v;
-}
-function getContext(key) {
-  const context_map = get_or_init_context_map(ssr_context);
-  const result = (
-    /** @type {T} */
-    context_map.get(key)
-  );
-  return result;
-}
-function setContext(key, context2) {
-  const context_map = get_or_init_context_map(ssr_context);
-  if (
-    /** @type {SSRContext} */
-    ssr_context.i
-  ) {
-    set_context_after_init();
-  }
-  context_map.set(key, context2);
-  return context2;
-}
-function push(fn) {
-  ssr_context = { p: ssr_context, c: null, r: null, i: false };
-}
-function pop() {
-  ssr_context = /** @type {SSRContext} */
-  ssr_context.p;
-}
-function unresolved_hydratable(key, stack) {
-  {
-    console.warn(`https://svelte.dev/e/unresolved_hydratable`);
-  }
-}
-let current_render = null;
-let context = null;
-function get_render_context() {
-  const store = context ?? als?.getStore();
-  if (!store) {
-    server_context_required();
-  }
-  return store;
-}
-async function with_render_context(fn) {
-  context = {
-    hydratable: {
-      lookup: /* @__PURE__ */ new Map(),
-      comparisons: [],
-      unresolved_promises: /* @__PURE__ */ new Map()
-    }
-  };
-  if (in_webcontainer()) {
-    const { promise, resolve } = deferred();
-    const previous_render = current_render;
-    current_render = promise;
-    await previous_render;
-    return fn().finally(resolve);
-  }
-  try {
-    if (als === null) {
-      async_local_storage_unavailable();
-    }
-    return als.run(context, fn);
-  } finally {
-    context = null;
-  }
-}
-let als = null;
-let als_import = null;
-function init_render_context() {
-  als_import ??= import("node:async_hooks").then((hooks) => {
-    als = new hooks.AsyncLocalStorage();
-  }).then(noop, noop);
-  return als_import;
-}
-function in_webcontainer() {
-  return !!globalThis.process?.versions?.webcontainer;
-}
-let text_encoder;
-let crypto;
-const obfuscated_import = (module_name) => import(
-  /* @vite-ignore */
-  module_name
-);
-async function sha256(data) {
-  text_encoder ??= new TextEncoder();
-  crypto ??= globalThis.crypto?.subtle?.digest ? globalThis.crypto : (
-    // @ts-ignore - we don't install node types in the prod build
-    // don't use import('node:crypto') directly because static analysers will think we rely on node when we don't
-    (await obfuscated_import("node:crypto")).webcrypto
-  );
-  const hash_buffer = await crypto.subtle.digest("SHA-256", text_encoder.encode(data));
-  return base64_encode(hash_buffer);
-}
-function base64_encode(bytes) {
-  if (globalThis.Buffer) {
-    return globalThis.Buffer.from(bytes).toString("base64");
-  }
-  let binary = "";
-  for (let i = 0; i < bytes.length; i++) {
-    binary += String.fromCharCode(bytes[i]);
-  }
-  return btoa(binary);
-}
-class RenderResult {
-  /** @type {() => AccumulatedContent} */
-  #render;
-  /** @type {() => Promise<AccumulatedContent & { hashes: { script: Sha256Source[] } }>} */
-  #render_async;
-  /** @type {AccumulatedContent | undefined} */
-  #sync;
-  /** @type {{ script: '' }} */
-  #hashes = { script: "" };
-  /** @type {Promise<AccumulatedContent & { hashes: { script: Sha256Source[] } }> | undefined} */
-  #promise;
-  /**
-   * @param {() => AccumulatedContent} render
-   * @param {() => Promise<AccumulatedContent & { hashes: { script: Sha256Source[] } }>} render_async
-   */
-  constructor(render2, render_async) {
-    this.#render = render2;
-    this.#render_async = render_async;
-  }
-  #get() {
-    return this.#sync ??= this.#render();
-  }
-  get html() {
-    return this.#get().body;
-  }
-  get head() {
-    return this.#get().head;
-  }
-  get body() {
-    return this.#get().body;
-  }
-  get hashes() {
-    return this.#hashes;
-  }
-  /**
-   * This is not type-safe, but honestly it's the best I can do right now, and it's a straightforward function.
-   *
-   * @template TResult1
-   * @template [TResult2=never]
-   * @param {(value: SyncRenderOutput) => TResult1} onfulfilled
-   * @param {(reason: unknown) => TResult2} onrejected
-   */
-  then(onfulfilled, onrejected) {
-    {
-      const result = this.#get();
-      const user_result = onfulfilled({
-        head: result.head,
-        body: result.body,
-        html: result.body,
-        hashes: { script: [] }
-      });
-      return Promise.resolve(user_result);
-    }
-  }
-}
-class Renderer {
-  /**
-   * The contents of the renderer.
-   * @type {RendererItem[]}
-   */
-  #out = [];
-  /**
-   * Any `onDestroy` callbacks registered during execution of this renderer.
-   * @type {(() => void)[] | undefined}
-   */
-  #on_destroy = void 0;
-  /**
-   * Whether this renderer is a component body.
-   * @type {boolean}
-   */
-  #is_component_body = false;
-  /** @type {boolean} */
-  #is_title = false;
-  /**
-   * If set, this renderer is an error boundary. When async collection
-   * of the children fails, the failed snippet is rendered instead.
-   * @type {{
-   * 	failed: (renderer: Renderer, error: unknown, reset: () => void) => void;
-   * 	transformError: (error: unknown) => unknown;
-   * 	context: SSRContext | null;
-   * } | null}
-   */
-  #boundary = null;
-  /**
-   * The type of string content that this renderer is accumulating.
-   * @type {RendererType}
-   */
-  type;
-  /** @type {Renderer | undefined} */
-  #parent;
-  /**
-   * Asynchronous work associated with this renderer
-   * @type {Promise<void> | undefined}
-   */
-  promise = void 0;
-  /**
-   * State which is associated with the content tree as a whole.
-   * It will be re-exposed, uncopied, on all children.
-   * @type {SSRState}
-   * @readonly
-   */
-  global;
-  /**
-   * State that is local to the branch it is declared in.
-   * It will be shallow-copied to all children.
-   *
-   * @type {{ select_value: any, multiple: boolean }}
-   */
-  local;
-  /**
-   * @param {SSRState} global
-   * @param {Renderer | undefined} [parent]
-   */
-  constructor(global, parent) {
-    this.#parent = parent;
-    this.global = global;
-    this.local = parent ? { ...parent.local } : { select_value: void 0, multiple: false };
-    this.type = parent ? parent.type : "body";
-  }
-  /**
-   * @param {(renderer: Renderer) => void} fn
-   */
-  head(fn) {
-    const head = new Renderer(this.global, this);
-    head.type = "head";
-    this.#out.push(head);
-    head.child(fn);
-  }
-  /**
-   * @param {Array<Promise<void>>} blockers
-   * @param {(renderer: Renderer) => void} fn
-   */
-  async_block(blockers, fn) {
-    this.#out.push(BLOCK_OPEN);
-    this.async(blockers, fn);
-    this.#out.push(BLOCK_CLOSE);
-  }
-  /**
-   * @param {Array<Promise<void>>} blockers
-   * @param {(renderer: Renderer) => void} fn
-   */
-  async(blockers, fn) {
-    let callback = fn;
-    if (blockers.length > 0) {
-      const context2 = ssr_context;
-      callback = (renderer) => {
-        return Promise.all(blockers).then(() => {
-          const previous_context = ssr_context;
-          try {
-            set_ssr_context(context2);
-            return fn(renderer);
-          } finally {
-            set_ssr_context(previous_context);
-          }
-        });
-      };
-    }
-    this.child(callback);
-  }
-  /**
-   * @param {Array<() => void>} thunks
-   */
-  run(thunks) {
-    const context2 = ssr_context;
-    let promise = Promise.resolve(thunks[0]());
-    const promises = [promise];
-    if (context2 !== null && thunks.length > 1) {
-      context2.i = true;
-    }
-    for (const fn of thunks.slice(1)) {
-      promise = promise.then(() => {
-        const previous_context = ssr_context;
-        set_ssr_context(context2);
-        try {
-          return fn();
-        } finally {
-          set_ssr_context(previous_context);
-        }
-      });
-      promises.push(promise);
-    }
-    promise.catch(noop);
-    this.promise = this.global.track(promise);
-    return promises;
-  }
-  /**
-   * @param {(renderer: Renderer) => MaybePromise<void>} fn
-   */
-  child_block(fn) {
-    this.#out.push(BLOCK_OPEN);
-    this.child(fn);
-    this.#out.push(BLOCK_CLOSE);
-  }
-  /**
-   * Create a child renderer. The child renderer inherits the state from the parent,
-   * but has its own content.
-   * @param {(renderer: Renderer) => MaybePromise<void>} fn
-   */
-  child(fn) {
-    const child = new Renderer(this.global, this);
-    this.#out.push(child);
-    const parent = ssr_context;
-    set_ssr_context({
-      ...ssr_context,
-      p: parent,
-      c: null,
-      r: child,
-      i: ssr_context?.i ?? false
-    });
-    const result = fn(child);
-    set_ssr_context(parent);
-    if (result instanceof Promise) {
-      result.catch(noop);
-      result.finally(() => set_ssr_context(null)).catch(noop);
-      if (child.global.mode === "sync") {
-        await_invalid();
-      }
-      child.promise = child.global.track(result);
-    }
-    return child;
-  }
-  /**
-   * Render children inside an error boundary. If the children throw and the API-level
-   * `transformError` transform handles the error (doesn't re-throw), the `failed` snippet is
-   * rendered instead. Otherwise the error propagates.
-   *
-   * @param {{ failed?: (renderer: Renderer, error: unknown, reset: () => void) => void }} props
-   * @param {(renderer: Renderer) => MaybePromise<void>} children_fn
-   */
-  boundary(props, children_fn) {
-    const child = new Renderer(this.global, this);
-    this.#out.push(child);
-    const parent_context = ssr_context;
-    if (props.failed) {
-      child.#boundary = {
-        failed: props.failed,
-        transformError: this.global.transformError,
-        context: parent_context
-      };
-    }
-    set_ssr_context({
-      ...ssr_context,
-      p: parent_context,
-      c: null,
-      r: child,
-      i: ssr_context?.i ?? false
-    });
-    try {
-      const result = children_fn(child);
-      set_ssr_context(parent_context);
-      if (result instanceof Promise) {
-        if (child.global.mode === "sync") {
-          await_invalid();
-        }
-        result.catch(noop);
-        child.promise = child.global.track(result);
-      }
-    } catch (error) {
-      set_ssr_context(parent_context);
-      const failed_snippet = props.failed;
-      if (!failed_snippet) throw error;
-      const result = this.global.transformError(error);
-      child.#out.length = 0;
-      child.#boundary = null;
-      if (result instanceof Promise) {
-        if (this.global.mode === "sync") {
-          await_invalid();
-        }
-        child.promise = child.global.track(
-          /** @type {Promise<unknown>} */
-          result.then((transformed) => {
-            set_ssr_context(parent_context);
-            child.#out.push(Renderer.#serialize_failed_boundary(transformed));
-            failed_snippet(child, transformed, noop);
-            child.#out.push(BLOCK_CLOSE);
-          })
-        );
-        child.promise.catch(noop);
-      } else {
-        child.#out.push(Renderer.#serialize_failed_boundary(result));
-        failed_snippet(child, result, noop);
-        child.#out.push(BLOCK_CLOSE);
-      }
-    }
-  }
-  /**
-   * Create a component renderer. The component renderer inherits the state from the parent,
-   * but has its own content. It is treated as an ordering boundary for ondestroy callbacks.
-   * @param {(renderer: Renderer) => MaybePromise<void>} fn
-   * @param {Function} [component_fn]
-   * @returns {void}
-   */
-  component(fn, component_fn) {
-    push();
-    this.child((renderer) => {
-      renderer.#is_component_body = true;
-      return fn(renderer);
-    });
-    pop();
-  }
-  /**
-   * @param {Record<string, any>} attrs
-   * @param {(renderer: Renderer) => void} fn
-   * @param {string | undefined} [css_hash]
-   * @param {Record<string, boolean> | undefined} [classes]
-   * @param {Record<string, string> | undefined} [styles]
-   * @param {number | undefined} [flags]
-   * @param {boolean | undefined} [is_rich]
-   * @returns {void}
-   */
-  select(attrs, fn, css_hash, classes, styles, flags2, is_rich) {
-    const { value, defaultValue, ...select_attrs } = attrs;
-    if (select_attrs.multiple === "") select_attrs.multiple = true;
-    this.push(`<select${attributes(select_attrs, css_hash, classes, styles, flags2)}>`);
-    this.child((renderer) => {
-      renderer.local.select_value = value === void 0 ? defaultValue : value;
-      renderer.local.multiple = !!select_attrs.multiple;
-      fn(renderer);
-    });
-    this.push(`${is_rich ? "<!>" : ""}</select>`);
-  }
-  /**
-   * @param {Record<string, any>} attrs
-   * @param {string | number | boolean | ((renderer: Renderer) => void)} body
-   * @param {string | undefined} [css_hash]
-   * @param {Record<string, boolean> | undefined} [classes]
-   * @param {Record<string, string> | undefined} [styles]
-   * @param {number | undefined} [flags]
-   * @param {boolean | undefined} [is_rich]
-   */
-  option(attrs, body, css_hash, classes, styles, flags2, is_rich) {
-    this.#out.push(`<option${attributes(attrs, css_hash, classes, styles, flags2)}`);
-    const close = (renderer, value, { head, body: body2 }) => {
-      if (has_own_property.call(attrs, "value")) {
-        value = attrs.value;
-      }
-      var select_value = this.local.select_value;
-      if (
-        // Super edge-case, but theoretically someone could use arrays with non-multiple selects,
-        // so we gotta check for the multiple attribute presence, too.
-        this.local.multiple && is_array(select_value) ? select_value.includes(value) : value === select_value
-      ) {
-        renderer.#out.push(' selected=""');
-      }
-      renderer.#out.push(`>${body2}${is_rich ? "<!>" : ""}</option>`);
-      if (head) {
-        renderer.head((child) => child.push(head));
-      }
-    };
-    if (typeof body === "function") {
-      this.child((renderer) => {
-        const r = new Renderer(this.global, this);
-        body(r);
-        if (this.global.mode === "async") {
-          return r.#collect_content_async().then((content) => {
-            close(renderer, content.body.replaceAll("<!---->", ""), content);
-          });
-        } else {
-          const content = r.#collect_content();
-          close(renderer, content.body.replaceAll("<!---->", ""), content);
-        }
-      });
-    } else {
-      close(this, body, { body: escape_html(body) });
-    }
-  }
-  /**
-   * @param {(renderer: Renderer) => void} fn
-   */
-  title(fn) {
-    const title = new Renderer(this.global, this);
-    title.type = "head";
-    title.#is_title = true;
-    this.#out.push(title);
-    title.child(fn);
-  }
-  /**
-   * @param {string | (() => Promise<string>)} content
-   */
-  push(content) {
-    if (typeof content === "function") {
-      this.child(async (renderer) => renderer.push(await content()));
-    } else {
-      this.#out.push(content);
-    }
-  }
-  /**
-   * @param {() => void} fn
-   */
-  on_destroy(fn) {
-    (this.#on_destroy ??= []).push(fn);
-  }
-  /**
-   * @deprecated this is needed for legacy component bindings
-   */
-  copy() {
-    const copy = new Renderer(this.global, this.#parent);
-    copy.type = this.type;
-    copy.#is_title = this.#is_title;
-    copy.#out = this.#out.map((item) => item instanceof Renderer ? item.copy() : item);
-    copy.promise = this.promise;
-    return copy;
-  }
-  /**
-   * @param {Renderer} other
-   * @deprecated this is needed for legacy component bindings
-   */
-  subsume(other) {
-    if (this.global.mode !== other.global.mode) {
-      throw new Error(
-        "invariant: A renderer cannot switch modes. If you're seeing this, there's a compiler bug. File an issue!"
-      );
-    }
-    this.local = other.local;
-    this.#out = other.#out.map((item, i) => {
-      const current = this.#out[i];
-      if (current instanceof Renderer && item instanceof Renderer) {
-        current.subsume(item);
-        return current;
-      }
-      return item;
-    });
-    this.promise = other.promise;
-    this.type = other.type;
-    this.#is_title = other.#is_title;
-  }
-  get length() {
-    return this.#out.length;
-  }
-  /**
-   * Creates the hydration comment that marks the start of a failed boundary.
-   * The error is JSON-serialized and embedded inside an HTML comment for the client
-   * to parse during hydration. The JSON is escaped to prevent `-->` or `<!--` sequences
-   * from breaking out of the comment (XSS). Uses unicode escapes which `JSON.parse()`
-   * handles transparently.
-   * @param {unknown} error
-   * @returns {string}
-   */
-  static #serialize_failed_boundary(error) {
-    var json = JSON.stringify(error);
-    var escaped = json.replace(/>/g, "\\u003e").replace(/</g, "\\u003c");
-    return `<!--${HYDRATION_START_FAILED}${escaped}-->`;
-  }
-  /**
-   * Only available on the server and when compiling with the `server` option.
-   * Takes a component and returns an object with `body` and `head` properties on it, which you can use to populate the HTML when server-rendering your app.
-   * @template {Record<string, any>} Props
-   * @param {Component<Props>} component
-   * @param {{ props?: Omit<Props, '$$slots' | '$$events'>; context?: Map<any, any>; idPrefix?: string; csp?: Csp }} [options]
-   * @returns {RenderOutput}
-   */
-  static render(component, options = {}) {
-    return (
-      /** @type {RenderOutput} */
-      /** @type {unknown} */
-      new RenderResult(
-        () => Renderer.#render(component, options),
-        () => init_render_context().then(
-          () => with_render_context(() => Renderer.#render_async(component, options))
-        )
-      )
-    );
-  }
-  /**
-   * runs onDestroy callbacks deepest component first, each with its child renderers in document order
-   * only call once the content has been collected
-   * @param {boolean} suppress_errors so callback errors on a failed render do not mask the render error
-   */
-  #run_on_destroy(suppress_errors) {
-    let first_error;
-    let has_error = false;
-    const visit = (renderer, callbacks) => {
-      if (renderer.#is_component_body) callbacks = [];
-      if (renderer.#on_destroy) push_array(callbacks, renderer.#on_destroy);
-      for (const child of renderer.#out) {
-        if (child instanceof Renderer) visit(child, callbacks);
-      }
-      if (!renderer.#is_component_body) return;
-      for (const cleanup of callbacks) {
-        try {
-          cleanup();
-        } catch (error) {
-          if (!suppress_errors && !has_error) {
-            first_error = error;
-            has_error = true;
-          }
-        }
-      }
-    };
-    visit(this, []);
-    if (has_error) throw first_error;
-  }
-  /**
-   * @param {'sync' | 'async'} mode
-   * @param {{ idPrefix?: string; csp?: Csp; transformError?: (error: unknown) => unknown }} options
-   * @returns {Renderer}
-   */
-  static #create(mode, options) {
-    if (options.idPrefix?.includes("--")) {
-      invalid_id_prefix();
-    }
-    return new Renderer(
-      new SSRState(
-        mode,
-        options.idPrefix ? options.idPrefix + "-" : "",
-        options.csp,
-        options.transformError
-      )
-    );
-  }
-  /**
-   * Render a component. Throws if any of the children are performing asynchronous work.
-   *
-   * @template {Record<string, any>} Props
-   * @param {Component<Props>} component
-   * @param {{ props?: Omit<Props, '$$slots' | '$$events'>; context?: Map<any, any>; idPrefix?: string }} options
-   * @returns {AccumulatedContent}
-   */
-  static #render(component, options) {
-    var previous_context = ssr_context;
-    const renderer = Renderer.#create("sync", options);
-    let result;
-    let render_error;
-    let failed = false;
-    try {
-      try {
-        Renderer.#open_render(renderer, component, options);
-        result = Renderer.#close_render(renderer.#collect_content(), renderer);
-      } catch (error) {
-        render_error = error;
-        failed = true;
-      }
-      renderer.#run_on_destroy(failed);
-      if (failed) throw render_error;
-      return (
-        /** @type {AccumulatedContent} */
-        result
-      );
-    } finally {
-      renderer.global.abort();
-      set_ssr_context(previous_context);
-    }
-  }
-  /**
-   * Render a component.
-   *
-   * @template {Record<string, any>} Props
-   * @param {Component<Props>} component
-   * @param {{ props?: Omit<Props, '$$slots' | '$$events'>; context?: Map<any, any>; idPrefix?: string; csp?: Csp }} options
-   * @returns {Promise<AccumulatedContent & { hashes: { script: Sha256Source[] } }>}
-   */
-  static async #render_async(component, options) {
-    const previous_context = ssr_context;
-    const renderer = Renderer.#create("async", options);
-    let result;
-    let render_error;
-    let failed = false;
-    try {
-      try {
-        Renderer.#open_render(renderer, component, options);
-        const content = await renderer.#collect_content_async();
-        const hydratables = await renderer.#collect_hydratables();
-        if (hydratables !== null) {
-          content.head = hydratables + content.head;
-        }
-        result = Renderer.#close_render(content, renderer);
-      } catch (error) {
-        render_error = error;
-        failed = true;
-        renderer.global.abort();
-        await renderer.global.settle();
-      }
-      renderer.#run_on_destroy(failed);
-      if (failed) throw render_error;
-      return (
-        /** @type {AccumulatedContent & { hashes: { script: Sha256Source[] } }} */
-        result
-      );
-    } finally {
-      set_ssr_context(previous_context);
-      renderer.global.abort();
-    }
-  }
-  /**
-   * Collect all of the code from the `out` array and return it as a string, or a promise resolving to a string.
-   * @param {AccumulatedContent} content
-   * @returns {AccumulatedContent}
-   */
-  #collect_content(content = { head: "", body: "" }) {
-    for (const item of this.#out) {
-      if (typeof item === "string") {
-        content[this.type] += item;
-      } else if (item.#is_title) {
-        this.global.title = item.#collect_content().head;
-      } else {
-        item.#collect_content(content);
-      }
-    }
-    return content;
-  }
-  /**
-   * Collect all of the code from the `out` array and return it as a string.
-   * @param {AccumulatedContent} content
-   * @returns {Promise<AccumulatedContent>}
-   */
-  async #collect_content_async(content = { head: "", body: "" }) {
-    await this.promise;
-    for (const item of this.#out) {
-      if (typeof item === "string") {
-        content[this.type] += item;
-      } else if (item.#is_title) {
-        this.global.title = (await item.#collect_content_async()).head;
-      } else {
-        if (item.#boundary) {
-          const boundary_content = { head: "", body: "" };
-          const title = this.global.title;
-          try {
-            await item.#collect_content_async(boundary_content);
-            content.head += boundary_content.head;
-            content.body += boundary_content.body;
-          } catch (error) {
-            this.global.title = title;
-            const { context: context2, failed, transformError } = item.#boundary;
-            set_ssr_context(context2);
-            let promise = transformError(error);
-            set_ssr_context(null);
-            let transformed = await promise;
-            set_ssr_context(context2);
-            const failed_renderer = new Renderer(item.global, item);
-            failed_renderer.type = item.type;
-            failed_renderer.#out.push(Renderer.#serialize_failed_boundary(transformed));
-            failed(failed_renderer, transformed, noop);
-            failed_renderer.#out.push(BLOCK_CLOSE);
-            await failed_renderer.#collect_content_async(content);
-          }
-        } else {
-          await item.#collect_content_async(content);
-        }
-      }
-    }
-    return content;
-  }
-  async #collect_hydratables() {
-    const ctx = get_render_context().hydratable;
-    for (const [_, key] of ctx.unresolved_promises) {
-      unresolved_hydratable(key, ctx.lookup.get(key)?.stack ?? "<missing stack trace>");
-    }
-    for (const comparison of ctx.comparisons) {
-      await comparison;
-    }
-    return await this.#hydratable_block(ctx);
-  }
-  /**
-   * @template {Record<string, any>} Props
-   * @param {Renderer} renderer
-   * @param {import('svelte').Component<Props>} component
-   * @param {{ props?: Omit<Props, '$$slots' | '$$events'>; context?: Map<any, any>; idPrefix?: string; csp?: Csp; transformError?: (error: unknown) => unknown }} options
-   * @returns {void}
-   */
-  static #open_render(renderer, component, options) {
-    var previous_context = ssr_context;
-    try {
-      const context2 = { p: null, c: options.context ?? null, r: renderer, i: false };
-      set_ssr_context(context2);
-      renderer.push(BLOCK_OPEN);
-      component(renderer, options.props ?? {});
-      renderer.push(BLOCK_CLOSE);
-    } finally {
-      set_ssr_context(previous_context);
-    }
-  }
-  /**
-   * @param {AccumulatedContent} content
-   * @param {Renderer} renderer
-   * @returns {AccumulatedContent & { hashes: { script: Sha256Source[] } }}
-   */
-  static #close_render(content, renderer) {
-    let head = content.head + renderer.global.title;
-    let body = content.body;
-    for (const { hash, code } of renderer.global.css) {
-      head += `<style id="${hash}">${code}</style>`;
-    }
-    return {
-      head,
-      body,
-      hashes: {
-        script: renderer.global.csp.script_hashes
-      }
-    };
-  }
-  /**
-   * @param {HydratableContext} ctx
-   */
-  async #hydratable_block(ctx) {
-    if (ctx.lookup.size === 0) {
-      return null;
-    }
-    let entries = [];
-    let has_promises = false;
-    for (const [k, v] of ctx.lookup) {
-      if (v.promises) {
-        has_promises = true;
-        for (const p of v.promises) await p;
-      }
-      entries.push(`[${devalue.uneval(k)},${v.serialized}]`);
-    }
-    let prelude = `const h = (window.__svelte ??= {}).h ??= new Map();`;
-    if (has_promises) {
-      prelude = `const r = (v) => Promise.resolve(v);
-				${prelude}`;
-    }
-    const body = `
-			{
-				${prelude}
-
-				for (const [k, v] of [
-					${entries.join(",\n					")}
-				]) {
-					h.set(k, v);
-				}
-			}
-		`;
-    let csp_attr = "";
-    if (this.global.csp.nonce) {
-      csp_attr = ` nonce="${this.global.csp.nonce}"`;
-    } else if (this.global.csp.hash) {
-      const hash = await sha256(body);
-      this.global.csp.script_hashes.push(`sha256-${hash}`);
-    }
-    return `
-		<script${csp_attr}>${body}<\/script>`;
-  }
-}
-class SSRState {
-  /** @readonly @type {Csp & { script_hashes: Sha256Source[] }} */
-  csp;
-  /** @readonly @type {'sync' | 'async'} */
-  mode;
-  /** @readonly @type {() => string} */
-  uid;
-  /** @readonly @type {Set<{ hash: string; code: string }>} */
-  css = /* @__PURE__ */ new Set();
-  /** set while collecting so the last title in document order wins */
-  title = "";
-  /** @type {Set<Promise<unknown>>} */
-  #pending = /* @__PURE__ */ new Set();
-  /** @type {AbortController | null} */
-  #controller = null;
-  #aborted = false;
-  /**
-   * `transformError` passed to `render`. Called when an error boundary catches an error.
-   * Throws by default if unset in `render`.
-   * @type {(error: unknown) => unknown}
-   */
-  transformError;
-  /**
-   * @param {'sync' | 'async'} mode
-   * @param {string} id_prefix
-   * @param {Csp} csp
-   * @param {((error: unknown) => unknown) | undefined} [transformError]
-   */
-  constructor(mode, id_prefix = "", csp = { hash: false }, transformError) {
-    this.mode = mode;
-    this.csp = { ...csp, script_hashes: [] };
-    this.transformError = transformError ?? ((error) => {
-      throw error;
-    });
-    let uid2 = 1;
-    this.uid = () => `${id_prefix}s${uid2++}`;
-  }
-  /**
-   * @template T
-   * @param {Promise<T>} promise
-   * @returns {Promise<T>}
-   */
-  track(promise) {
-    this.#pending.add(promise);
-    promise.then(
-      () => this.#pending.delete(promise),
-      () => this.#pending.delete(promise)
-    );
-    return promise;
-  }
-  async settle() {
-    while (this.#pending.size > 0) {
-      await Promise.allSettled([...this.#pending]);
-    }
-  }
-  abort() {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#controller?.abort(STALE_REACTION);
-  }
-  get_abort_signal() {
-    const controller = this.#controller ??= new AbortController();
-    if (this.#aborted) controller.abort(STALE_REACTION);
-    return controller.signal;
-  }
-}
-const INVALID_ATTR_NAME_CHAR_REGEX = /[\s'">/=\u{FDD0}-\u{FDEF}\u{FFFE}\u{FFFF}\u{1FFFE}\u{1FFFF}\u{2FFFE}\u{2FFFF}\u{3FFFE}\u{3FFFF}\u{4FFFE}\u{4FFFF}\u{5FFFE}\u{5FFFF}\u{6FFFE}\u{6FFFF}\u{7FFFE}\u{7FFFF}\u{8FFFE}\u{8FFFF}\u{9FFFE}\u{9FFFF}\u{AFFFE}\u{AFFFF}\u{BFFFE}\u{BFFFF}\u{CFFFE}\u{CFFFF}\u{DFFFE}\u{DFFFF}\u{EFFFE}\u{EFFFF}\u{FFFFE}\u{FFFFF}\u{10FFFE}\u{10FFFF}]/u;
-function render(component, options = {}) {
-  if (options.csp?.hash && options.csp.nonce) {
-    invalid_csp();
-  }
-  return Renderer.render(
-    /** @type {Component<Props>} */
-    component,
-    options
-  );
-}
-function attributes(attrs, css_hash, classes, styles, flags2 = 0) {
-  if (styles) {
-    attrs.style = to_style(attrs.style, styles);
-  }
-  if (attrs.class) {
-    attrs.class = clsx(attrs.class);
-  }
-  if (css_hash || classes) {
-    attrs.class = to_class(attrs.class, css_hash, classes);
-  }
-  let attr_str = "";
-  let name;
-  const is_html = (flags2 & ELEMENT_IS_NAMESPACED) === 0;
-  const lowercase = (flags2 & ELEMENT_PRESERVE_ATTRIBUTE_CASE) === 0;
-  const is_input = (flags2 & ELEMENT_IS_INPUT) !== 0;
-  const names = Object.keys(attrs);
-  outer: for (let i = 0; i < names.length; i++) {
-    name = names[i];
-    if (typeof attrs[name] === "function") continue;
-    if (name[0] === "$" && name[1] === "$") continue;
-    if (name === "" || INVALID_ATTR_NAME_CHAR_REGEX.test(name)) continue;
-    var value = attrs[name];
-    var lower = name.toLowerCase();
-    if (lowercase) name = lower;
-    if (lower.length > 2 && lower.startsWith("on")) continue;
-    if (is_input) {
-      if (name === "defaultvalue" || name === "defaultchecked") {
-        name = name === "defaultvalue" ? "value" : "checked";
-        if (name in attrs) continue;
-        for (let j = 0; j < names.length; j++) {
-          if (names[j].toLowerCase() === name) continue outer;
-        }
-      }
-    }
-    attr_str += attr(name, value, is_html && is_boolean_attribute(name));
-  }
-  return attr_str;
-}
-function once(get_value) {
-  let value = (
-    /** @type {V} */
-    UNINITIALIZED
-  );
-  return () => {
-    if (value === UNINITIALIZED) {
-      value = get_value();
-    }
-    return value;
-  };
-}
-function derived(fn) {
-  const get_value = ssr_context === null ? fn : once(fn);
-  let updated_value;
-  return function(new_value) {
-    if (arguments.length === 0) {
-      return updated_value ?? get_value();
-    }
-    updated_value = new_value;
-    return updated_value;
-  };
-}
 const event_symbol = /* @__PURE__ */ Symbol("events");
 const propagation_stopped_at = /* @__PURE__ */ Symbol("propagation stopped at");
 const all_registered_events = /* @__PURE__ */ new Set();
@@ -4500,7 +3195,7 @@ function hydrate(component, options) {
 function _mount(Component, options) {
   return _mount_inner(Component, options);
 }
-function _mount_inner(Component, { target, anchor, props = {}, events, context: context2, intro = true, transformError, renderer }) {
+function _mount_inner(Component, { target, anchor, props = {}, events, context, intro = true, transformError, renderer }) {
   var component = void 0;
   var unmount2 = component_root(() => {
     var anchor_node = anchor ?? /** @type {Text} */
@@ -4517,12 +3212,12 @@ function _mount_inner(Component, { target, anchor, props = {}, events, context: 
         }
       },
       (anchor_node2) => {
-        push$1({});
+        push({});
         var ctx = (
           /** @type {ComponentContext} */
           component_context
         );
-        if (context2) ctx.c = context2;
+        if (context) ctx.c = context;
         if (events) {
           props.$$events = events;
         }
@@ -4541,7 +3236,7 @@ function _mount_inner(Component, { target, anchor, props = {}, events, context: 
             throw HYDRATION_ERROR;
           }
         }
-        pop$1();
+        pop();
       },
       transformError
     );
@@ -4682,8 +3377,8 @@ class Svelte4Component {
 }
 function asClassComponent(component) {
   const component_constructor = asClassComponent$1(component);
-  const _render = (props, { context: context2, csp, transformError } = {}) => {
-    const result = render(component, { props, context: context2, csp, transformError });
+  const _render = (props, { context, csp, transformError } = {}) => {
+    const result = render(component, { props, context, csp, transformError });
     const munged = Object.defineProperties(
       /** @type {LegacyRenderResult & PromiseLike<LegacyRenderResult>} */
       {},
@@ -4733,7 +3428,8 @@ function Root($$renderer, $$props) {
       components = [],
       form,
       data_0 = null,
-      data_1 = null
+      data_1 = null,
+      data_2 = null
     } = $$props;
     {
       setContext("__svelte__", stores);
@@ -4741,7 +3437,7 @@ function Root($$renderer, $$props) {
     {
       stores.page.set(page);
     }
-    const Pyramid_1 = derived(() => constructors[1]);
+    const Pyramid_2 = derived(() => constructors[2]);
     if (constructors[1]) {
       $$renderer2.push("<!--[0-->");
       const Pyramid_0 = constructors[0];
@@ -4752,14 +3448,45 @@ function Root($$renderer, $$props) {
           form,
           params: page.params,
           children: ($$renderer3) => {
-            if (Pyramid_1()) {
-              $$renderer3.push("<!--[-->");
-              Pyramid_1()($$renderer3, { data: data_1, form, params: page.params });
-              $$renderer3.push("<!--]-->");
+            if (constructors[2]) {
+              $$renderer3.push("<!--[0-->");
+              const Pyramid_1 = constructors[1];
+              if (Pyramid_1) {
+                $$renderer3.push("<!--[-->");
+                Pyramid_1($$renderer3, {
+                  data: data_1,
+                  form,
+                  params: page.params,
+                  children: ($$renderer4) => {
+                    if (Pyramid_2()) {
+                      $$renderer4.push("<!--[-->");
+                      Pyramid_2()($$renderer4, { data: data_2, form, params: page.params });
+                      $$renderer4.push("<!--]-->");
+                    } else {
+                      $$renderer4.push("<!--[!-->");
+                      $$renderer4.push("<!--]-->");
+                    }
+                  },
+                  $$slots: { default: true }
+                });
+                $$renderer3.push("<!--]-->");
+              } else {
+                $$renderer3.push("<!--[!-->");
+                $$renderer3.push("<!--]-->");
+              }
             } else {
-              $$renderer3.push("<!--[!-->");
-              $$renderer3.push("<!--]-->");
+              $$renderer3.push("<!--[-1-->");
+              const Pyramid_1 = constructors[1];
+              if (Pyramid_1) {
+                $$renderer3.push("<!--[-->");
+                Pyramid_1($$renderer3, { data: data_1, form, params: page.params });
+                $$renderer3.push("<!--]-->");
+              } else {
+                $$renderer3.push("<!--[!-->");
+                $$renderer3.push("<!--]-->");
+              }
             }
+            $$renderer3.push(`<!--]-->`);
           },
           $$slots: { default: true }
         });
@@ -4790,9 +3517,6 @@ function Root($$renderer, $$props) {
 const root = asClassComponent(Root);
 export {
   DEV as D,
-  escape_html as e,
-  getContext as g,
-  noop as n,
   root as r,
   safe_not_equal as s
 };

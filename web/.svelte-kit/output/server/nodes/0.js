@@ -6,6 +6,6 @@ export const universal = {
   "prerender": false
 };
 export const universal_id = "src/routes/+layout.ts";
-export const imports = ["_app/immutable/nodes/0.DRkHG5_H.js","_app/immutable/chunks/BdjtRh5_.js","_app/immutable/chunks/e2P2TJ7B.js","_app/immutable/chunks/Dfveo1S_.js"];
-export const stylesheets = [];
+export const imports = ["_app/immutable/nodes/0.BeNLH_8y.js","_app/immutable/chunks/DqUpG-GO.js","_app/immutable/chunks/-l8Vi_oF.js","_app/immutable/chunks/Dq4K83qi.js","_app/immutable/chunks/H4GGnOMv.js","_app/immutable/chunks/Dpn2454S.js","_app/immutable/chunks/C4ndG_VR.js","_app/immutable/chunks/BsTblXkf.js","_app/immutable/chunks/C240P7sl.js","_app/immutable/chunks/BHtBlxxO.js","_app/immutable/chunks/BipJ5CEU.js","_app/immutable/chunks/CLv6ION1.js","_app/immutable/chunks/Bg-zAhwr.js","_app/immutable/chunks/DUwPod-u.js","_app/immutable/chunks/HbGxz5vi.js","_app/immutable/chunks/krn-fY6h.js","_app/immutable/chunks/-zIMhlaP.js","_app/immutable/chunks/DRyvbKGl.js","_app/immutable/chunks/H9IpRFZK.js"];
+export const stylesheets = ["_app/immutable/assets/0.CN-COOkd.css"];
 export const fonts = [];

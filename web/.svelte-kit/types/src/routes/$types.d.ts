@@ -11,8 +11,8 @@ type EnsureDefined<T> = T extends null | undefined ? {} : T;
 type OptionalUnion<U extends Record<string, any>, A extends keyof U = U extends U ? keyof U : never> = U extends unknown ? { [P in Exclude<A, keyof U>]?: never } & U : never;
 export type Snapshot<T = any> = Kit.Snapshot<T>;
 type PageParentData = EnsureDefined<LayoutData>;
-type LayoutRouteId = RouteId | "/" | null
-type LayoutParams = RouteParams & {  }
+type LayoutRouteId = RouteId | "/" | "/admin" | "/apps" | "/chats" | "/chats/[id]" | "/credits" | "/login" | "/mates" | "/mates/[id]" | "/s/[token]" | "/settings" | "/settings/keys" | "/settings/security" | "/signup" | "/verify" | null
+type LayoutParams = RouteParams & { id?: string | undefined; token?: string | undefined }
 type LayoutParentData = EnsureDefined<{}>;
 
 export type PageServerData = null;

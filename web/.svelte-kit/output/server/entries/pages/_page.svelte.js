@@ -1,6 +1,6 @@
 import "clsx";
 function _page($$renderer) {
-  $$renderer.push(`<h1>Troupe</h1>`);
+  $$renderer.push(`<div class="page narrow"><p class="muted" role="status">Loading…</p></div>`);
 }
 export {
   _page as default
