@@ -141,7 +141,7 @@ export const fromEntity = (e: Tagged): ApiFailure => {
       return f(d.status, d.code, d.message, d.details)
     }
   }
-  if (isTransient(e) || e._tag === "AlreadyProcessingMessage" || e._tag === "MailboxFull" || e._tag === "PersistenceError") {
+  if (isTransient(e) || e._tag === "DirectoryUnavailable" || e._tag === "AlreadyProcessingMessage" || e._tag === "MailboxFull" || e._tag === "PersistenceError") {
     return f(503, "unavailable", "A backend is busy or restarting; retry")
   }
   return f(500, "internal_error", "Internal error")

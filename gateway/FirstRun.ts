@@ -4,20 +4,20 @@
  * until someone signs up with it (that user becomes the admin). Several gateways starting at
  * once create one invite between them: the database allows a single initial-admin invite.
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
-import * as UserRepo from "../entities/user/repo.ts"
+import { UserDirectory } from "../entities/user/directory.ts"
 import * as Secrets from "../entities/user/secrets.ts"
+import * as Ids from "../runtime/Ids.ts"
 import { GatewayConfig } from "./Config.ts"
 
 /** Where the initial admin invite is kept until used. */
 export const invitePath = (dataDir: string) => NodePath.join(dataDir, "initial-admin-invite")
 
 /** A new invite code. */
-export const newInviteCode = () => `inv_${Secrets.randomId("", 24)}`
+export const newInviteCode = () => `inv_${Ids.make("", 24)}`
 
 /** The stored digest of an invite code. */
 export const inviteDigest = (code: string) => Secrets.digest(code.trim())
@@ -33,13 +33,14 @@ export const removeInviteFile = (dataDir: string) =>
   })
 
 /** Create the initial admin invite if the database has no admin. */
-export const ensureInitialAdmin: Effect.Effect<void, unknown, SqlClient.SqlClient | GatewayConfig> = Effect.gen(function*() {
+export const ensureInitialAdmin: Effect.Effect<void, unknown, UserDirectory | GatewayConfig> = Effect.gen(function*() {
   const config = yield* GatewayConfig
-  if (yield* UserRepo.hasAdmin) return yield* removeInviteFile(config.dataDir)
-  if (yield* UserRepo.pendingInitialAdminInvite) return
+  const directory = yield* UserDirectory
+  if (yield* directory.hasAdmin) return yield* removeInviteFile(config.dataDir)
+  if (yield* directory.pendingInitialAdminInvite) return
   const code = newInviteCode()
-  const created = yield* UserRepo.createInvite({
-    inviteId: Secrets.randomId("i", 16),
+  const created = yield* directory.createInvite({
+    inviteId: Ids.make("i", 16),
     codeHash: inviteDigest(code),
     kind: "initial_admin",
     uses: 1,
@@ -59,6 +60,6 @@ export const ensureInitialAdmin: Effect.Effect<void, unknown, SqlClient.SqlClien
 })
 
 /** Run the first-run check when the gateway starts. */
-export const layer: Layer.Layer<never, never, SqlClient.SqlClient | GatewayConfig> = Layer.effectDiscard(
+export const layer: Layer.Layer<never, never, UserDirectory | GatewayConfig> = Layer.effectDiscard(
   ensureInitialAdmin.pipe(Effect.catchAllCause((cause) => Effect.logWarning("Could not create the initial admin invite", cause)))
 )

@@ -26,6 +26,7 @@ import type { Cache, RedisConnection } from "../runtime/Cache.ts"
 import type { TroupeConfig } from "../runtime/Config.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
+import * as UserDirectory from "../entities/user/directory.ts"
 import type { Skills } from "../skills/Skills.ts"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TroupeApi } from "./Api.ts"
@@ -154,7 +155,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
   Layer.provide(HttpApiBuilder.Router.Live),
   Layer.provide(HttpApiBuilder.Middleware.layer),
   Layer.provide(layerServices),
-  Layer.provide(FirstRun.layer)
+  Layer.provide(FirstRun.layer),
+  Layer.provide(UserDirectory.layer)
 )
 
 /** The gateway's configuration from the environment (read when the role starts). */

@@ -23,6 +23,7 @@ import * as Jose from "jose"
 import { Cache } from "../runtime/Cache.ts"
 import { Role } from "../entities/user/protocol.ts"
 import * as Secrets from "../entities/user/secrets.ts"
+import * as Ids from "../runtime/Ids.ts"
 import { GatewayConfig } from "./Config.ts"
 
 const issuer = "troupe"
@@ -78,7 +79,7 @@ export const parseRefreshToken = (value: string): Option.Option<RefreshToken> =>
 
 /** Make a new API key: its string (shown once) and what is stored. */
 export const newApiKey = (userId: string): { readonly key: string; readonly keyId: string; readonly hash: string } => {
-  const keyId = Secrets.randomId("k", 12)
+  const keyId = Ids.make("k", 12)
   const secret = Secrets.randomSecret(24).replace(/[-_]/g, "x")
   return { key: `trp_${userId}_${keyId}_${secret}`, keyId, hash: Secrets.digest("api-key", secret) }
 }

@@ -56,10 +56,14 @@ describe("extractMetadata", () => {
     expect(JSON.stringify(m)).not.toMatch(/javascript|data:|file:/i)
   })
 
-  it("takes the primary language from <html lang>, then og:locale, then Content-Language", () => {
-    expect(Html.extractMetadata(head("", "lang=\"pt-BR\""), page).lang).toBe("pt")
-    expect(Html.extractMetadata(head("<meta property=\"og:locale\" content=\"de_DE\">"), page).lang).toBe("de")
-    expect(Html.extractMetadata(head(""), page, "fr-CA, en").lang).toBe("fr")
+  it("takes the whole language tag from <html lang>, then og:locale, then Content-Language", () => {
+    expect(Html.extractMetadata(head("", "lang=\"pt-BR\""), page).lang).toBe("pt-BR")
+    expect(Html.extractMetadata(head("", "lang=\"en-gb\""), page).lang).toBe("en-GB")
+    expect(Html.extractMetadata(head("", "lang=\"zh-hant-tw\""), page).lang).toBe("zh-Hant-TW")
+    expect(Html.extractMetadata(head("", "lang=\"en\""), page).lang).toBe("en")
+    expect(Html.extractMetadata(head("<meta property=\"og:locale\" content=\"de_DE\">"), page).lang).toBe("de-DE")
+    expect(Html.extractMetadata(head("<meta property=\"og:locale\" content=\"de_DE\">", "lang=\"not a tag\""), page).lang).toBe("de-DE")
+    expect(Html.extractMetadata(head(""), page, "fr-CA, en").lang).toBe("fr-CA")
     expect(Html.extractMetadata(head(""), page).lang).toBeNull()
   })
 

@@ -224,9 +224,18 @@ export const rankIcons = (doc: Doc, base: string): ReadonlyArray<IconCandidate> 
 // ---------------------------------------------------------------------------------------------
 // Metadata
 
-const primaryLanguage = (raw: string | null | undefined): string | null => {
-  const m = /^\s*([a-z]{2,3})(?:[-_][a-z0-9]+)*\s*$/i.exec(raw ?? "")
-  return m ? m[1]!.toLowerCase() : null
+/**
+ * A page's language as a whole BCP 47 tag in canonical case (`en-GB`, `zh-Hant-TW`): region and
+ * script are kept. `og:locale`'s `en_GB` form is accepted; anything that is not a tag gives null.
+ */
+export const languageTag = (raw: string | null | undefined): string | null => {
+  const text = (raw ?? "").trim().replace(/_/g, "-")
+  if (!/^[a-z]{2,3}(-[a-z0-9]{1,8})*$/i.test(text)) return null
+  try {
+    return Intl.getCanonicalLocales(text)[0] ?? null
+  } catch {
+    return null
+  }
 }
 
 /** Parse a page into a document. */
@@ -250,8 +259,8 @@ export const extractMetadata = (html: string, finalUrl: string, contentLanguage:
   const siteName = metaContent(doc, "og:site_name") ?? metaContent(doc, "application-name") ?? ldPublisher(ld)
   const canonical = safeUrl(doc.querySelector("link[rel=\"canonical\"]")?.getAttribute("href"), base) ??
     safeUrl(metaContent(doc, "og:url"), base) ?? safeUrl(ldString(ld, "url", "mainEntityOfPage"), base) ?? finalUrl
-  const lang = primaryLanguage(doc.documentElement?.getAttribute("lang")) ?? primaryLanguage(metaContent(doc, "og:locale")) ??
-    primaryLanguage(ldString(ld, "inLanguage")) ?? primaryLanguage(contentLanguage?.split(",")[0])
+  const lang = languageTag(doc.documentElement?.getAttribute("lang")) ?? languageTag(metaContent(doc, "og:locale")) ??
+    languageTag(ldString(ld, "inLanguage")) ?? languageTag(contentLanguage?.split(",")[0])
   const icons = rankIcons(doc, base)
   return {
     url: canonical,

@@ -123,6 +123,9 @@ const imageFailure = (e: ImageError): PreviewError => {
     case "overloaded":
     case "unavailable":
       return new PreviewError({ status: 503, code: e.code, message: e.message })
+    case "decode_failed":
+      // the origin sent a broken image (truncated, corrupt): never served half-decoded
+      return new PreviewError({ status: 502, code: e.code, message: `the origin sent a broken image: ${e.message}` })
     default:
       return new PreviewError({ status: 422, code: e.code, message: e.message })
   }

@@ -20,6 +20,16 @@ import { TroupeConfig } from "./Config.ts"
 import * as PgliteClient from "./PgliteClient.ts"
 import type { GaugeSample } from "./Telemetry.ts"
 
+/**
+ * Whether an error is a unique-key violation (SQLSTATE 23505, which Postgres and PGlite both
+ * report): the row exists already, so the write was a duplicate.
+ */
+export const isUniqueViolation = (error: unknown): boolean => {
+  if (typeof error !== "object" || error === null || (error as { _tag?: unknown })._tag !== "SqlError") return false
+  const cause = (error as SqlError).cause as { code?: unknown; message?: unknown } | undefined
+  return cause?.code === "23505" || /duplicate key|unique constraint/i.test(String(cause?.message ?? ""))
+}
+
 /** What kind of database backs this process, and how to read its pool figures. */
 export class DatabaseInfo extends Context.Tag("troupe/runtime/Database/DatabaseInfo")<DatabaseInfo, {
   readonly kind: "postgres" | "embedded"

@@ -151,6 +151,18 @@ describe("checkUrl", () => {
     expect((await check("http://localhost:3000/")).allow).toBe(false)
   })
 
+  it("treats a name in absolute form (trailing dot) as the same name", async () => {
+    expect((await check("http://localhost./")).allow).toBe(false)
+    expect((await check("http://localhost..:8080/")).allow).toBe(false)
+    const resolve = { "evil.example": ["127.0.0.1"], "good.example": ["93.184.216.34"] }
+    const evil = await check("http://evil.example./", { resolve })
+    expect(evil.allow).toBe(false)
+    if (!evil.allow) expect(evil.reason).toMatch(/^blocked_address: evil\.example resolves/)
+    expect(await check("https://good.example./x", { resolve })).toEqual({ allow: true })
+    expect(await check("http://origin.internal.:8080/", { allowedPrivateHosts: ["origin.internal:8080"], resolve: { "origin.internal": ["10.0.0.5"] } })).toEqual({ allow: true })
+    expect((await check("http://127.0.0.1./")).allow).toBe(false)
+  })
+
   it("allows a public IP literal", async () => {
     expect(await check("http://93.184.216.34/")).toEqual({ allow: true })
     expect(await check("https://[2606:4700:4700::1111]/")).toEqual({ allow: true })
@@ -341,6 +353,19 @@ describe("safeFetch name resolution", () => {
     const fetcher = SafeFetch.makeFetcher(async (name) => (name === "sneaky.example" ? [{ address: "10.0.0.7", family: 4 }] : []))
     const url = `http://127.0.0.1:${origin.port}/to?u=${encodeURIComponent("http://sneaky.example/admin")}`
     expect(await reasonOf(fetcher.safeFetch(url, { allowedPrivateHosts: allow() }))).toBe("blocked_address")
+  })
+
+  it("resolves and checks a name in absolute form like any other", async () => {
+    const asked: Array<string> = []
+    const fetcher = SafeFetch.makeFetcher(async (name) => {
+      asked.push(name)
+      return name === "internal.example" ? [{ address: "127.0.0.1", family: 4 }] : []
+    })
+    expect(await reasonOf(fetcher.safeFetch(`http://internal.example.:${origin.port}/hello`))).toBe("blocked_address")
+    expect(await reasonOf(fetcher.safeFetch(`http://localhost.:${origin.port}/hello`))).toBe("blocked_address")
+    expect(asked).toEqual(["internal.example"])
+    const allowed = await Effect.runPromise(fetcher.safeFetch(`http://internal.example.:${origin.port}/hello`, { allowedPrivateHosts: [`internal.example:${origin.port}`] }))
+    expect(new TextDecoder().decode(allowed.body)).toBe("hello")
   })
 
   it("reaches an allowlisted internal name that resolves to a private address", async () => {

@@ -306,6 +306,13 @@ const checkHop = (raw: string | URL, policy: Pick<Policy, "allowlist">, hostAllo
     return { ok: false, reason: "blocked_scheme", message: `scheme ${url.protocol.replace(/:$/, "")} is not allowed (http and https only)` }
   }
   if (url.hostname === "") return { ok: false, reason: "bad_url", message: "URL has no host" }
+  // an absolute name (`example.com.`) is the same host as without its dot: every check below (the
+  // allowlists, single-label names, the resolver) and the request itself see the ordinary name
+  if (url.hostname.endsWith(".")) {
+    const name = url.hostname.replace(/\.+$/, "")
+    if (name === "") return { ok: false, reason: "bad_url", message: "URL has no host" }
+    url.hostname = name
+  }
   url.username = ""
   url.password = ""
   url.hash = ""

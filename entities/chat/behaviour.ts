@@ -41,7 +41,9 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { inBackground } from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
+import { isUniqueViolation } from "../../runtime/Database.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { Credit, Release, Reserve, Settle, SpendScope } from "../credit/protocol.ts"
 import {
@@ -67,9 +69,6 @@ import {
 import * as Repo from "./repo.ts"
 import { type TurnEmission, type TurnFailed, type TurnInput, TurnRunner } from "./turn.ts"
 
-/** A short random id (128 bits, base64url). */
-export const newId = (): string => Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(16))).toString("base64url")
-
 /** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
 const deltaWindowMs = 30
 
@@ -83,11 +82,6 @@ const maxTurnAttempts = 5
 const historyWindow = 20
 
 const decodeEvent = Schema.decodeUnknown(ChatEvent)
-
-/** A unique key was violated (Postgres and PGlite both report SQLSTATE 23505). */
-const isUniqueViolation = (e: unknown): boolean =>
-  typeof e === "object" && e !== null && (e as { _tag?: string })._tag === "SqlError" &&
-  (e as { cause?: { code?: string } }).cause?.code === "23505"
 
 type Published = { readonly _tag: "event"; readonly event: ChatEvent } | { readonly _tag: "deleted" }
 
@@ -474,8 +468,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               if (existing) return yield* duplicate
               return yield* new TurnInProgress({ turnId: busy })
             }
-            const messageId = newId()
-            const turnId = newId()
+            const messageId = Ids.make("m")
+            const turnId = Ids.make("t")
             const mateId = payload.mateId ?? chat.mateId
             const title = chat.title === null ? yield* Effect.orDie(encrypt(payload.text.replace(/\s+/g, " ").trim().slice(0, 80), "title")) : null
             const turn: Repo.TurnRow = {
@@ -581,7 +575,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           const key = yield* Effect.promise(() => globalThis.crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["encrypt"]))
           const nonce = globalThis.crypto.getRandomValues(new Uint8Array(12))
           const body = new Uint8Array(yield* Effect.promise(() => globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv: nonce }, key, new TextEncoder().encode(snapshot))))
-          const shareId = newId()
+          const shareId = Ids.make("s")
           const sealed = new Uint8Array(nonce.byteLength + body.byteLength)
           sealed.set(nonce)
           sealed.set(body, nonce.byteLength)

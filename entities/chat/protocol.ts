@@ -16,10 +16,9 @@ import * as Entity from "@effect/cluster/Entity"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import { Id } from "../../runtime/Ids.ts"
 import { SpendScope } from "../credit/protocol.ts"
 
-/** Ids of chats, messages, turns, users and mates: short opaque strings. */
-export const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/))
 
 /** A client's id for a message it sends: retries with the same id create one message. */
 export const ClientMessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128), Schema.pattern(/^[\w.:-]+$/))

@@ -9,15 +9,16 @@ import * as Entity from "@effect/cluster/Entity"
 import type * as Sharding from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import * as Argon2 from "@node-rs/argon2"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as OTPAuth from "otpauth"
 import { deleteProcessedFor, retryTransient } from "../../runtime/Cluster.ts"
+import { isUniqueViolation } from "../../runtime/Database.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { Chat, Delete } from "../chat/protocol.ts"
 import { Credit, Grant } from "../credit/protocol.ts"
+import * as Passwords from "./passwords.ts"
 import {
   ApiKeyGrant,
   ApiKeyInfo,
@@ -164,7 +165,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                 emailCodeHash: payload.emailCodeHash,
                 emailCodeExpiresAt: payload.emailCodeExpiresAt
               }).pipe(
-                Effect.catchIf(Repo.isUniqueViolation, () =>
+                Effect.catchIf(isUniqueViolation, () =>
                   Effect.flatMap(repo.taken(payload.email, payload.username), (field) => new UserExists({ field: field ?? "email" })))
               )
               yield* repo.upsertMate(defaultMate)
@@ -341,7 +342,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         die(Effect.gen(function*() {
           const u = row && !row.deleted_at ? row : undefined
           if (!u) return yield* new InvalidCredentials()
-          const ok = yield* Effect.promise(() => Argon2.verify(u.password_hash, payload.password).catch(() => false))
+          const ok = yield* Passwords.verify(u.password_hash, payload.password)
           if (!ok) return yield* new InvalidCredentials()
           if (!u.email_verified_at) return yield* new EmailNotVerified()
           if (u.totp_secret) {

@@ -14,9 +14,8 @@ import * as Entity from "@effect/cluster/Entity"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import { Id } from "../../runtime/Ids.ts"
 
-/** Ids of users, mates, keys, sessions and chats: short opaque strings. */
-export const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/))
 
 /** A lowercase hex SHA-256 digest (how tokens and codes are stored). */
 export const Digest = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
@@ -25,9 +24,12 @@ export const Digest = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/))
 export const Role = Schema.Literal("user", "admin")
 export type Role = typeof Role.Type
 
+/** An app named in a scope or a mate's allowed skills. */
+const appRef = "[a-z0-9][a-z0-9_.-]{0,63}"
+
 /** An API key's scope: `chats`, `skills`, `skills:<app>` or `read`. */
 export const Scope = Schema.String.pipe(
-  Schema.pattern(/^(chats|skills|read|skills:[a-z0-9][a-z0-9_.-]{0,63})$/, {
+  Schema.pattern(new RegExp(`^(chats|skills|read|skills:${appRef})$`), {
     message: () => "must be one of chats, skills, skills:<app>, read"
   })
 )
@@ -51,6 +53,11 @@ export const Username = Schema.String.pipe(
     message: () => "must be 3-32 characters: letters, digits, _ . -, starting with a letter or digit"
   })
 )
+
+/** The skills a mate may call: `app` or `app.*` (all of an app's skills) or `app.skill`; at most 100. */
+export const AllowedSkills = Schema.Array(Schema.String.pipe(
+  Schema.pattern(new RegExp(`^${appRef}(\\.[A-Za-z0-9_-]{1,64}|\\.\\*)?$`), { message: () => "must be an app id, app.*, or app.skill" })
+)).pipe(Schema.maxItems(100))
 
 /** Free-form user settings (a small JSON object). */
 export const Settings = Schema.Record({ key: Schema.String, value: Schema.Unknown })
@@ -253,7 +260,7 @@ const MateFields = {
   name: PlainText(80).pipe(Schema.minLength(1)),
   systemPrompt: PlainText(20_000),
   model: PlainText(100).pipe(Schema.minLength(1)),
-  allowedSkills: Schema.Array(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}(\.[A-Za-z0-9_-]{1,64}|\.\*)?$/))).pipe(Schema.maxItems(100))
+  allowedSkills: AllowedSkills
 }
 
 /** Create a mate. */

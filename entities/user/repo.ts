@@ -5,8 +5,7 @@
  * Each user's rows are written only by that user's entity. Two tables are shared: the unique
  * email/username indexes arbitrate between users registering at once, and invites are created
  * by an admin (or at first run) and redeemed inside the registering user's transaction with an
- * atomic conditional update. The read-only lookups at the end (`findUserId`, `listUsers`,
- * `hasAdmin`) are for the gateway, which has to find a user before it can ask their entity.
+ * atomic conditional update (`directory.ts` holds the lookups across users and creates invites).
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
@@ -180,12 +179,6 @@ export const json = <A>(value: A | string): A => (typeof value === "string" ? JS
 
 /** Bytes from either driver. */
 export const bytes = (value: Uint8Array): Uint8Array => (value instanceof Uint8Array ? new Uint8Array(value) : new Uint8Array(value as ArrayLike<number>))
-
-/** Whether an SQL error is a unique violation. */
-export const isUniqueViolation = (error: SqlError): boolean => {
-  const cause = error.cause as { code?: unknown } | undefined
-  return cause?.code === "23505" || /duplicate key|unique constraint/i.test(String((error.cause as Error | undefined)?.message ?? error.message))
-}
 
 /** The repository of one user. */
 export const make = (userId: string) =>
@@ -367,65 +360,3 @@ export const make = (userId: string) =>
       hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, wipe
     }
   })
-
-// ---------------------------------------------------------------------------------------------
-// Read-only lookups for the gateway, and invites
-
-/** The user id for an email or username (live accounts only). */
-export const findUserId = (login: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(
-      sql<{ user_id: string }>`SELECT user_id FROM users WHERE deleted_at IS NULL
-        AND (lower(email) = lower(${login}) OR lower(username) = lower(${login})) LIMIT 1`,
-      (rows) => rows[0]?.user_id
-    ))
-
-/** Which of email/username is taken by a live account. */
-export const taken = (email: string, username: string) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(
-      sql<{ email_taken: boolean | null; username_taken: boolean | null }>`
-        SELECT bool_or(lower(email) = lower(${email})) AS email_taken, bool_or(lower(username) = lower(${username})) AS username_taken
-        FROM users WHERE deleted_at IS NULL AND (lower(email) = lower(${email}) OR lower(username) = lower(${username}))`,
-      (rows) => (rows[0]?.email_taken ? "email" as const : rows[0]?.username_taken ? "username" as const : undefined)
-    ))
-
-/** A page of users for admins, newest first. */
-export const listUsers = (options: { readonly before?: Date | undefined; readonly limit: number }) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ user_id: string; email: string; username: string; role: Role; email_verified_at: Date | null; created_at: Date }>`
-      SELECT user_id, email, username, role, email_verified_at, created_at FROM users
-      WHERE deleted_at IS NULL ${options.before ? sql`AND created_at < ${options.before}` : sql``}
-      ORDER BY created_at DESC LIMIT ${options.limit + 1}`)
-
-/** Whether the database has a (live) admin. */
-export const hasAdmin = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.map(sql`SELECT 1 FROM users WHERE role = 'admin' AND deleted_at IS NULL LIMIT 1`, (rows) => rows.length > 0))
-
-/** Create an invite; for `initial_admin` only if none exists (returns whether it was created). */
-export const createInvite = (invite: {
-  readonly inviteId: string
-  readonly codeHash: string
-  readonly kind: "standard" | "initial_admin"
-  readonly uses: number
-  readonly expiresAt: Date | null
-  readonly giftCredits: number
-  readonly createdBy: string | null
-}) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    Effect.map(
-      sql`INSERT INTO user_invites (invite_id, code_hash, kind, uses, expires_at, gift_credits, created_by)
-          VALUES (${invite.inviteId}, ${invite.codeHash}, ${invite.kind}, ${invite.uses}, ${invite.expiresAt}, ${invite.giftCredits}, ${invite.createdBy})
-          ON CONFLICT DO NOTHING RETURNING invite_id`,
-      (rows) => rows.length > 0
-    ))
-
-/** The initial admin invite, if one exists and has not been used. */
-export const pendingInitialAdminInvite = Effect.flatMap(SqlClient.SqlClient, (sql) =>
-  Effect.map(sql<{ invite_id: string }>`SELECT invite_id FROM user_invites WHERE kind = 'initial_admin' AND used < uses`, (rows) => rows[0]?.invite_id))
-
-/** Invites for admins. */
-export const listInvites = (limit: number) =>
-  Effect.flatMap(SqlClient.SqlClient, (sql) =>
-    sql<{ invite_id: string; kind: string; uses: number; used: number; expires_at: Date | null; gift_credits: string | number; created_at: Date }>`
-      SELECT invite_id, kind, uses, used, expires_at, gift_credits, created_at FROM user_invites ORDER BY created_at DESC LIMIT ${limit}`)

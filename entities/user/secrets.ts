@@ -1,19 +1,9 @@
 /**
  * How the account's secrets are made and stored, shared by the User entity and its callers:
- * random ids and tokens, SHA-256 digests of high-entropy secrets (refresh tokens, API keys,
- * codes bound to their user), and constant-time comparison. Passwords use argon2id instead.
+ * random tokens, SHA-256 digests of high-entropy secrets (refresh tokens, API keys,
+ * codes bound to their user), and constant-time comparison. Passwords are hashed in `passwords.ts`; ids come from `runtime/Ids.ts`.
  */
 import * as NodeCrypto from "node:crypto"
-
-const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-/** A random id of `length` lowercase letters and digits, with an optional prefix. */
-export const randomId = (prefix = "", length = 20): string => {
-  const bytes = NodeCrypto.randomBytes(length)
-  let out = prefix
-  for (let i = 0; i < length; i++) out += alphabet[bytes[i]! % alphabet.length]
-  return out
-}
 
 /** A random secret: 32 bytes as base64url (no `_`-free guarantee; callers split on `.`). */
 export const randomSecret = (bytes = 32): string => NodeCrypto.randomBytes(bytes).toString("base64url")

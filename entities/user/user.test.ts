@@ -1,6 +1,5 @@
 import * as Entity from "@effect/cluster/Entity"
 import * as SqlClient from "@effect/sql/SqlClient"
-import * as Argon2 from "@node-rs/argon2"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -14,6 +13,10 @@ import * as CreditRepo from "../credit/repo.ts"
 import { layerCluster } from "../testing/cluster.ts"
 import * as Behaviour from "./behaviour.ts"
 import { AddChat, CreateApiKey, CreateMate, DeleteAccount, DeleteMate, Register, RevokeApiKey, UpdateMate, User } from "./protocol.ts"
+import * as Ids from "../../runtime/Ids.ts"
+import * as Directory from "./directory.ts"
+import { UserDirectory } from "./directory.ts"
+import * as Passwords from "./passwords.ts"
 import * as Repo from "./repo.ts"
 import * as Secrets from "./secrets.ts"
 
@@ -47,7 +50,7 @@ const stubChat = Chat.toLayer(
 )
 
 const cluster = () =>
-  layerCluster({
+  Directory.layer.pipe(Layer.provideMerge(layerCluster({
     url: db.url,
     migrations: [...CreditRepo.migrations, ...Repo.migrations],
     entities: Layer.mergeAll(
@@ -55,9 +58,9 @@ const cluster = () =>
       stubChat,
       Layer.provide(CreditBehaviour.layer, Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults))
     )
-  })
+  })))
 
-const passwordHash = (password: string) => Effect.promise(() => Argon2.hash(password, { algorithm: 2 }))
+const passwordHash = Passwords.hash
 
 const register = (userId: string, email: string, username: string, extra: Partial<{ inviteCodeHash: string; startingCredits: number }> = {}) =>
   Effect.gen(function*() {
@@ -76,7 +79,7 @@ const register = (userId: string, email: string, username: string, extra: Partia
   })
 
 const session = () => {
-  const familyId = Secrets.randomId("f")
+  const familyId = Ids.make("f")
   const token = Secrets.randomSecret()
   return { familyId, token, origin: { familyId, tokenHash: Secrets.digest(token), userAgent: "test", ip: "127.0.0.1" } }
 }
@@ -85,7 +88,7 @@ describe("User entity", () => {
   it.live("registers idempotently, grants signup and invite credits, and refuses a taken email or username", () =>
     Effect.gen(function*() {
       const code = "invite-code-1"
-      yield* Repo.createInvite({ inviteId: "i1", codeHash: Secrets.digest(code), kind: "initial_admin", uses: 1, expiresAt: null, giftCredits: 7, createdBy: null })
+      yield* (yield* UserDirectory).createInvite({ inviteId: "i1", codeHash: Secrets.digest(code), kind: "initial_admin", uses: 1, expiresAt: null, giftCredits: 7, createdBy: null })
       const first = yield* register("u1", "Ada@example.com", "ada", { inviteCodeHash: Secrets.digest(code), startingCredits: 100 })
       expect(first.profile).toMatchObject({ userId: "u1", email: "Ada@example.com", role: "admin", emailVerified: false, totpEnabled: false })
       expect(first.inviteKind).toBe("initial_admin")
@@ -100,10 +103,10 @@ describe("User entity", () => {
       // the invite was for one use
       expect(yield* Effect.flip(register("u4", "c@example.com", "cee", { inviteCodeHash: Secrets.digest(code) }))).toMatchObject({ _tag: "InviteInvalid", reason: "used_up" })
       expect(yield* Effect.flip(register("u5", "c@example.com", "cee", { inviteCodeHash: Secrets.digest("nope") }))).toMatchObject({ _tag: "InviteInvalid", reason: "unknown" })
-      expect(yield* Repo.findUserId("ADA")).toBe("u1")
-      expect(yield* Repo.findUserId("ada@example.com")).toBe("u1")
-      expect(yield* Repo.findUserId("u4")).toBeUndefined()
-      expect(yield* Repo.hasAdmin).toBe(true)
+      expect(yield* (yield* UserDirectory).findUserId("ADA")).toBe("u1")
+      expect(yield* (yield* UserDirectory).findUserId("ada@example.com")).toBe("u1")
+      expect(yield* (yield* UserDirectory).findUserId("u4")).toBeUndefined()
+      expect(yield* (yield* UserDirectory).hasAdmin).toBe(true)
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
   it.live("verifies email with a bounded number of attempts, then logs in with the password and TOTP or a backup code once", () =>
@@ -210,7 +213,7 @@ describe("User entity", () => {
              + (SELECT count(*) FROM cluster_replies WHERE payload LIKE '%d1@example.com%') AS n`
       expect(Number(leftovers[0]!.n)).toBe(0)
       // the email is free again
-      expect(yield* Repo.findUserId("d1@example.com")).toBeUndefined()
+      expect(yield* (yield* UserDirectory).findUserId("d1@example.com")).toBeUndefined()
       expect((yield* register("d2", "d1@example.com", "dee")).profile.userId).toBe("d2")
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 })

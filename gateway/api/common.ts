@@ -6,7 +6,7 @@ import * as Schema from "effect/Schema"
 import { PlainText } from "../../entities/user/protocol.ts"
 
 /** Ids in paths and bodies. */
-export const Id = Schema.String.pipe(Schema.pattern(/^[A-Za-z0-9_-]{1,64}$/, { message: () => "must be 1-64 letters, digits, _ or -" }))
+export { Id } from "../../runtime/Ids.ts"
 
 /** A new password. */
 export const Password = PlainText(256).pipe(

@@ -3,7 +3,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
-import { PlainText } from "../../entities/user/protocol.ts"
+import { AllowedSkills, PlainText } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
 import { BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
 import { Id } from "./common.ts"
@@ -22,7 +22,6 @@ export const Mate = Schema.Struct({
 const MateName = PlainText(80).pipe(Schema.minLength(1))
 const SystemPrompt = PlainText(20_000)
 const Model = PlainText(100).pipe(Schema.minLength(1))
-const AllowedSkills = Schema.Array(Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_.-]{0,63}(\.[A-Za-z0-9_-]{1,64}|\.\*)?$/))).pipe(Schema.maxItems(100))
 
 export class MatesGroup extends HttpApiGroup.make("mates")
   .add(HttpApiEndpoint.get("list", "/v1/mates").addSuccess(Schema.Struct({ mates: Schema.Array(Mate) })))

@@ -10,7 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { Credit, Release, Reserve, Settle } from "../../entities/credit/protocol.ts"
-import * as Secrets from "../../entities/user/secrets.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import { Skills } from "../../skills/Skills.ts"
 import { TroupeApi } from "../Api.ts"
@@ -42,7 +42,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "apps", (handlers) =>
           yield* Policy.require(principal, Policy.InvokeSkill(path.app))
           const estimate = yield* Effect.mapError(skills.estimate({ app: path.app, skill: path.skill, input: payload.input }), fromEntity)
           const account = accounts(principal.userId)
-          const key = `skill:${Secrets.randomId("s", 20)}`
+          const key = `skill:${Ids.make("s", 20)}`
           const scope = Policy.spendScope(principal)
           if (estimate.credits > 0) {
             yield* call(account.Reserve(new Reserve({ key, amount: estimate.credits, ...(scope ? { scope } : {}) })))

@@ -1,12 +1,13 @@
 /** Handlers of `/v1/auth/*`: signup, email verification, login with 2FA, refresh, logout. */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Argon2 from "@node-rs/argon2"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, User } from "../../entities/user/protocol.ts"
-import * as UserRepo from "../../entities/user/repo.ts"
+import { UserDirectory } from "../../entities/user/directory.ts"
+import * as Passwords from "../../entities/user/passwords.ts"
 import * as Secrets from "../../entities/user/secrets.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { cookies, CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
@@ -18,16 +19,6 @@ import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
-const argon2Options = { algorithm: 2 as Argon2.Algorithm, memoryCost: 19_456, timeCost: 2, parallelism: 1 }
-
-/** A hash to verify against when the login names nobody, so both cases take as long. */
-let dummyHash: Promise<string> | undefined
-const dummyVerify = (password: string) =>
-  Effect.promise(async () => {
-    dummyHash ??= Argon2.hash("troupe-dummy-password", argon2Options)
-    await Argon2.verify(await dummyHash, password).catch(() => false)
-  })
-
 const codeTtlMs = 30 * 60_000
 
 export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
@@ -37,6 +28,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
     const tokens = yield* Tokens.Tokens
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
+    const directory = yield* UserDirectory
 
     const mailCode = (email: string, code: string) =>
       mailer.send({
@@ -71,10 +63,10 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           if (inviteNeeded && !invite) {
             return yield* fail(403, "invite_required", config.signup._tag === "Domains" ? "Signing up with this email domain needs an invite code" : "Signing up needs an invite code")
           }
-          const taken = yield* call(UserRepo.taken(payload.email, payload.username).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          const taken = yield* call(directory.taken(payload.email, payload.username))
           if (taken) return yield* fail(409, `${taken}_taken`, taken === "email" ? "An account with this email exists" : "This username is taken", { field: taken })
-          const userId = Secrets.randomId("u", 20)
-          const passwordHash = yield* Effect.promise(() => Argon2.hash(payload.password, argon2Options))
+          const userId = Ids.make("u", 20)
+          const passwordHash = yield* Passwords.hash(payload.password)
           const code = Secrets.emailCode()
           const registered = yield* call(users(userId).Register(
             new Register({
@@ -93,14 +85,14 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("verifyEmail", ({ payload }) =>
         Effect.gen(function*() {
-          const userId = yield* call(UserRepo.findUserId(payload.email).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          const userId = yield* call(directory.findUserId(payload.email))
           if (!userId) return yield* fail(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: "wrong" })
           const profile = yield* call(users(userId).VerifyEmail({ code: payload.code }))
           return { verified: profile.emailVerified }
         }))
       .handle("resendVerification", ({ payload }) =>
         Effect.gen(function*() {
-          const userId = yield* call(UserRepo.findUserId(payload.email).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          const userId = yield* call(directory.findUserId(payload.email))
           if (userId) {
             const profile = yield* call(users(userId).Profile())
             if (!profile.emailVerified) {
@@ -116,13 +108,13 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         Effect.gen(function*() {
           const loginKey = payload.login.trim().toLowerCase()
           yield* limiter.check("login", loginKey)
-          const userId = yield* call(UserRepo.findUserId(payload.login.trim()).pipe(Effect.mapError(() => ({ _tag: "PersistenceError" as const }))))
+          const userId = yield* call(directory.findUserId(payload.login.trim()))
           if (!userId) {
-            yield* dummyVerify(payload.password)
+            yield* Passwords.verifyNobody(payload.password)
             yield* limiter.penalize("login", loginKey)
             return yield* fail(401, "invalid_credentials", "Wrong login or password")
           }
-          const familyId = Secrets.randomId("f", 16)
+          const familyId = Ids.make("f", 16)
           const refresh = Tokens.newRefreshToken(userId, familyId)
           const auth = yield* call(users(userId).Login({
             password: payload.password,
@@ -169,7 +161,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.Account)
-          const revoked = yield* call(users(principal.userId).RevokeAllSessions(new RevokeAllSessions({ key: Secrets.randomId("r", 16) })))
+          const revoked = yield* call(users(principal.userId).RevokeAllSessions(new RevokeAllSessions({ key: Ids.make("r", 16) })))
           yield* tokens.revoke([...revoked, ...Option.toArray(principal.familyId)])
           return withoutSessionCookies(HttpServerResponse.unsafeJson({ revoked_sessions: revoked.length }), config)
         }))

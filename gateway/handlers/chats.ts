@@ -19,7 +19,7 @@ import * as Stream from "effect/Stream"
 import { Cancel, Chat, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
-import * as Secrets from "../../entities/user/secrets.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import type { Principal } from "../Auth.ts"
@@ -162,7 +162,7 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* Policy.require(principal, Policy.WriteChats)
           const mateId = payload.mate_id ?? defaultMateId
           yield* call(users(principal.userId).GetMate({ mateId }))
-          const chatId = Secrets.randomId("c", 20)
+          const chatId = Ids.make("c", 20)
           const title = payload.title ?? ""
           yield* call(users(principal.userId).AddChat(new AddChat({ chatId, mateId, title })))
           const summary = yield* call(chatClient(chatId).Create(new Create({ ownerId: principal.userId, mateId, ...(payload.title !== undefined ? { title } : {}) })))

@@ -3,7 +3,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
 import { CreateMate, DeleteMate, UpdateMate, User } from "../../entities/user/protocol.ts"
 import type { Mate } from "../../entities/user/protocol.ts"
-import * as Secrets from "../../entities/user/secrets.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import * as Policy from "../Policy.ts"
@@ -42,7 +42,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "mates", (handlers) =>
           yield* Policy.require(principal, Policy.Account)
           const mate = yield* call(users(principal.userId).CreateMate(
             new CreateMate({
-              mateId: Secrets.randomId("m", 16),
+              mateId: Ids.make("m", 16),
               name: payload.name,
               systemPrompt: payload.system_prompt ?? "",
               model: payload.model ?? "default",
@@ -57,7 +57,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "mates", (handlers) =>
           yield* Policy.require(principal, Policy.Account)
           const mate = yield* call(users(principal.userId).UpdateMate(
             new UpdateMate({
-              key: Secrets.randomId("q", 16),
+              key: Ids.make("q", 16),
               mateId: path.id,
               ...(payload.name !== undefined ? { name: payload.name } : {}),
               ...(payload.system_prompt !== undefined ? { systemPrompt: payload.system_prompt } : {}),

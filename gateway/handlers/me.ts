@@ -3,7 +3,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { DeleteAccount, UpdateProfile, User } from "../../entities/user/protocol.ts"
-import * as Secrets from "../../entities/user/secrets.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
@@ -37,7 +37,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
           }
           const profile = yield* call(users(principal.userId).UpdateProfile(
             new UpdateProfile({
-              key: Secrets.randomId("p", 16),
+              key: Ids.make("p", 16),
               ...(payload.display_name !== undefined ? { displayName: payload.display_name } : {}),
               ...(payload.settings !== undefined ? { settings: payload.settings } : {})
             })

@@ -15,7 +15,7 @@ import { imageSize } from "image-size"
 import * as NodeFs from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as NodePath from "node:path"
-import { EngineFailure, fitWithin, type ImageEngine, type ProbeInfo, type TransformParams } from "./Engine.ts"
+import { EngineFailure, fitWithin, type ImageEngine, magicFormat as sniff, type ProbeInfo, type TransformParams } from "./Engine.ts"
 
 interface Pixels {
   readonly data: Uint8ClampedArray
@@ -40,14 +40,6 @@ const compile = async (pkg: string, file: string): Promise<WebAssembly.Module> =
   const require = createRequire(import.meta.url)
   const root = NodePath.dirname(require.resolve(`${pkg}/package.json`))
   return WebAssembly.compile(await NodeFs.readFile(NodePath.join(root, file)))
-}
-
-const sniff = (b: Uint8Array): "jpeg" | "png" | "webp" | "gif" | undefined => {
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return "jpeg"
-  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return "png"
-  if (b.length >= 12 && String.fromCharCode(...b.subarray(0, 4)) === "RIFF" && String.fromCharCode(...b.subarray(8, 12)) === "WEBP") return "webp"
-  if (b.length >= 6 && String.fromCharCode(...b.subarray(0, 3)) === "GIF") return "gif"
-  return undefined
 }
 
 /** Number of colour components of a JPEG's frame (3 = YCbCr, 1 = grey, 4 = CMYK/YCCK). */
@@ -150,7 +142,11 @@ export const make = async (): Promise<ImageEngine<Pixels>> => {
   // The emscripten codecs take (module, overrides) at run time; their typings only declare overrides.
   type EmscriptenInit = (module: WebAssembly.Module, overrides: object) => Promise<unknown>
   const quiet = { print: () => {}, printErr: () => {} }
-  await (jpegDecode.init as unknown as EmscriptenInit)(await compile("@jsquash/jpeg", "codec/dec/mozjpeg_dec.wasm"), quiet)
+  // MozJPEG reports corrupt data as warnings on stderr and decodes on (grey or garbled blocks):
+  // keep them, so a corrupt JPEG is refused as libvips (fail_on=warning) and sharp refuse it
+  const jpegWarnings: Array<string> = []
+  const listening = { print: () => {}, printErr: (line: string) => void (jpegWarnings.length < 10 && jpegWarnings.push(String(line))) }
+  await (jpegDecode.init as unknown as EmscriptenInit)(await compile("@jsquash/jpeg", "codec/dec/mozjpeg_dec.wasm"), listening)
   await (jpegEncode.init as unknown as EmscriptenInit)(await compile("@jsquash/jpeg", "codec/enc/mozjpeg_enc.wasm"), quiet)
   await (webpDecode.init as unknown as EmscriptenInit)(await compile("@jsquash/webp", "codec/dec/webp_dec.wasm"), quiet)
   await (webpEncode.init as unknown as EmscriptenInit)(await compile("@jsquash/webp", "codec/enc/webp_enc_simd.wasm"), quiet)
@@ -183,6 +179,7 @@ export const make = async (): Promise<ImageEngine<Pixels>> => {
   const decodeResize = async (input: Uint8Array, probe: ProbeInfo, params: TransformParams): Promise<Pixels> => {
     const buffer = input.buffer.slice(input.byteOffset, input.byteOffset + input.byteLength) as ArrayBuffer
     let decoded: Pixels
+    jpegWarnings.length = 0
     try {
       decoded = probe.format === "jpeg"
         ? await jpegDecode.default(buffer, { preserveOrientation: true })
@@ -192,6 +189,8 @@ export const make = async (): Promise<ImageEngine<Pixels>> => {
     } catch (e) {
       throw new EngineFailure("decode_failed", `could not decode the image: ${messageOf(e)}`, isAbort(e))
     }
+    const corrupt = jpegWarnings.find((w) => /corrupt|premature|bogus|invalid/i.test(w))
+    if (corrupt !== undefined) throw new EngineFailure("decode_failed", `the image is corrupt: ${corrupt.trim().slice(0, 200)}`)
     const target = fitWithin(decoded.width, decoded.height, params.maxWidth, params.maxHeight)
     if (target.width === decoded.width && target.height === decoded.height) return decoded
     const factor = Math.floor(Math.min(decoded.width / target.width, decoded.height / target.height) / 2)

@@ -1,9 +1,11 @@
 /**
  * The default engine: libvips compiled to WebAssembly (wasm-vips). Shrink-on-load thumbnails, EXIF
  * auto-rotation, CMYK → sRGB, 16-bit, first frame of GIF/WebP animations, AVIF/HEIF via the heif module.
+ * Decoding fails on the decoder's first warning (`fail_on=warning`, sharp's default): a corrupt
+ * image is refused, never served half-decoded.
  */
 import Vips from "wasm-vips"
-import { EngineFailure, type ImageEngine, type ProbeInfo, type TransformParams } from "./Engine.ts"
+import { EngineFailure, type ImageEngine, magicFormat, type ProbeInfo, type TransformParams } from "./Engine.ts"
 
 type VipsModule = Awaited<ReturnType<typeof Vips>>
 type Image = InstanceType<VipsModule["Image"]>
@@ -67,6 +69,8 @@ export const make = async (): Promise<ImageEngine<Image>> => {
     try {
       return vips.Image.newFromBuffer(input, "", { access, fail_on: "none" })
     } catch (e) {
+      // a file that starts like an image we read but does not load is broken, not of another kind
+      if (magicFormat(input) !== undefined) throw new EngineFailure("decode_failed", `the image is corrupt: ${messageOf(e)}`)
       throw new EngineFailure("unsupported_format", `not a decodable image: ${messageOf(e)}`)
     }
   }
@@ -89,10 +93,10 @@ export const make = async (): Promise<ImageEngine<Image>> => {
     const shrink = probe.format === "jpeg" ? jpegShrink(probe, params) : 1
     try {
       if (shrink === 1) {
-        return vips.Image.thumbnailBuffer(input, width, { height: params.maxHeight > 0 ? params.maxHeight : UNBOUNDED, size: "down", fail_on: "none" })
+        return vips.Image.thumbnailBuffer(input, width, { height: params.maxHeight > 0 ? params.maxHeight : UNBOUNDED, size: "down", option_string: "fail_on=warning" })
       }
       // let the JPEG decoder scale down in the DCT (as sharp's fastShrinkOnLoad does), then resize
-      const loaded = vips.Image.newFromBuffer(input, `shrink=${shrink}`, { access: "sequential", fail_on: "none" })
+      const loaded = vips.Image.newFromBuffer(input, `shrink=${shrink}`, { access: "sequential", fail_on: "warning" })
       try {
         // the decoder rounds the shrunk size up, so the result's size comes from the original's,
         // the way EXIF turns it (thumbnail rotates, and its target is the rotated image)
