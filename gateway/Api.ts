@@ -17,6 +17,7 @@ import { ChatsGroup, SharesGroup } from "./api/chats.ts"
 import { CreditsGroup } from "./api/credits.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
+import { SetupGroup } from "./api/setup.ts"
 
 /** The whole API. */
 export class TroupeApi extends HttpApi.make("troupe")
@@ -29,6 +30,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(SetupGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

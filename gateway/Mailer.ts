@@ -33,11 +33,30 @@ export class Mailer extends Context.Tag("troupe/gateway/Mailer")<Mailer, {
 /** The outbox folder of a data dir. */
 export const outboxDir = (dataDir: string) => NodePath.join(dataDir, "outbox")
 
-/** SMTP or the outbox, by configuration. */
+/**
+ * SMTP or the outbox, by configuration. A mail that is not delivered over SMTP — no `SMTP_URL`,
+ * or the SMTP server refused it — is written to the outbox, and the log says so with the file's
+ * path (never its content: it may hold a code), so an operator knows where to find it.
+ */
 export const layer: Layer.Layer<Mailer, never, GatewayConfig> = Layer.effect(
   Mailer,
   Effect.gen(function*() {
     const config = yield* GatewayConfig
+    const dir = outboxDir(config.dataDir)
+    const composer = Nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" })
+    /** Write the mail as an `.eml` file (mode 0600); its path. */
+    const writeOutbox = (mail: Mail) =>
+      Effect.tryPromise({
+        try: async () => {
+          const info = await composer.sendMail({ from: config.mailFrom, to: mail.to, subject: mail.subject, text: mail.text })
+          await NodeFs.mkdir(dir, { recursive: true, mode: 0o700 })
+          const name = `${new Date().toISOString().replace(/[:.]/g, "-")}-${NodeCrypto.randomBytes(4).toString("hex")}.eml`
+          const path = NodePath.join(dir, name)
+          await NodeFs.writeFile(path, info.message as Buffer, { mode: 0o600 })
+          return path
+        },
+        catch: (e) => new MailError({ message: `outbox: ${(e as Error).message}` })
+      })
     if (Option.isSome(config.smtpUrl)) {
       const transport = Nodemailer.createTransport(Redacted.value(config.smtpUrl.value))
       return Mailer.of({
@@ -46,23 +65,22 @@ export const layer: Layer.Layer<Mailer, never, GatewayConfig> = Layer.effect(
           Effect.tryPromise({
             try: () => transport.sendMail({ from: config.mailFrom, to: mail.to, subject: mail.subject, text: mail.text }),
             catch: (e) => new MailError({ message: `SMTP: ${(e as Error).message}` })
-          }).pipe(Effect.asVoid)
+          }).pipe(
+            Effect.asVoid,
+            Effect.catchAll((smtp) =>
+              Effect.flatMap(writeOutbox(mail), (file) =>
+                Effect.logError("Could not send a mail over SMTP; it was written to the outbox instead").pipe(
+                  Effect.annotateLogs({ file, to: mail.to, error: smtp.message })
+                ))
+            )
+          )
       })
     }
-    const dir = outboxDir(config.dataDir)
-    const composer = Nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" })
     return Mailer.of({
       kind: "outbox",
       send: (mail) =>
-        Effect.tryPromise({
-          try: async () => {
-            const info = await composer.sendMail({ from: config.mailFrom, to: mail.to, subject: mail.subject, text: mail.text })
-            await NodeFs.mkdir(dir, { recursive: true, mode: 0o700 })
-            const name = `${new Date().toISOString().replace(/[:.]/g, "-")}-${NodeCrypto.randomBytes(4).toString("hex")}.eml`
-            await NodeFs.writeFile(NodePath.join(dir, name), info.message as Buffer, { mode: 0o600 })
-          },
-          catch: (e) => new MailError({ message: `outbox: ${(e as Error).message}` })
-        })
+        Effect.flatMap(writeOutbox(mail), (file) =>
+          Effect.logWarning("Mail not sent (no SMTP_URL is set): it was written to the outbox").pipe(Effect.annotateLogs({ file, to: mail.to })))
     })
   })
 )

@@ -24,6 +24,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { Cache, RedisConnection } from "../runtime/Cache.ts"
 import type { TroupeConfig } from "../runtime/Config.ts"
+import type { Health } from "../runtime/Health.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
 import * as UserDirectory from "../entities/user/directory.ts"
@@ -135,7 +136,7 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
 const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
 
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
-export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Health
 
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
@@ -144,7 +145,7 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     // the web app: every other GET path (client routes get index.html)
-    yield* WebApp.mount(router)
+    yield* WebApp.mount(router, WebApp.load())
   })
 ).pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v1/openapi.json" })),

@@ -137,9 +137,13 @@ const pageHeaders = (csp: string) => ({
   "x-frame-options": "DENY"
 })
 
-/** Whether a path is one of the app's client routes (no file, no extension, not the server's). */
+/**
+ * Whether a path is one of the app's client routes: not the server's, and not a file (no
+ * extension) — except share pages `/s/<chat>.<share>`, whose token has a dot.
+ */
 export const isClientRoute = (pathname: string): boolean => {
   if (serverPrefixes.some((p) => pathname === p || pathname.startsWith(p + "/"))) return false
+  if (/^\/s\/[A-Za-z0-9_-]{1,64}\.[A-Za-z0-9_-]{1,64}$/.test(pathname)) return true
   const last = pathname.slice(pathname.lastIndexOf("/") + 1)
   return !last.includes(".")
 }
@@ -184,5 +188,5 @@ export const handler = (build: WebBuild | undefined) =>
   }).pipe(Effect.catchAllDefect(() => Effect.succeed(errorResponse(400, "bad_request", "Malformed path"))))
 
 /** Add the web app to a router: every GET path the other routes do not take. */
-export const mount = <E, R>(router: HttpRouter.HttpRouter.Service<E, R>, build: WebBuild | undefined = load()) =>
+export const mount = <E, R>(router: HttpRouter.HttpRouter.Service<E, R>, build: WebBuild | undefined) =>
   Effect.zipRight(router.get("*", handler(build)), router.get("/", handler(build)))

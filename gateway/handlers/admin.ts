@@ -4,11 +4,13 @@ import * as Effect from "effect/Effect"
 import { Credit, Grant } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
+import { Health } from "../../runtime/Health.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import * as FirstRun from "../FirstRun.ts"
 import * as Policy from "../Policy.ts"
+import pkg from "../../package.json" with { type: "json" }
 import { call } from "./common.ts"
 
 export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
@@ -16,6 +18,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
     const accounts = yield* Credit.client
     const users = yield* User.client
     const directory = yield* UserDirectory
+    const health = yield* Health
     return handlers
       .handle("createInvite", ({ payload }) =>
         Effect.gen(function*() {
@@ -63,6 +66,13 @@ export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
           const balance = yield* call(accounts(payload.user_id).Grant(new Grant({ key, amount: payload.amount, reason: payload.reason })))
           yield* Effect.logInfo("Admin granted credits").pipe(Effect.annotateLogs({ admin: principal.userId, user_id: payload.user_id, amount: payload.amount }))
           return { user_id: payload.user_id, available: balance.available, reserved: balance.reserved }
+        }))
+      .handle("health", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Admin)
+          const report = yield* health.run({ detailed: true })
+          return { status: report.status, version: pkg.version, uptime_seconds: Math.round(process.uptime()), failed: report.failed, checks: report.checks }
         }))
   }))
 

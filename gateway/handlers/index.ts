@@ -8,6 +8,7 @@ import * as Chats from "./chats.ts"
 import * as Credits from "./credits.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
+import * as Setup from "./setup.ts"
 
 /** The handlers of every group of `TroupeApi`. */
 export const layer = Layer.mergeAll(
@@ -18,5 +19,6 @@ export const layer = Layer.mergeAll(
   Mates.layer,
   Credits.layer,
   Admin.layer,
-  Apps.layer
+  Apps.layer,
+  Setup.layer
 )
