@@ -37,3 +37,49 @@ export const describeEntry = (e: LedgerEntry): string => {
     default: return e.reason ?? e.kind
   }
 }
+
+/** One thing that moved credits: a grant, or a hold (a reply or a skill call) with how it ended. */
+export interface Operation {
+  key: string
+  /** The newest entry's time. */
+  at: string
+  what: string
+  /** A chat the operation belongs to. */
+  chatId: string | null
+  status: "granted" | "held" | "charged" | "released" | "expired" | "other"
+  held: number
+  charged: number
+  /** The net change to what is available. */
+  change: number
+}
+
+const txn = /^(\w+):([^:]+):(.+)$/
+
+/** Ledger entries (newest first) folded into operations (newest first): a hold's legs become one row. */
+export const operations = (entries: ReadonlyArray<LedgerEntry>): Operation[] => {
+  const groups = new Map<string, LedgerEntry[]>()
+  for (const e of entries) {
+    const m = txn.exec(e.key)
+    const key = m ? `${m[1] === "grant" ? "grant:" : ""}${m[3]}` : e.key
+    const list = groups.get(key)
+    if (list) list.push(e)
+    else groups.set(key, [e])
+  }
+  const out: Operation[] = []
+  for (const [key, list] of groups) {
+    const change = list.filter((e) => e.bucket === "available").reduce((a, e) => a + e.amount, 0)
+    const kinds = new Set(list.map((e) => e.kind))
+    const held = list.filter((e) => e.kind === "reserve" && e.bucket === "reserved").reduce((a, e) => a + e.amount, 0)
+    const at = list.map((e) => e.created_at).sort().at(-1)!
+    if (kinds.has("grant")) {
+      const reason = list.find((e) => e.reason)?.reason
+      out.push({ key, at, what: reason === "signup" ? "Welcome credits" : reason === "invite" ? "Invite gift" : reason ? `Granted: ${reason}` : "Credits granted", chatId: null, status: "granted", held: 0, charged: 0, change })
+      continue
+    }
+    const chat = /^chat:([^:]+):/.exec(key)
+    const what = chat ? "Reply in a chat" : key.startsWith("skill:") ? "Skill call" : describeEntry(list[0]!)
+    const status = kinds.has("settle") ? "charged" : kinds.has("release") ? "released" : kinds.has("expire") ? "expired" : kinds.has("reserve") ? "held" : "other"
+    out.push({ key, at, what, chatId: chat ? chat[1]! : null, status, held, charged: status === "charged" ? -change : 0, change })
+  }
+  return out.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+}

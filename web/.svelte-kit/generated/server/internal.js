@@ -26,7 +26,7 @@ export const options = {
 		app: ({ head, body, assets, nonce, env }) => "<!doctype html>\n<html lang=\"en\">\n  <head>\n    <meta charset=\"utf-8\" />\n    <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\" />\n    <meta name=\"color-scheme\" content=\"light dark\" />\n    <meta name=\"referrer\" content=\"no-referrer\" />\n    <link rel=\"icon\" href=\"" + assets + "/favicon.svg\" type=\"image/svg+xml\" />\n    <title>Troupe</title>\n    " + head + "\n  </head>\n  <body data-sveltekit-preload-data=\"hover\">\n    <noscript>Troupe's web app needs JavaScript.</noscript>\n    <div id=\"app\" class=\"app-root\">" + body + "</div>\n  </body>\n</html>\n",
 		error
 	},
-	version_hash: "1ynzvzw"
+	version_hash: "13o28n3"
 };
 
 export async function get_hooks() {

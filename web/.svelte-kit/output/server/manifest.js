@@ -10,7 +10,7 @@ return {
 	assets: new Set(["favicon.svg"]),
 	mimeTypes: {".svg":"image/svg+xml"},
 	_: {
-		client: {start:"_app/immutable/entry/start.BBqx3xSE.js",app:"_app/immutable/entry/app.D7I2xo78.js",imports:["_app/immutable/entry/start.BBqx3xSE.js","_app/immutable/chunks/C4ndG_VR.js","_app/immutable/chunks/-l8Vi_oF.js","_app/immutable/chunks/BsTblXkf.js","_app/immutable/chunks/C240P7sl.js","_app/immutable/chunks/BHtBlxxO.js","_app/immutable/entry/app.D7I2xo78.js","_app/immutable/chunks/PPVm8Dsz.js","_app/immutable/chunks/-l8Vi_oF.js","_app/immutable/chunks/BHtBlxxO.js","_app/immutable/chunks/DUwPod-u.js","_app/immutable/chunks/DqUpG-GO.js","_app/immutable/chunks/C240P7sl.js","_app/immutable/chunks/Dpn2454S.js","_app/immutable/chunks/H4GGnOMv.js","_app/immutable/chunks/B7BZrkba.js","_app/immutable/chunks/HbGxz5vi.js"],stylesheets:[],fonts:[],uses_env_dynamic_public:false},
+		client: {start:"_app/immutable/entry/start.ZLI_sEze.js",app:"_app/immutable/entry/app.CkIumG4q.js",imports:["_app/immutable/entry/start.ZLI_sEze.js","_app/immutable/chunks/DZHXsysc.js","_app/immutable/chunks/-l8Vi_oF.js","_app/immutable/chunks/DozyYy1b.js","_app/immutable/chunks/C240P7sl.js","_app/immutable/chunks/BHtBlxxO.js","_app/immutable/entry/app.CkIumG4q.js","_app/immutable/chunks/PPVm8Dsz.js","_app/immutable/chunks/-l8Vi_oF.js","_app/immutable/chunks/BHtBlxxO.js","_app/immutable/chunks/DUwPod-u.js","_app/immutable/chunks/DqUpG-GO.js","_app/immutable/chunks/C240P7sl.js","_app/immutable/chunks/Dpn2454S.js","_app/immutable/chunks/H4GGnOMv.js","_app/immutable/chunks/B7BZrkba.js","_app/immutable/chunks/HbGxz5vi.js"],stylesheets:[],fonts:[],uses_env_dynamic_public:false},
 		nodes: [
 			__memo(() => import('./nodes/0.js')),
 			__memo(() => import('./nodes/1.js')),

@@ -107,7 +107,7 @@ const options = {
     <div id="app" class="app-root">` + body + "</div>\n  </body>\n</html>\n",
     error
   },
-  version_hash: "1p4vsky"
+  version_hash: "1e9n97i"
 };
 async function get_hooks() {
   let handle;
