@@ -1,4 +1,7 @@
 # One image for every Troupe role: `docker run troupe start|runner|gateway|migrate|preview …`
+#
+# Multi-platform (the native addons all ship linux-arm64 builds; bin/arm64.test.ts checks):
+#   docker buildx build --platform linux/amd64,linux/arm64 -t troupe:latest .
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     TROUPE_DATA_DIR=/var/lib/troupe \
@@ -6,7 +9,10 @@ ENV NODE_ENV=production \
     TROUPE_PORT=8080
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY bin/lockfile-stubs.mjs bin/pglite-template.mjs ./bin/
+# the lock lists only the platform binaries of the machine that wrote it: add the others (argon2's,
+# esbuild's … for arm64) so `npm ci` installs the ones for the platform being built
+RUN node bin/lockfile-stubs.mjs && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY runtime ./runtime
 COPY entities ./entities

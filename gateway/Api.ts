@@ -15,8 +15,10 @@ import { AppsGroup } from "./api/apps.ts"
 import { AuthGroup } from "./api/auth.ts"
 import { ChatsGroup, SharesGroup } from "./api/chats.ts"
 import { CreditsGroup } from "./api/credits.ts"
+import { LlmGroup } from "./api/llm.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
+import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
 import { SetupGroup } from "./api/setup.ts"
 
 /** The whole API. */
@@ -30,6 +32,10 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(CreditsGroup)
   .add(AdminGroup)
   .add(AppsGroup)
+  .add(CreditPackagesGroup)
+  .add(PaymentsGroup)
+  .add(PaymentWebhooksGroup)
+  .add(LlmGroup)
   .add(SetupGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")

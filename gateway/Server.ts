@@ -28,6 +28,7 @@ import type { Health } from "../runtime/Health.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
 import * as UserDirectory from "../entities/user/directory.ts"
+import * as Prices from "../skills/ai/Prices.ts"
 import type { Skills } from "../skills/Skills.ts"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TroupeApi } from "./Api.ts"
@@ -157,7 +158,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
   Layer.provide(HttpApiBuilder.Middleware.layer),
   Layer.provide(layerServices),
   Layer.provide(FirstRun.layer),
-  Layer.provide(UserDirectory.layer)
+  Layer.provide(UserDirectory.layer),
+  Layer.provide(Prices.layerFromEnv)
 )
 
 /** The gateway's configuration from the environment (read when the role starts). */

@@ -6,6 +6,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -13,6 +14,7 @@ import * as TroupeConfig from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as KeyRing from "./KeyRing.ts"
 import * as Migrations from "./Migrations.ts"
+import * as ReadyNotes from "./ReadyNotes.ts"
 import * as Roles from "./Roles.ts"
 
 /** Configuration was invalid; the message names the variable. */
@@ -31,14 +33,23 @@ const checkAppConfig = (app: Roles.App, role: "start" | "runner" | "gateway", co
 /** Print a line for humans on stdout (the one place the CLI writes outside the logger). */
 export const say = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
 
-/** Build and launch a role's layer, keep it running until interrupted (SIGINT/SIGTERM). */
-const runRole = <E>(
+/**
+ * Build and launch a role's layer, keep it running until interrupted (SIGINT/SIGTERM). `onReady`
+ * gets the notes the parts added while starting (`ReadyNotes`), e.g. which LLM answers.
+ */
+const runRole = <A, E>(
   service: string,
   config: TroupeConfig.TroupeConfigShape,
-  layer: Layer.Layer<never, E, never>,
-  onReady: Effect.Effect<void>
+  layer: Layer.Layer<A, E, never>,
+  onReady: (notes: ReadonlyArray<string>) => Effect.Effect<void>
 ) =>
-  Effect.scoped(Effect.zipRight(Layer.build(layer), Effect.zipRight(onReady, Effect.never))).pipe(
+  Effect.scoped(
+    Effect.flatMap(Layer.build(layer), (built) =>
+      Effect.flatMap(
+        Option.match(Context.getOption(built as Context.Context<unknown>, ReadyNotes.ReadyNotes), { onNone: () => Effect.succeed([]), onSome: (n) => n.lines }),
+        (notes) => Effect.zipRight(onReady(notes), Effect.never)
+      ))
+  ).pipe(
     Effect.provide(Roles.layerLogging(config, service))
   )
 
@@ -63,12 +74,13 @@ export const roleCommands = (app: Roles.App) => {
         "start",
         config,
         Roles.layerStart(app, config, masterKeys),
-        Effect.zipRight(
-          Effect.logInfo(`Troupe is ready at ${url}`).pipe(
-            Effect.annotateLogs({ url, data_dir: config.dataDir, database: config.database._tag, cache: config.cache._tag, blob_store: config.blobStore._tag })
-          ),
-          process.stdout.isTTY ? say(`\n  Troupe is ready at ${url}\n  data: ${config.dataDir}\n`) : Effect.void
-        )
+        (notes) =>
+          Effect.zipRight(
+            Effect.logInfo(`Troupe is ready at ${url}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`).pipe(
+              Effect.annotateLogs({ url, data_dir: config.dataDir, database: config.database._tag, cache: config.cache._tag, blob_store: config.blobStore._tag })
+            ),
+            process.stdout.isTTY ? say(`\n  Troupe is ready at ${url}\n  data: ${config.dataDir}\n${notes.map((n) => `  ${n}\n`).join("")}`) : Effect.void
+          )
       )
     })).pipe(
       Command.withDescription(
@@ -97,9 +109,10 @@ export const roleCommands = (app: Roles.App) => {
         "runner",
         config,
         Roles.layerRunner(app, config, address, masterKeys),
-        Effect.logInfo(`Runner ready at ${address.host}:${address.port}`).pipe(
-          Effect.annotateLogs({ runner: `${address.host}:${address.port}`, http: Roles.displayUrl(config) })
-        )
+        (notes) =>
+          Effect.logInfo(`Runner ready at ${address.host}:${address.port}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`).pipe(
+            Effect.annotateLogs({ runner: `${address.host}:${address.port}`, http: Roles.displayUrl(config) })
+          )
       )
     })).pipe(
       Command.withDescription(
@@ -115,7 +128,7 @@ export const roleCommands = (app: Roles.App) => {
       }
       yield* checkAppConfig(app, "gateway", config)
       const url = Roles.displayUrl(config)
-      yield* runRole("gateway", config, Roles.layerGateway(app, config), Effect.logInfo(`Gateway ready at ${url}`))
+      yield* runRole("gateway", config, Roles.layerGateway(app, config), () => Effect.logInfo(`Gateway ready at ${url}`))
     })).pipe(
       Command.withDescription(
         "Serve the public HTTP API as a stateless edge. It hosts no entities; it reaches them on the runners through the cluster (needs DATABASE_URL). Run as many as you like behind a load balancer."

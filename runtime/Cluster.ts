@@ -13,6 +13,7 @@ import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as RunnerHealth from "@effect/cluster/RunnerHealth"
 import * as Runners from "@effect/cluster/Runners"
 import * as Sharding from "@effect/cluster/Sharding"
+import type * as ShardId from "@effect/cluster/ShardId"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
 import * as Singleton from "@effect/cluster/Singleton"
 import * as Snowflake from "@effect/cluster/Snowflake"
@@ -156,6 +157,80 @@ export const layerRetention = (config: ClusterConfig): Layer.Layer<never, never,
       Effect.asVoid
     )
   )
+
+/**
+ * Watches which shards this runner still owns, for the waiters of `shardReleased`: one timer per
+ * process, only while someone waits.
+ */
+class ShardWatch {
+  private readonly waiting = new Map<string, { readonly shardId: ShardId.ShardId; readonly resumes: Set<() => void> }>()
+  private timer: ReturnType<typeof setInterval> | undefined
+  constructor(private readonly sharding: Sharding.Sharding["Type"]) {}
+
+  wait(shardId: ShardId.ShardId, resume: () => void): () => void {
+    if (!this.sharding.hasShardId(shardId)) {
+      resume()
+      return () => {}
+    }
+    const key = shardId.toString()
+    let entry = this.waiting.get(key)
+    if (!entry) {
+      entry = { shardId, resumes: new Set() }
+      this.waiting.set(key, entry)
+    }
+    entry.resumes.add(resume)
+    this.timer ??= setInterval(() => this.check(), shardWatchIntervalMs)
+    this.timer.unref?.()
+    const own = entry
+    return () => {
+      own.resumes.delete(resume)
+      if (own.resumes.size === 0 && this.waiting.get(key) === own) this.waiting.delete(key)
+      this.stopIfIdle()
+    }
+  }
+
+  private check() {
+    for (const [key, entry] of this.waiting) {
+      if (this.sharding.hasShardId(entry.shardId)) continue
+      this.waiting.delete(key)
+      for (const resume of entry.resumes) resume()
+    }
+    this.stopIfIdle()
+  }
+
+  private stopIfIdle() {
+    if (this.waiting.size === 0 && this.timer !== undefined) {
+      clearInterval(this.timer)
+      this.timer = undefined
+    }
+  }
+}
+
+/** How often `shardReleased` looks (the hand-over waits at most this long for a stream to end). */
+const shardWatchIntervalMs = 100
+
+const watches = new WeakMap<object, ShardWatch>()
+
+/**
+ * Completes when this runner no longer owns `shardId`: the shard is being handed to another
+ * runner (a runner joined, a drain) or this runner is stopping. An entity ends its long-lived
+ * streams with it, so a graceful hand-over does not wait for `entityTerminationTimeout`: the
+ * cluster releases a shard only once every entity on it has stopped, and a stream to a client
+ * never stops on its own. The client (the gateway) resubscribes and reaches the new owner.
+ */
+export const shardReleased = (shardId: ShardId.ShardId): Effect.Effect<void, never, Sharding.Sharding> =>
+  Effect.flatMap(Sharding.Sharding, (sharding) => {
+    let watch = watches.get(sharding)
+    if (!watch) {
+      watch = new ShardWatch(sharding)
+      watches.set(sharding, watch)
+    }
+    const own = watch
+    return Effect.async<void>((resume) => {
+      const cancel = own.wait(shardId, () => resume(Effect.void))
+      return Effect.sync(cancel)
+    })
+  })
 
 /** Errors of a call that may succeed when retried (the target runner died or shards are moving). */
 export const transientTags: ReadonlySet<string> = new Set([

@@ -27,6 +27,7 @@ import * as KeyRing from "./KeyRing.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Migrations from "./Migrations.ts"
 import * as Probe from "./Probe.ts"
+import * as ReadyNotes from "./ReadyNotes.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /** The services every role provides to what plugs into it. */
@@ -39,6 +40,7 @@ export type Platform =
   | BlobStore.BlobStore
   | Health.Health
   | Telemetry.MetricSources
+  | ReadyNotes.ReadyNotes
 
 /** Platform plus cluster membership. */
 export type Member = Platform | Sharding.Sharding | Runners.Runners | MessageStorage.MessageStorage
@@ -73,11 +75,12 @@ export const layerLogging = (config: TroupeConfigShape, service: string) =>
 /** Database, cache and blob store chosen by configuration, with their health checks and gauges. */
 export const layerPlatform = (config: TroupeConfigShape, service: string): Layer.Layer<Platform, unknown> => {
   const parts = Layer.mergeAll(
-    Database.layerFrom(config.database, `troupe-${service}`),
+    Database.layerFrom(appDatabase(config, service), `troupe-${service}`),
     config.cache._tag === "Redis" ? Cache.layerRedis(config.cache) : Cache.layerMemory({ maxEntries: config.cache.maxEntries }),
     BlobStore.layerFrom(config.blobStore),
     Health.layer(),
     Telemetry.layerMetricSources,
+    ReadyNotes.layer,
     Layer.succeed(TroupeConfig, config)
   )
   const checks = Layer.effectDiscard(
@@ -104,6 +107,28 @@ export const layerPlatform = (config: TroupeConfigShape, service: string): Layer
   )
   return Layer.provideMerge(checks, parts)
 }
+
+/**
+ * The entities' and routes' share of `DATABASE_MAX_CONNECTIONS`: a cluster member keeps a few for
+ * the cluster's storage (below), so a process opens no more connections than configured.
+ */
+const appDatabase = (config: TroupeConfigShape, service: string): TroupeConfigShape["database"] =>
+  config.database._tag === "Postgres" && (service === "runner" || service === "gateway")
+    ? { ...config.database, maxConnections: Math.max(2, config.database.maxConnections - clusterConnections) }
+    : config.database
+
+/**
+ * The cluster's own connections on Postgres: the shard-lock refresh must never wait behind the
+ * entities' queries for a pooled connection. (A refresh slower than the lock interval makes the
+ * runner give up every shard it holds: at load, with one shared pool, that stalled the cluster.)
+ */
+const layerClusterStorageSql = (config: TroupeConfigShape, service: string) =>
+  config.database._tag === "Postgres"
+    ? Layer.orDie(Database.layerPostgres({ url: config.database.url, maxConnections: clusterConnections, applicationName: `troupe-${service}-cluster` }))
+    : Layer.empty
+
+/** Connections of the cluster's own pool (lock refresh, runner list, message storage polls). */
+const clusterConnections = 3
 
 /** Run migrations once while the role starts. */
 export const layerMigrations = (app: App): Layer.Layer<never, unknown, SqlClient.SqlClient> =>
@@ -157,7 +182,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
   layerHttp(config, "runner", app.version, Layer.empty).pipe(
     Layer.provide(layerClusterCheck),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
-    Layer.provideMerge(Cluster.layerRunner(config.cluster, address)),
+    Layer.provideMerge(Cluster.layerRunner(config.cluster, address).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "runner")),
     Layer.provide(ensureDataDir(config))
@@ -167,7 +192,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
 export const layerGateway = (app: App, config: TroupeConfigShape) =>
   layerHttp(config, "gateway", app.version, app.routes).pipe(
     Layer.provide(layerClusterCheck),
-    Layer.provideMerge(Cluster.layerClientOnly(config.cluster)),
+    Layer.provideMerge(Cluster.layerClientOnly(config.cluster).pipe(Layer.provide(layerClusterStorageSql(config, "gateway")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "gateway")),
     Layer.provide(ensureDataDir(config))

@@ -150,8 +150,26 @@ export class AdmissionError extends Schema.TaggedError<AdmissionError>()("Admiss
   }
 }
 
+/**
+ * An installed app's artifact could not be pulled or verified on this runner (the registry is
+ * down, the publisher's key is no longer trusted, the bytes do not match their digest): nothing ran.
+ */
+export class SkillUnavailable extends Schema.TaggedError<SkillUnavailable>()("SkillUnavailable", {
+  skill: Schema.String,
+  /** The store's code: `registry_unavailable`, `publisher_untrusted`, `digest_mismatch` … */
+  reason: Schema.String,
+  message: Schema.String
+}) {
+  get code(): "skill_unavailable" {
+    return "skill_unavailable"
+  }
+  get status(): number {
+    return 503
+  }
+}
+
 /** What running a plugin can fail with. */
-export type RunError = SkillTimeout | SkillMemoryExceeded | SkillEgressDenied | SkillFailed | InvalidInput
+export type RunError = SkillTimeout | SkillMemoryExceeded | SkillEgressDenied | SkillFailed | InvalidInput | SkillUnavailable
 
 /** What invoking a skill can fail with. */
 export type InvokeError = RunError | AppNotFound | SkillNotFound
@@ -176,6 +194,8 @@ export const describe = (e: SkillsError): { readonly status: number; readonly co
       return { status: e.status, code: e.code, message: e.message, details: { skill: e.skill, timeout_ms: e.timeoutMs } }
     case "SkillMemoryExceeded":
       return { status: e.status, code: e.code, message: e.message, details: { skill: e.skill, limit_bytes: e.limitBytes } }
+    case "SkillUnavailable":
+      return { status: e.status, code: e.code, message: e.message, details: { skill: e.skill, reason: e.reason } }
     case "AppNotFound":
       return { status: e.status, code: e.code, message: e.message, details: { app: e.app } }
     case "SkillNotFound":

@@ -43,6 +43,8 @@ export interface App {
   readonly manifest: AppManifest
   readonly kind: "wasm" | "builtin"
   readonly skills: ReadonlyMap<string, Skill>
+  /** The config and secrets of the app's install (installed apps): used instead of the caller's. */
+  readonly settings?: Effect.Effect<{ readonly config: Readonly<Record<string, string>>; readonly secrets: Readonly<Record<string, string>> }, RunError>
 }
 
 /** A first-party app from its manifest and a `run` per skill name. */

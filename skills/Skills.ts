@@ -210,7 +210,8 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
       Effect.gen(function*() {
         const { app, skill } = yield* find(request.app, request.skill)
         const priced = yield* check(app, skill, request.input)
-        const { config, secrets } = yield* Skill.resolveConfig(app.manifest, priced.id, request.config ?? {}, request.secrets ?? {})
+        const given = app.settings ? yield* app.settings : { config: request.config ?? {}, secrets: request.secrets ?? {} }
+        const { config, secrets } = yield* Skill.resolveConfig(app.manifest, priced.id, given.config, given.secrets)
         const started = performance.now()
         const running = skill.run(request.input, {
           app: app.manifest.id,

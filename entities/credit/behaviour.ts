@@ -181,6 +181,11 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           Effect.map(repo.grant({ amount: payload.amount, txnKey: txnKey("grant", payload.key), reason: payload.reason }), (after) => [undefined, after] as const)
         ).pipe(Effect.map(snapshot)),
 
+      Reverse: ({ payload }) =>
+        transact(
+          Effect.map(repo.reverse({ amount: payload.amount, txnKey: txnKey("reverse", payload.key), reason: payload.reason }), (after) => [undefined, after] as const)
+        ).pipe(Effect.map(snapshot)),
+
       SetOverdraft: ({ payload }) =>
         transact(Effect.map(repo.setOverdraft(payload.limit), (after) => [undefined, after] as const)).pipe(Effect.map(snapshot)),
 

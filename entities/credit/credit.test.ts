@@ -9,7 +9,7 @@ import * as Layer from "effect/Layer"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
 import { layerCluster } from "../testing/cluster.ts"
 import * as Behaviour from "./behaviour.ts"
-import { Credit, ExpireHolds, Grant, Release, Reserve, SetOverdraft, Settle, SpendScope } from "./protocol.ts"
+import { Credit, ExpireHolds, Grant, Release, Reserve, Reverse, SetOverdraft, Settle, SpendScope } from "./protocol.ts"
 import * as Repo from "./repo.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
@@ -108,6 +108,20 @@ describe("Credit entity", () => {
       yield* acct.Reserve(new Reserve({ key: "b", amount: 15 }))
       expect(yield* acct.Balance()).toMatchObject({ available: -5, reserved: 15, overdraftLimit: 5 })
       expect(yield* Effect.flip(acct.Reserve(new Reserve({ key: "c", amount: 1 })))).toMatchObject({ _tag: "InsufficientCredits" })
+    }).pipe(Effect.provide(cluster())))
+
+  it.live("reverses a grant once per key, below zero if the credits were spent, and then refuses holds", () =>
+    Effect.gen(function*() {
+      const acct = yield* account("reversal")
+      yield* acct.Grant(new Grant({ key: "purchase", amount: 10, reason: "purchase" }))
+      yield* acct.Reserve(new Reserve({ key: "spend", amount: 6 }))
+      yield* acct.Settle(new Settle({ key: "spend", actual: 6 }))
+      yield* Effect.all(Array.from({ length: 4 }, () => acct.Reverse(new Reverse({ key: "refund", amount: 10, reason: "refund" }))), { concurrency: 4 })
+      expect(yield* acct.Balance()).toMatchObject({ available: -6, reserved: 0 })
+      expect(yield* Effect.flip(acct.Reserve(new Reserve({ key: "after", amount: 1 })))).toMatchObject({ _tag: "InsufficientCredits" })
+      yield* acct.Grant(new Grant({ key: "top-up", amount: 10, reason: "purchase" }))
+      yield* acct.Reserve(new Reserve({ key: "after-top-up", amount: 1 }))
+      expect(yield* ledgerInvariants).toEqual({ total: 0, unbalanced: 0, mismatched: 0 })
     }).pipe(Effect.provide(cluster())))
 
   it.live("enforces a spend cap per scope through its holds", () =>

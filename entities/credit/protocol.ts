@@ -59,7 +59,7 @@ export class Balance extends Schema.Class<Balance>("troupe/Credit/Balance")({
 export class LedgerEntry extends Schema.Class<LedgerEntry>("troupe/Credit/LedgerEntry")({
   id: Schema.Number,
   key: Schema.String,
-  kind: Schema.Literal("grant", "reserve", "settle", "release", "expire", "adjust"),
+  kind: Schema.Literal("grant", "reserve", "settle", "release", "expire", "adjust", "reverse"),
   bucket: Schema.Literal("available", "reserved"),
   amount: Schema.Int,
   reason: Schema.NullOr(Schema.String),
@@ -131,6 +131,20 @@ export class Grant extends Schema.Class<Grant>("troupe/Credit/Grant")({
   }
 }
 
+/**
+ * Take back `amount` granted credits (a refunded purchase). Unlike a hold it may take `available`
+ * below zero — below the overdraft limit too: the account then cannot reserve until topped up.
+ */
+export class Reverse extends Schema.Class<Reverse>("troupe/Credit/Reverse")({
+  key: IdempotencyKey,
+  amount: PositiveAmount,
+  reason: Schema.String.pipe(Schema.maxLength(200))
+}) {
+  [PrimaryKey.symbol]() {
+    return this.key
+  }
+}
+
 /** Allow `available` to go down to `-limit`. */
 export class SetOverdraft extends Schema.Class<SetOverdraft>("troupe/Credit/SetOverdraft")({
   key: IdempotencyKey,
@@ -174,6 +188,8 @@ export const Credit = Entity.make("Credit", [
   Rpc.make("Release", { payload: Release, success: Schema.NullOr(Hold) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("Grant", { payload: Grant, success: Balance, error: KeyConflict })
+    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Reverse", { payload: Reverse, success: Balance })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetOverdraft", { payload: SetOverdraft, success: Balance })
     .annotate(ClusterSchema.Persisted, true),

@@ -54,6 +54,13 @@ export const migrations: ReadonlyArray<Migration> = [
         );
         CREATE INDEX IF NOT EXISTS credit_ledger_account ON credit_ledger (account_id, id DESC);
       `)
+  },
+  {
+    // reversals (a refunded purchase) may take `available` below the overdraft floor; holds
+    // still never do (the reserve statement checks the floor itself)
+    id: 2026120751,
+    name: "credit_reversals",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE credit_accounts DROP CONSTRAINT IF EXISTS credit_accounts_check`)
   }
 ]
 
@@ -198,6 +205,23 @@ export const make = (accountId: string) =>
         (rows) => (rows[0] ? account3(rows[0]) : undefined)
       )
 
+    /** Reverse a grant in one statement (may go below zero); `undefined` when already written (same key). */
+    const reverse = (r: { amount: number; txnKey: string; reason: string }): Effect.Effect<AccountRow | undefined, SqlError> =>
+      Effect.map(
+        sql<{ available: string; reserved: string; overdraft_limit: string }>`
+          WITH legs AS (
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount, reason)
+            VALUES (${r.txnKey}, ${systemAccount}, 'issued', 'reverse', ${r.amount}::bigint, ${r.reason}),
+                   (${r.txnKey}, ${accountId}, 'available', 'reverse', ${-r.amount}::bigint, ${r.reason})
+            ON CONFLICT (txn_key, account_id, bucket) DO NOTHING RETURNING account_id),
+          acct AS (
+            UPDATE credit_accounts SET available = available - ${r.amount}::bigint, updated_at = now()
+            WHERE account_id = ${accountId} AND EXISTS (SELECT 1 FROM legs WHERE legs.account_id = ${accountId})
+            RETURNING available, reserved, overdraft_limit)
+          SELECT available, reserved, overdraft_limit FROM acct`,
+        (rows) => (rows[0] ? account3(rows[0]) : undefined)
+      )
+
     /** The earliest expiry of an open hold (to know when expiry must be checked at all). */
     const nextExpiry: Effect.Effect<number | undefined, SqlError> = Effect.map(
       sql<{ next: Date | null }>`SELECT min(expires_at) AS next FROM credit_holds WHERE account_id = ${accountId} AND status = 'held'`,
@@ -228,7 +252,7 @@ export const make = (accountId: string) =>
         WHERE account_id = ${accountId} ${options.before === undefined ? sql`` : sql`AND id < ${options.before}`}
         ORDER BY id DESC LIMIT ${options.limit + 1}`
 
-    return { account, ensureAccount, setOverdraft, hold, reserve, close, grant, nextExpiry, dueHolds, scopeUsage, ledger, sql }
+    return { account, ensureAccount, setOverdraft, hold, reserve, close, grant, reverse, nextExpiry, dueHolds, scopeUsage, ledger, sql }
   })
 
 /** Accounts with holds whose time is up (for the expiry sweeper). */

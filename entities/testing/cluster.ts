@@ -7,6 +7,10 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import * as BlobStore from "../../runtime/BlobStore.ts"
 import * as Cluster from "../../runtime/Cluster.ts"
 import * as TroupeConfig from "../../runtime/Config.ts"
 import * as Database from "../../runtime/Database.ts"
@@ -22,6 +26,15 @@ export const layerKeyRing: Layer.Layer<KeyRing.KeyRing, never, SqlClient.SqlClie
   Effect.sync(() => KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))).pipe(Effect.map(KeyRing.layer))
 )
 
+/** The runtime's configuration as a process without any variables would have it. */
+export const troupeConfig = (): TroupeConfig.TroupeConfigShape =>
+  Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(new Map())))
+
+/** A blob folder in a fresh temporary directory. */
+export const layerTempBlobs: Layer.Layer<BlobStore.BlobStore> = Layer.suspend(() =>
+  BlobStore.layerFilesystem(NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-blobs-")))
+)
+
 /** Everything an entity needs, on the database at `url`, hosting `entities`. */
 export const layerCluster = <E, R>(options: {
   readonly url: string
@@ -31,6 +44,7 @@ export const layerCluster = <E, R>(options: {
   options.entities.pipe(
     Layer.provideMerge(Cluster.layerSingle(clusterConfig())),
     Layer.provideMerge(layerKeyRing),
+    Layer.provideMerge(Layer.merge(TroupeConfig.layer(troupeConfig()), layerTempBlobs)),
     Layer.provideMerge(Layer.effectDiscard(Migrations.run([...KeyRing.migrations, ...options.migrations]))),
     Layer.provideMerge(Database.layerPostgres({ url: Redacted.make(options.url), maxConnections: 8 }))
   )

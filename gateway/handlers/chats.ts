@@ -116,7 +116,10 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           // a stream that ends or breaks is resumed after the last event sent
           Effect.zipRight(Effect.fail(new Reconnect())),
           Effect.catchAllCause((cause): Effect.Effect<never, ApiFailure | Reconnect> => {
-            if (Cause.isInterruptedOnly(cause)) return Effect.failCause(cause as Cause.Cause<never>)
+            // the entity's stream was interrupted by its runner (shards moving, the runner stopping):
+            // resubscribe. (Were this fiber itself interrupted, no handler would run: Effect skips
+            // failure handlers of an interrupted fiber.)
+            if (Cause.isInterruptedOnly(cause)) return Effect.fail(new Reconnect())
             const failure = Cause.failureOption(cause)
             if (Option.isSome(failure) && failure.value._tag === "ChatNotFound") return Effect.fail(fromEntity(failure.value))
             if (Option.isNone(failure) || failure.value._tag !== "Reconnect") {

@@ -20,6 +20,7 @@ import * as Roles from "../../runtime/Roles.ts"
 import { freePort } from "../../runtime/testing/process.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
+import * as AiPrices from "../../skills/ai/Prices.ts"
 import * as Skills from "../../skills/Skills.ts"
 import { GatewayConfig } from "../Config.ts"
 import * as GatewayConfigModule from "../Config.ts"
@@ -66,7 +67,7 @@ export const startServer = async (options: {
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
   const app: Roles.App = {
     version: "test",
-    migrations: [...Entities.migrations, ...SkillKv.migrations],
+    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
     entities: options.entities ?? Entities.layer,
     routes: Layer.merge(
       Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),

@@ -16,7 +16,7 @@ import * as LanguageModel from "@effect/ai/LanguageModel"
 import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as Tool from "@effect/ai/Tool"
-import * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
+import type * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
 import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
@@ -266,7 +266,9 @@ export const make = (options: {
   readonly apiKey?: Redacted.Redacted | undefined
 }): Effect.Effect<Client, never, HttpClient.HttpClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const openai = yield* OpenAiClient.make({ apiUrl: options.baseUrl.replace(/\/+$/, ""), apiKey: options.apiKey })
+    // loaded only when a provider is configured: its generated OpenAI schemas cost ~0.6 s of CPU and ~50 MB at import
+    const module: typeof OpenAiClient = yield* Effect.promise(() => import("@effect/ai-openai/OpenAiClient"))
+    const openai = yield* module.make({ apiUrl: options.baseUrl.replace(/\/+$/, ""), apiKey: options.apiKey })
 
     const stream = (request: CompletionRequest): Stream.Stream<Response.StreamPartEncoded, AiError.AiError> =>
       Stream.suspend(() => {

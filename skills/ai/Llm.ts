@@ -94,6 +94,8 @@ export class Llm extends Context.Tag("troupe/skills/ai/Llm")<Llm, {
   readonly available: boolean
   /** One line for the ready message: which provider and model answer. */
   readonly summary: string
+  /** Grows whenever a provider's health changes (a request succeeded or failed). */
+  readonly version: () => number
   readonly providers: Effect.Effect<ReadonlyArray<ProviderStatus>>
   readonly resolve: (model: string) => Option.Option<Resolved>
   /** Run one model request; `onPart` gets each part as it arrives (synchronously). */
@@ -132,8 +134,8 @@ interface Entry {
   readonly breaker: Breaker.Breaker
 }
 
-/** Ollama's models at `url` (`GET /api/tags`), chat models first; none if nothing answers within `timeout`. */
-export const probeOllama = (url: string, timeout: Duration.DurationInput = "1500 millis") =>
+/** Ollama's chat models at `url` (`GET /api/tags`); none if nothing answers within `timeout` (a refused connection answers at once). */
+export const probeOllama = (url: string, timeout: Duration.DurationInput = "5 seconds") =>
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const response = yield* client.get(`${url}/api/tags`).pipe(Effect.flatMap((r) => (r.status === 200 ? r.json : Effect.fail(new Error(`HTTP ${r.status}`)))))
@@ -172,6 +174,7 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
       })
     }
     const byName = new Map(entries.map((e) => [e.settings.name, e]))
+    let version = 0
 
     const resolve = (model: string): Option.Option<Resolved> => {
       const first = entries[0]?.settings.models[0]
@@ -286,6 +289,7 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
               inputTokens: usage?.inputTokens,
               outputTokens: usage?.outputTokens
             })
+          version++
           if (Exit.isSuccess(exit)) {
             entry.breaker.succeeded()
             yield* measured("ok", exit.value.usage)
@@ -343,7 +347,7 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
         (entries.length > 1 ? ` + ${entries.length - 1} more` : "")
       : "LLM: none configured (mates explain how to set TROUPE_LLM_BASE_URL / TROUPE_LLM_MODEL)"
 
-    return Llm.of({ settings, available: entries.length > 0, summary, providers, resolve, step })
+    return Llm.of({ settings, available: entries.length > 0, summary, version: () => version, providers, resolve, step })
   })
 
 /** The service over `settings` (HTTP through the given client). */

@@ -5,6 +5,7 @@
  * the round limit, history trimmed to the context budget, and a cancel charging exactly the
  * prompt sent and the output received.
  */
+import * as Prompt from "@effect/ai/Prompt"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -126,20 +127,20 @@ describe("the tool loop", () => {
 
   it("runs two tool calls of one step in parallel: wall time ≈ the slower, not the sum", async () => {
     const { calls, invoker } = recorder({
-      slow: (i) => Effect.as(Effect.sleep("600 millis"), { slow: i.x }),
-      quick: (i) => Effect.as(Effect.sleep("300 millis"), { quick: i.x })
+      slow: (i) => Effect.as(Effect.sleep("1000 millis"), { slow: i.x }),
+      quick: (i) => Effect.as(Effect.sleep("800 millis"), { quick: i.x })
     })
     server.respond(toolsThenText([{ name: "demo__slow", arguments: { x: 1 } }, { name: "demo__quick", arguments: { x: 2 } }]))
     const { events, program } = runLoop({ tools: [tool("demo", "slow"), tool("demo", "quick")] }, { invoker })
-    const started = performance.now()
     const result = await Effect.runPromise(program)
-    const wall = performance.now() - started
     expect(result.text).toBe("Done.")
     expect(calls.map((c) => c.tool).sort()).toEqual(["demo__quick", "demo__slow"])
     // both started before either ended
     expect(Math.max(...calls.map((c) => c.started))).toBeLessThan(Math.min(...calls.map((c) => c.ended)))
-    expect(wall).toBeGreaterThanOrEqual(600)
-    expect(wall).toBeLessThan(900 + 400)
+    // the calls took about the slower one's 1,000 ms, far from the sum (1,800 ms)
+    const wall = Math.max(...calls.map((c) => c.ended)) - Math.min(...calls.map((c) => c.started))
+    expect(wall).toBeGreaterThanOrEqual(995)
+    expect(wall).toBeLessThan(1500)
     const results = events.filter((e) => e.kind === "skill_result")
     expect(results).toHaveLength(2)
     expect(results.every((r) => r.kind === "skill_result" && r.ok)).toBe(true)
@@ -252,6 +253,33 @@ describe("the tool loop", () => {
     expect(cost.credits).toBe(prompt + tokens.count(received))
     await new Promise((r) => setTimeout(r, 50))
     expect(server.requests[0]!.aborted).toBe(true)
+  })
+
+  it("offers the caller's own tools and ends the turn with their calls, running none of them", async () => {
+    const { calls, invoker } = recorder()
+    server.respond(() => Scripted.toolCalls([{ id: "c-1", name: "get_weather", arguments: { city: "Oslo" } }, { name: "demo__double", arguments: { x: 1 } }]))
+    const { events, program } = runLoop({
+      tools: [tool("demo", "double")],
+      clientTools: [{ name: "get_weather", description: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } }],
+      conversation: {
+        system: ["Answer in English."],
+        history: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: "earlier" })] })],
+        current: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: "weather in Oslo?" })] })]
+      }
+    }, { invoker })
+    const result = await Effect.runPromise(program)
+    expect(result.finishReason).toBe("tool_calls")
+    expect(result.clientToolCalls).toEqual([{ id: "c-1", name: "get_weather", params: { city: "Oslo" } }])
+    expect(calls).toEqual([])
+    expect(events.some((e) => e.kind === "skill_call")).toBe(false)
+    const sent = server.requests[0]!.body
+    expect(sent.tools.map((t: { function: { name: string } }) => t.function.name)).toEqual(["demo__double", "get_weather"])
+    expect(sent.messages).toEqual([
+      { role: "system", content: "You are terse." },
+      { role: "system", content: "Answer in English." },
+      { role: "user", content: "earlier" },
+      { role: "user", content: "weather in Oslo?" }
+    ])
   })
 
   it("estimates a hold that covers the first request and two tool rounds", async () => {

@@ -93,6 +93,21 @@ export interface LoopInput {
   readonly maxTokens?: number
   /** Credits held for the turn's tokens: no round starts that could cost more. */
   readonly budget?: number
+  /**
+   * A conversation given whole (the OpenAI-compatible API): more system messages, and the
+   * messages before and from the last user message on (they may hold the caller's tool calls and
+   * results). Replaces `history` and `text`.
+   */
+  readonly conversation?: {
+    readonly system: ReadonlyArray<string>
+    readonly history: ReadonlyArray<Prompt.Message>
+    readonly current: ReadonlyArray<Prompt.Message>
+  }
+  /**
+   * The caller's own tools (the OpenAI-compatible API): offered to the model, never run here. When
+   * the model calls one, the turn ends and returns the calls (`clientToolCalls`).
+   */
+  readonly clientTools?: ReadonlyArray<ChatCompletions.ToolSpec>
   /** Called once per model request with the provider's first token (time-to-first-token). */
   readonly onFirstToken?: (provider: string) => void
 }
@@ -100,6 +115,9 @@ export interface LoopInput {
 /** What the loop produced. */
 export interface LoopResult {
   readonly text: string
+  /** Calls of the caller's own tools the model made (the turn ended there). */
+  readonly clientToolCalls: ReadonlyArray<Llm.ToolCall>
+  readonly finishReason: "stop" | "length" | "tool_calls"
   /** Whole credits for the tokens. */
   readonly credits: number
   readonly rounds: number
@@ -126,15 +144,19 @@ export const toolName = (app: string, skill: string): string => {
 }
 
 /** The conversation's fixed part: the system prompt, the history as messages. */
-const conversationOf = (input: LoopInput): Tokens.Conversation => ({
-  system: input.systemPrompt.trim().length > 0 ? [Prompt.makeMessage("system", { content: input.systemPrompt })] : [],
-  history: input.history.map((m) =>
+const conversationOf = (input: LoopInput): Tokens.Conversation => {
+  const system = [input.systemPrompt, ...(input.conversation?.system ?? [])]
+    .filter((s) => s.trim().length > 0)
+    .map((content) => Prompt.makeMessage("system", { content }))
+  if (input.conversation) return { system, history: input.conversation.history, current: input.conversation.current }
+  return { system, history: historyOf(input), current: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: input.text })] })] }
+}
+
+const historyOf = (input: LoopInput): ReadonlyArray<Prompt.Message> => input.history.map((m) =>
     m.role === "user"
       ? Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: m.text })] })
       : Prompt.makeMessage("assistant", { content: [Prompt.makePart("text", { text: m.text })] })
-  ),
-  current: [Prompt.makeMessage("user", { content: [Prompt.makePart("text", { text: input.text })] })]
-})
+  )
 
 const toolsTokens = (tokens: Tokens.Tokens["Type"], tools: ReadonlyArray<ChatCompletions.ToolSpec>): number =>
   tools.reduce((n, t) => n + tokens.count(`${t.name} ${t.description} ${JSON.stringify(t.parameters)}`) + 8, 0)
@@ -154,7 +176,7 @@ export const estimate = (deps: Pick<LoopDeps, "llm" | "tokens" | "priceOf" | "ma
     const prices = yield* Effect.forEach(resolved.value.candidates, (c) => deps.priceOf(c.model.name))
     const model = resolved.value.candidates[0]!.model
     const price = { input: Math.max(...prices.map((p) => p.input)), output: Math.max(...prices.map((p) => p.output)) }
-    const specs = input.tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }))
+    const specs = [...input.tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })), ...(input.clientTools ?? [])]
     const tt = toolsTokens(deps.tokens, specs)
     const fitted = Tokens.fit(deps.tokens, conversationOf(input), budgetOf(model, tt))
     const rounds = 1 + Math.min(deps.maxToolRounds, 2)
@@ -168,7 +190,11 @@ const errorResult = (code: string, message: string) => ({ error: { code, message
 export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) => void): Effect.Effect<LoopResult, LoopFailed> => {
   const conversation = conversationOf(input)
   const byName = new Map(input.tools.map((t) => [t.name, t]))
-  const specs: ReadonlyArray<ChatCompletions.ToolSpec> = input.tools.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters }))
+  const clientNames = new Set((input.clientTools ?? []).map((t) => t.name))
+  const specs: ReadonlyArray<ChatCompletions.ToolSpec> = [
+    ...input.tools.filter((t) => !clientNames.has(t.name)).map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
+    ...(input.clientTools ?? [])
+  ]
   const toolTokens = toolsTokens(deps.tokens, specs)
   /** Credits of finished requests (fractional), and of the one running. */
   let spent = 0
@@ -186,39 +212,7 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
   let reply = ""
   let callSeq = 0
 
-  const runCall = (call: Llm.ToolCall, callId: string) =>
-    Effect.gen(function*() {
-      const tool = byName.get(call.name)
-      const [app, skill] = tool ? [tool.app, tool.skill] : call.name.includes("__") ? call.name.split("__", 2) as [string, string] : [call.name, ""]
-      emit({ kind: "skill_call", callId, app, skill, input: call.params })
-      const fail = (code: string, message: string) => {
-        emit({ kind: "skill_result", callId, ok: false, output: null, error: `${code}: ${message}` })
-        return errorResult(code, message)
-      }
-      if (!tool) return fail("skill_not_allowed", `${call.name} is not one of this mate's skills; use only the tools offered`)
-      if (typeof call.params !== "object" || call.params === null || Array.isArray(call.params)) {
-        return fail("invalid_arguments", `the arguments of ${call.name} must be a JSON object${typeof call.params === "string" ? ` (got text that is not JSON)` : ""}`)
-      }
-      const invalid = yield* Effect.flip(deps.invoker.validate(tool, call.params)).pipe(Effect.option)
-      if (invalid._tag === "Some") return fail(invalid.value.code, invalid.value.message)
-      if (tool.sideEffects === "write") {
-        emit({ kind: "confirmation_required", callId, app, skill, input: call.params, timeoutMs: Duration.toMillis(deps.confirmTimeout) })
-        const answer = yield* deps.confirm(callId, deps.confirmTimeout)
-        emit({ kind: "confirmation_resolved", callId, approved: answer === "approved", reason: answer })
-        if (answer === "declined") return fail("confirmation_declined", `the user declined ${app}.${skill}`)
-        if (answer === "timeout") return fail("confirmation_timeout", `the user did not confirm ${app}.${skill} within ${Duration.format(deps.confirmTimeout)}`)
-      }
-      const outcome = yield* deps.invoker.invoke(tool, call.params, callId).pipe(
-        Effect.timeoutFail({
-          duration: tool.timeoutMs + 1000,
-          onTimeout: () => new ToolError({ code: "skill_timeout", message: `${app}.${skill} did not finish within ${tool.timeoutMs} ms` })
-        }),
-        Effect.either
-      )
-      if (outcome._tag === "Left") return fail(outcome.left.code, outcome.left.message)
-      emit({ kind: "skill_result", callId, ok: true, output: outcome.right.output, error: null })
-      return outcome.right.output
-    })
+  const runCall = (call: Llm.ToolCall, callId: string) => runOne(deps, byName, call, callId, emit)
 
   const loop = Effect.gen(function*() {
     const current: Array<Prompt.Message> = [...conversation.current]
@@ -282,8 +276,14 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
       running = 0
       report()
 
+      const finishReason = step.finishReason === "length" ? "length" as const : "stop" as const
       if (step.toolCalls.length === 0 || !withTools) {
-        return { text: reply, credits: Prices.whole(spent), rounds: round + 1, usage: { ...usage } }
+        return { text: reply, clientToolCalls: [], finishReason, credits: Prices.whole(spent), rounds: round + 1, usage: { ...usage } }
+      }
+      const forCaller = step.toolCalls.filter((c) => clientNames.has(c.name))
+      if (forCaller.length > 0) {
+        // the caller runs these; the mate's calls of the same step are not run (the caller echoes only its own)
+        return { text: reply, clientToolCalls: forCaller, finishReason: "tool_calls" as const, credits: Prices.whole(spent), rounds: round + 1, usage: { ...usage } }
       }
       const calls = step.toolCalls.map((call) => ({ call, callId: `${call.id}-${++callSeq}` }))
       current.push(Prompt.makeMessage("assistant", {
@@ -334,10 +334,70 @@ export const run = (deps: LoopDeps, input: LoopInput, emit: (event: LoopEvent) =
       usage.outputTokens += outputTokens
       spent += Prices.creditsOf(price, { inputTokens, outputTokens })
       report()
-      return { text: reply, credits: Prices.whole(spent), rounds: rounds + 1, usage: { ...usage } }
+      return {
+        text: reply,
+        clientToolCalls: [],
+        finishReason: step.finishReason === "length" ? "length" as const : "stop" as const,
+        credits: Prices.whole(spent),
+        rounds: rounds + 1,
+        usage: { ...usage }
+      }
     })
 
   return loop
 }
 
 const isError = (result: unknown): boolean => typeof result === "object" && result !== null && "error" in result && Object.keys(result).length === 1
+
+/**
+ * One tool call, checked before it runs: the allowlist (`tools`), JSON-object arguments, the
+ * skill's schema, the user's confirmation for a `write` skill; then the skill with its own hold and
+ * timeout. Emits `skill_call` and `skill_result`; the value is what goes back to the model.
+ */
+export const runCall = (
+  deps: Pick<LoopDeps, "invoker" | "confirm" | "confirmTimeout">,
+  tools: ReadonlyArray<ToolDef>,
+  call: Llm.ToolCall,
+  callId: string,
+  emit: (event: LoopEvent) => void
+): Effect.Effect<unknown> => runOne(deps, new Map(tools.map((t) => [t.name, t])), call, callId, emit)
+
+const runOne = (
+  deps: Pick<LoopDeps, "invoker" | "confirm" | "confirmTimeout">,
+  byName: ReadonlyMap<string, ToolDef>,
+  call: Llm.ToolCall,
+  callId: string,
+  emit: (event: LoopEvent) => void
+): Effect.Effect<unknown> =>
+  Effect.gen(function*() {
+    const tool = byName.get(call.name)
+    const [app, skill] = tool ? [tool.app, tool.skill] : call.name.includes("__") ? call.name.split("__", 2) as [string, string] : [call.name, ""]
+    emit({ kind: "skill_call", callId, app, skill, input: call.params })
+    const fail = (code: string, message: string) => {
+      emit({ kind: "skill_result", callId, ok: false, output: null, error: `${code}: ${message}` })
+      return errorResult(code, message)
+    }
+    if (!tool) return fail("skill_not_allowed", `${call.name} is not one of this mate's skills; use only the tools offered`)
+    if (typeof call.params !== "object" || call.params === null || Array.isArray(call.params)) {
+      return fail("invalid_arguments", `the arguments of ${call.name} must be a JSON object${typeof call.params === "string" ? ` (got text that is not JSON)` : ""}`)
+    }
+    const invalid = yield* Effect.flip(deps.invoker.validate(tool, call.params)).pipe(Effect.option)
+    if (invalid._tag === "Some") return fail(invalid.value.code, invalid.value.message)
+    if (tool.sideEffects === "write") {
+      emit({ kind: "confirmation_required", callId, app, skill, input: call.params, timeoutMs: Duration.toMillis(deps.confirmTimeout) })
+      const answer = yield* deps.confirm(callId, deps.confirmTimeout)
+      emit({ kind: "confirmation_resolved", callId, approved: answer === "approved", reason: answer })
+      if (answer === "declined") return fail("confirmation_declined", `the user declined ${app}.${skill}`)
+      if (answer === "timeout") return fail("confirmation_timeout", `the user did not confirm ${app}.${skill} within ${Duration.format(deps.confirmTimeout)}`)
+    }
+    const outcome = yield* deps.invoker.invoke(tool, call.params, callId).pipe(
+      Effect.timeoutFail({
+        duration: tool.timeoutMs + 1000,
+        onTimeout: () => new ToolError({ code: "skill_timeout", message: `${app}.${skill} did not finish within ${tool.timeoutMs} ms` })
+      }),
+      Effect.either
+    )
+    if (outcome._tag === "Left") return fail(outcome.left.code, outcome.left.message)
+    emit({ kind: "skill_result", callId, ok: true, output: outcome.right.output, error: null })
+    return outcome.right.output
+  })

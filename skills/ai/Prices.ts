@@ -9,13 +9,14 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import type { Migration } from "../../runtime/Migrations.ts"
-import type { Price } from "./Settings.ts"
+import { defaultPriceFromEnv, type Price } from "./Settings.ts"
 
 /** Credits per 1,000 tokens: at least 0, at most 1,000,000, finite. */
 export const Rate = Schema.Number.pipe(Schema.finite(), Schema.between(0, 1_000_000))
@@ -122,6 +123,11 @@ export const layerSql = (defaultPrice: Price, refresh: Duration.DurationInput = 
       })
     })
   )
+
+/** The table in SQL with the default price from `TROUPE_LLM_DEFAULT_PRICE`. */
+export const layerFromEnv: Layer.Layer<Prices, ConfigError.ConfigError, SqlClient.SqlClient> = Layer.unwrapEffect(
+  Effect.map(defaultPriceFromEnv, (price) => layerSql(price))
+)
 
 /** A fixed table in memory (tests). */
 export const layerMemory = (defaultPrice: Price, prices: Readonly<Record<string, Price>> = {}): Layer.Layer<Prices> =>

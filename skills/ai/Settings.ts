@@ -177,6 +177,12 @@ export const parsePrice = (text: string): Either.Either<Price, string> => {
   return Either.right({ input: Number(m[1]), output: Number(m[2]) })
 }
 
+/** `TROUPE_LLM_DEFAULT_PRICE` alone (what a gateway needs: it reads no provider keys). */
+export const defaultPriceFromEnv: Config.Config<Price> = Config.string("TROUPE_LLM_DEFAULT_PRICE").pipe(
+  Config.withDefault("1/2"),
+  Config.mapOrFail((s) => Either.mapLeft(parsePrice(s), (m) => invalid("TROUPE_LLM_DEFAULT_PRICE", m)))
+)
+
 const providersFromJson = Effect.gen(function*() {
   const raw = yield* Config.option(Config.string("TROUPE_LLM_PROVIDERS"))
   if (Option.isNone(raw) || raw.value.trim().length === 0) return Option.none<ReadonlyArray<ProviderSettings>>()
@@ -225,10 +231,7 @@ export const fromEnv: Effect.Effect<LlmSettings, ConfigError.ConfigError> = Effe
     Config.withDefault(5),
     Config.mapOrFail((n) => (n >= 0 && n <= 50 ? Either.right(n) : Either.left(invalid("TROUPE_LLM_MAX_TOOL_ROUNDS", "must be between 0 and 50"))))
   )
-  const defaultPrice = yield* Config.string("TROUPE_LLM_DEFAULT_PRICE").pipe(
-    Config.withDefault("1/2"),
-    Config.mapOrFail((s) => Either.mapLeft(parsePrice(s), (m) => invalid("TROUPE_LLM_DEFAULT_PRICE", m)))
-  )
+  const defaultPrice = yield* defaultPriceFromEnv
   const confirmTimeout = yield* Config.duration("TROUPE_LLM_CONFIRM_TIMEOUT").pipe(Config.withDefault(Duration.minutes(2)))
   const heartbeat = yield* Config.duration("TROUPE_LLM_HEARTBEAT").pipe(Config.withDefault(Duration.seconds(2)))
   const providers = Option.isSome(listed) ? listed.value : Option.isSome(short) ? [short.value] : []

@@ -1,5 +1,5 @@
 /**
- * The first-party apps: `text` (summarize, shorten) and `math` (calculate). Their manifests follow
+ * The first-party apps: `text` (summarize, shorten), `math` (calculate) and `web` (read). Their manifests follow
  * the same schema as third-party ones (with `abi: "builtin"`) and are priced the same way.
  */
 import * as Either from "effect/Either"
@@ -7,6 +7,7 @@ import * as Manifest from "../manifest/Manifest.ts"
 import * as Skill from "../Skill.ts"
 import * as Calculator from "./Calculator.ts"
 import * as Text from "./Text.ts"
+import * as Web from "./Web.ts"
 
 const manifest = (input: Manifest.AppManifestInput): Manifest.AppManifest =>
   Either.getOrThrowWith(Manifest.decode(input), (e) => new Error(`first-party manifest ${input.id}: ${e.message}`))
@@ -115,5 +116,48 @@ export const math: Skill.App = Skill.builtin(
   { calculate: Calculator.calculate }
 )
 
+/** The `web` app. */
+export const web: Skill.App = Skill.builtin(
+  manifest({
+    id: "web",
+    name: "Web",
+    version: "1.0.0",
+    description: "Read web pages.",
+    publisher: "Troupe",
+    abi: "builtin",
+    limits: { memoryMb: 64, timeoutMs: 15_000, maxInputBytes: 4096, maxOutputBytes: 256 * 1024 },
+    skills: [
+      {
+        name: "read",
+        description:
+          "Fetch a public web page and return its title and readable text (article or main content, without navigation and scripts). Use it when the user shares a link or asks about the content of a page.",
+        input: {
+          type: "object",
+          properties: {
+            url: { type: "string", format: "uri", pattern: "^https?://", maxLength: 2048, description: "The page's http(s) URL." },
+            max_chars: { type: "integer", minimum: 200, maximum: 50_000, default: 20_000, description: "The most characters of text to return." }
+          },
+          required: ["url"],
+          additionalProperties: false
+        },
+        output: {
+          type: "object",
+          properties: {
+            url: { type: "string", description: "The page's URL after redirects." },
+            title: { type: "string" },
+            text: { type: "string" },
+            truncated: { type: "boolean" },
+            length: { type: "integer", description: "Characters of text before truncation." }
+          },
+          required: ["url", "title", "text", "truncated", "length"]
+        },
+        pricing: { model: "fixed", credits: 1 },
+        sideEffects: "read"
+      }
+    ]
+  }),
+  { read: Web.read }
+)
+
 /** Every first-party app. */
-export const apps: ReadonlyArray<Skill.App> = [text, math]
+export const apps: ReadonlyArray<Skill.App> = [text, math, web]

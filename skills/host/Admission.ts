@@ -5,8 +5,9 @@
  * current Extism ABI as a library ("reactor"), not a WASI command. The Extism SDK kills the whole
  * process when an import is missing in worker mode, so this check is what keeps the runner alive.
  */
+import * as Manifest from "../manifest/Manifest.ts"
 import type { HostFunctionName } from "../manifest/Manifest.ts"
-import { type FuncType, formatType, type ModuleInfo } from "./Wasm.ts"
+import { capMemory, type FuncType, formatType, inspect, type ModuleInfo } from "./Wasm.ts"
 
 /** The Extism kernel namespace. */
 export const EXTISM_ENV = "extism:host/env"
@@ -211,6 +212,43 @@ export const check = (request: AdmissionRequest): ReadonlyArray<string> => {
           callable.length > 0 ? list(callable) : "no callable function"
         }`
       )
+    }
+  }
+  return problems
+}
+
+/**
+ * The problems of an app's modules against its manifest, without compiling anything: what the
+ * host's `load` will check again (imports, exports, ABI, memory). Used before publishing and
+ * installing, so a bad module is refused with a message rather than at its first call.
+ */
+export const checkApp = (
+  manifest: Manifest.AppManifest,
+  modules: ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array }>
+): ReadonlyArray<string> => {
+  const infos: Array<{ readonly name: string; readonly info: ModuleInfo }> = []
+  const problems: Array<string> = []
+  for (const m of modules) {
+    try {
+      infos.push({ name: m.name, info: inspect(m.bytes) })
+    } catch (e) {
+      problems.push(`${modules.length > 1 ? `module "${m.name}": ` : ""}${(e as Error).message}`)
+    }
+  }
+  if (problems.length > 0) return problems
+  problems.push(...check({
+    modules: infos,
+    wasi: manifest.permissions.wasi,
+    granted: manifest.permissions.hostFunctions,
+    custom: {},
+    exports: manifest.skills.map(Manifest.exportOf)
+  }))
+  const pages = Math.min(...manifest.skills.map((s) => Manifest.limitsOf(manifest, s).memoryMb)) * 16
+  for (const m of modules) {
+    try {
+      capMemory(m.bytes, pages)
+    } catch (e) {
+      problems.push((e as Error).message)
     }
   }
   return problems

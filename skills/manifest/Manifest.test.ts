@@ -44,7 +44,7 @@ describe("app manifest", () => {
       skills: [{ ...valid.skills[0], name: "Bad Name", pricing: { model: "per_unit", creditsPerUnit: -1 }, sideEffects: "maybe" }]
     })
     expect(issues).toEqual(expect.arrayContaining([
-      "extra: is unexpected, expected: \"id\" | \"name\" | \"version\" | \"description\" | \"publisher\" | \"abi\" | \"permissions\" | \"limits\" | \"config\" | \"skills\"",
+      "extra: is unexpected, expected: \"id\" | \"name\" | \"version\" | \"description\" | \"publisher\" | \"categories\" | \"abi\" | \"permissions\" | \"limits\" | \"config\" | \"skills\"",
       "version: must be a semantic version such as 1.2.3",
       "permissions.allowedHosts.0: must be a host name or a glob over host names (no scheme, port or path)",
       "skills.0.name: must be 1-64 characters of a-z, 0-9 and '_', starting with a letter",

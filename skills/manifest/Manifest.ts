@@ -164,6 +164,11 @@ export const ConfigKey = Schema.Struct({
 })
 export type ConfigKey = typeof ConfigKey.Type
 
+/** A store category, e.g. `productivity`, `weather`. */
+export const Category = Schema.String.pipe(
+  Schema.pattern(/^[a-z][a-z0-9-]{0,31}$/, { message: () => "must be 1-32 characters of a-z, 0-9 and '-', starting with a letter" })
+)
+
 /** The manifest of an app. */
 export const AppManifest = Schema.Struct({
   id: AppId,
@@ -171,6 +176,8 @@ export const AppManifest = Schema.Struct({
   version: SemVer,
   description: Text(2000),
   publisher: Text(120),
+  /** Where the app store lists it (at most 5). */
+  categories: Schema.optionalWith(Schema.Array(Category).pipe(Schema.maxItems(5)), { default: () => [] }),
   /** `extism-v1` for WASM apps; `builtin` only for first-party apps shipped in code. */
   abi: Schema.Literal("extism-v1", "builtin"),
   permissions: Schema.optionalWith(Permissions, { default: () => ({ allowedHosts: [], wasi: false, hostFunctions: [] }) }),

@@ -15,7 +15,6 @@ import { fileURLToPath } from "node:url"
 import { AdmissionError, describe as describeError, ManifestError } from "../Errors.ts"
 import * as Admission from "../host/Admission.ts"
 import type * as Host from "../host/Host.ts"
-import * as Wasm from "../host/Wasm.ts"
 import * as Manifest from "../manifest/Manifest.ts"
 import * as Skills from "../Skills.ts"
 
@@ -172,30 +171,8 @@ export const compile = (
 
 /** Check a module against its manifest without running it (what `load` will check again). */
 export const check = (manifest: Manifest.AppManifest, bytes: Uint8Array): Either.Either<void, AdmissionError> => {
-  const reject = (problems: ReadonlyArray<string>) =>
-    Either.left(new AdmissionError({ problems, message: `${manifest.id}: ${problems.join("; ")}` }))
-  let info: Wasm.ModuleInfo
-  try {
-    info = Wasm.inspect(bytes)
-  } catch (e) {
-    return reject([(e as Error).message])
-  }
-  const problems = [
-    ...Admission.check({
-      modules: [{ name: "main", info }],
-      wasi: manifest.permissions.wasi,
-      granted: manifest.permissions.hostFunctions,
-      custom: {},
-      exports: manifest.skills.map(Manifest.exportOf)
-    })
-  ]
-  const pages = Math.min(...manifest.skills.map((s) => Manifest.limitsOf(manifest, s).memoryMb)) * 16
-  try {
-    Wasm.capMemory(bytes, pages)
-  } catch (e) {
-    problems.push((e as Error).message)
-  }
-  return problems.length > 0 ? reject(problems) : Either.right(undefined)
+  const problems = Admission.checkApp(manifest, [{ name: "main", bytes }])
+  return problems.length > 0 ? Either.left(new AdmissionError({ problems, message: `${manifest.id}: ${problems.join("; ")}` })) : Either.right(undefined)
 }
 
 /** A built project. */

@@ -123,7 +123,7 @@ export class CatalogConflict extends Schema.TaggedError<CatalogConflict>()("Cata
 }
 
 /** Every error of the store. */
-export type StoreError = StoreUnavailable | StoreRefused | ArtifactNotFound | ArtifactRejected | CatalogNotFound | CatalogConflict
+export type StoreError = StoreUnavailable | StoreRefused | ArtifactNotFound | ArtifactRejected | CatalogNotFound | CatalogConflict | InvalidConfig
 
 /** What an artifact store's operations fail with. */
 export type TransportError = StoreUnavailable | StoreRefused
@@ -148,5 +148,21 @@ export const describe = (e: StoreError): { readonly status: number; readonly cod
       return { status: e.status, code: e.code, message: e.message, details: { app: e.app, ...(e.version !== undefined ? { version: e.version } : {}) } }
     case "CatalogConflict":
       return { status: e.status, code: e.code, message: e.message, details: { app: e.app } }
+    case "InvalidConfig":
+      return { status: e.status, code: e.code, message: e.message, details: { app: e.app, issues: e.issues } }
+  }
+}
+
+/** An install's config or secrets were refused (unknown key, a secret given as config …). */
+export class InvalidConfig extends Schema.TaggedError<InvalidConfig>()("InvalidConfig", {
+  app: Schema.String,
+  issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String })),
+  message: Schema.String
+}) {
+  get code(): "invalid_config" {
+    return "invalid_config"
+  }
+  get status(): number {
+    return 400
   }
 }

@@ -1,0 +1,89 @@
+/**
+ * A turn's skills from the skills registry: the tools a mate's allowlist grants (every skill of an
+ * `app` entry, `app.*`, or one `app.skill`), and an invoker that checks a call's input against the
+ * skill's schema, holds the call's estimate under its own key (`<turn hold key>:<call id>`), runs
+ * it, and settles what it cost — or releases the hold when it fails.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Errors from "../Errors.ts"
+import { TextGenerator } from "../firstparty/Text.ts"
+import { WebSettings } from "../firstparty/Web.ts"
+import { Skills } from "../Skills.ts"
+import * as Loop from "./Loop.ts"
+import { allows, type TurnIdentity, TurnSkills } from "./Mate.ts"
+
+/** Refused by the credit account (not enough credits, spend cap): the call does not run. */
+export interface HoldRefusal {
+  readonly code: string
+  readonly message: string
+}
+
+/** Credit holds as the turn's skill calls use them (one owner: the credit entity's hold helper). */
+export interface Holds {
+  /**
+   * Hold `amount` for `turn.accountId` under `key`, run `work`, settle the credits it reports
+   * (release when it fails, is interrupted, or reports nothing). Idempotent by `key`.
+   */
+  readonly withHold: <A, E>(
+    turn: TurnIdentity,
+    key: string,
+    amount: number,
+    work: Effect.Effect<{ readonly value: A; readonly credits: number }, E>
+  ) => Effect.Effect<A, E | HoldRefusal>
+}
+
+const toolError = (e: Errors.InvokeError) => {
+  const d = Errors.describe(e)
+  return new Loop.ToolError({ code: d.code, message: d.message })
+}
+
+/** The tools and invoker over the skills registry and the given holds. */
+export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
+  Layer.effect(
+    TurnSkills,
+    Effect.gen(function*() {
+      const skills = yield* Skills
+      // what first-party skills look for, when this process has them (the model, the fetch settings)
+      const text = yield* Effect.serviceOption(TextGenerator)
+      const web = yield* Effect.serviceOption(WebSettings)
+      const withServices = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+        let out = effect
+        if (Option.isSome(text)) out = Effect.provideService(out, TextGenerator, text.value)
+        if (Option.isSome(web)) out = Effect.provideService(out, WebSettings, web.value)
+        return out
+      }
+      return TurnSkills.of({
+        tools: (allowlist) =>
+          allowlist.length === 0
+            ? Effect.succeed([])
+            : Effect.map(skills.list, (apps) =>
+              apps.flatMap((app) =>
+                app.skills.filter((s) => allows(allowlist, app.id, s.name)).map((s): Loop.ToolDef => ({
+                  name: Loop.toolName(app.id, s.name),
+                  app: app.id,
+                  skill: s.name,
+                  description: s.description,
+                  parameters: s.input as Record<string, unknown>,
+                  sideEffects: s.side_effects,
+                  timeoutMs: s.timeout_ms
+                }))
+              )),
+        invoker: (turn) => ({
+          validate: (tool, input) => Effect.asVoid(Effect.mapError(skills.estimate({ app: tool.app, skill: tool.skill, input }), toolError)),
+          invoke: (tool, input, callId) =>
+            Effect.gen(function*() {
+              const estimate = yield* Effect.mapError(skills.estimate({ app: tool.app, skill: tool.skill, input }), toolError)
+              const run = Effect.map(
+                Effect.mapError(withServices(skills.invoke({ app: tool.app, skill: tool.skill, input, userId: turn.ownerId })), toolError),
+                (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
+              )
+              return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value)).pipe(
+                Effect.mapError((e) => (e instanceof Loop.ToolError ? e : new Loop.ToolError({ code: e.code, message: e.message })))
+              )
+            })
+        })
+      })
+    })
+  )

@@ -1,6 +1,0 @@
-const ssr = false;
-const prerender = false;
-export {
-  prerender,
-  ssr
-};
