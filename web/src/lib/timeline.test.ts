@@ -76,12 +76,14 @@ describe("chat timeline", () => {
     apply(t, ev(1, "t1", "message_stored", { message_id: "a", role: "user", text: "weather?" }))
     apply(t, ev(2, "t1", "turn_started"))
     apply(t, ev(3, "t1", "skill_call", { call_id: "k1", app: "web", skill: "search", input: { q: "weather" } }))
-    apply(t, ev(4, "t1", "confirmation_required", { confirmation_id: "x1", app: "mail", skill: "send" }))
+    apply(t, ev(4, "t1", "confirmation_required", { call_id: "k2", app: "mail", skill: "send", input: { to: "x" }, timeout_ms: 60_000 }))
     apply(t, ev(5, "t1", "skill_result", { call_id: "k1", ok: true, output: { temp: 21 }, error: null }))
     apply(t, ev(6, "t1", "mystery_kind", { note: "new" }))
     const turn = runningTurn(t)!
     expect(turn.calls).toEqual([{ callId: "k1", app: "web", skill: "search", input: { q: "weather" }, result: { ok: true, output: { temp: 21 }, error: null } }])
-    expect(turn.confirmations[0]!.event.confirmation_id).toBe("x1")
+    expect(turn.confirmations.map((c) => [c.event.call_id, c.answered])).toEqual([["k2", undefined]])
+    apply(t, ev(7, "t1", "confirmation_resolved", { call_id: "k2", approved: false, reason: "declined" }))
+    expect(turn.confirmations[0]!.answered).toBe("denied")
     expect(turn.other.map((e) => e.kind)).toEqual(["mystery_kind"])
   })
 

@@ -184,6 +184,11 @@ export const apply = (t: Timeline, e: ChatEvent): void => {
       turnOf(t, e.turn_id).confirmations.push({ event: e, answered: undefined })
       return
     }
+    case "confirmation_resolved": {
+      const confirmation = turnOf(t, e.turn_id).confirmations.find((c) => c.event.call_id === e.call_id)
+      if (confirmation) confirmation.answered = e.approved === true ? "approved" : "denied"
+      return
+    }
     case "charge": {
       const turn = turnOf(t, e.turn_id)
       turn.charged = typeof e.amount === "number" ? e.amount : turn.charged
