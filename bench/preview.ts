@@ -14,6 +14,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Scope from "effect/Scope"
@@ -130,11 +131,12 @@ const benchCachedHits = async (input: Uint8Array, requests: number, concurrency:
     cacheDir: NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "bench-preview-")),
     http: { host: "127.0.0.1", port },
     allowedPrivateHosts: [`127.0.0.1:${originPort}`],
-    pool: { workers: cores }
+    pool: { workers: cores },
+    security: { anonymous: true }
   })
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(
-    Layer.buildWithScope(Server.layerStandalone(config, { version: "bench" }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Error))), scope)
+    Layer.buildWithScope(Server.layerStandalone(config, { version: "bench", admin: { host: "127.0.0.1", port: 0, token: Option.none() } }).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Error))), scope)
   )
   const url = `http://127.0.0.1:${port}/api/v1/image?url=${encodeURIComponent(`http://127.0.0.1:${originPort}/photo.jpg`)}&max_width=800&format=jpeg`
   const first = await fetch(url)

@@ -30,10 +30,11 @@ export const app: Roles.App = {
   version: pkg.version,
   migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
   // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given
-  entities: Entities.layerWith(Ai.layerTurnRunner.pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm)))),
+  entities: Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))),
   // the public API; skills run in the serving process (first-party apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(skills)),
-  startRoutes: PreviewServer.layerEmbedded,
+  // the preview beside the gateway: the web app's sessions may use it
+  startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),
   // the folders' settings: the gateway's (start, gateway), the embedded preview's (start), the LLM's (start, runner)
   checkConfig: (role, config) =>
     Effect.all([

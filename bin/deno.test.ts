@@ -19,16 +19,18 @@ describe("Deno", () => {
   it("serves /health on the embedded default and stops on SIGTERM", async () => {
     expect(NodeFs.existsSync(denoExecutable)).toBe(true)
     const port = await freePort()
+    const adminPort = await freePort()
     const proc = spawn(denoExecutable, ["run", "--allow-all", "bin/main.ts", "start"], {
       TROUPE_DATA_DIR: dataDir,
       TROUPE_PORT: String(port),
+      TROUPE_ADMIN_PORT: String(adminPort),
       TROUPE_HOST: "127.0.0.1",
       NO_COLOR: "1"
     })
     try {
       const response = await waitFor(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 120_000 })
       expect(await response.json()).toEqual({ status: "healthy" })
-      const detailed = await (await fetch(`http://127.0.0.1:${port}/health/detailed`)).json() as { checks: Record<string, { status: string }> }
+      const detailed = await (await fetch(`http://127.0.0.1:${adminPort}/health/detailed`)).json() as { checks: Record<string, { status: string }> }
       expect(detailed.checks.database?.status).toBe("healthy")
       expect(detailed.checks.cluster?.status).toBe("healthy")
     } finally {

@@ -19,13 +19,17 @@ const startTroupe = (args: ReadonlyArray<string>, env: Record<string, string>) =
 describe("troupe start (embedded default)", () => {
   it("serves health and metrics, logs JSON, keeps its data across a restart and stops cleanly on SIGTERM", async () => {
     const port = await freePort()
-    const env = { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1" }
+    const adminPort = await freePort()
+    const env = { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1", TROUPE_ADMIN_PORT: String(adminPort) }
 
     const first = startTroupe(["start"], env)
     await waitFor(`http://127.0.0.1:${port}/health`, { proc: first })
     expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: "healthy" })
 
-    const detailed = await (await fetch(`http://127.0.0.1:${port}/health/detailed`)).json() as {
+    // operational detail is on the admin listener only
+    expect((await fetch(`http://127.0.0.1:${port}/health/detailed`)).status).toBe(404)
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(404)
+    const detailed = await (await fetch(`http://127.0.0.1:${adminPort}/health/detailed`)).json() as {
       checks: Record<string, { status: string; details?: Record<string, unknown> }>
     }
     expect(Object.keys(detailed.checks)).toEqual(expect.arrayContaining(["blob_store", "cache", "cluster", "database"]))
@@ -37,7 +41,7 @@ describe("troupe start (embedded default)", () => {
     expect(await notFound.json()).toEqual({ error: { code: "not_found", message: "No such route" } })
     expect(notFound.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/)
 
-    const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
     expect(metrics).toMatch(/^troupe_http_requests_total\{.*route="\/no\/such".*status="404".*\} 1$/m)
     expect(metrics).toMatch(/^troupe_entity_messages_total\{entity="Probe",tag="Ping"\} \d+$/m)
     expect(metrics).toMatch(/^troupe_db_pool_connections\{kind="embedded"\} 1$/m)

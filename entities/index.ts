@@ -8,6 +8,7 @@ import type { Migration } from "../runtime/Migrations.ts"
 import * as ChatBehaviour from "./chat/behaviour.ts"
 import * as ChatRepo from "./chat/repo.ts"
 import * as Turn from "./chat/turn.ts"
+import * as ChatTurns from "./chat/turns.ts"
 import * as CreditBehaviour from "./credit/behaviour.ts"
 import * as CreditRepo from "./credit/repo.ts"
 import * as PaymentBehaviour from "./payment/behaviour.ts"
@@ -25,7 +26,7 @@ export const layerWith = <E, R>(turns: Layer.Layer<Turn.TurnRunner, E, R>) =>
     CreditBehaviour.layer,
     CreditBehaviour.layerExpirySweeper,
     ChatBehaviour.layer,
-    ChatBehaviour.layerTurnSweeper(),
+    ChatTurns.layerTurnSweeper(),
     UserBehaviour.layer,
     // payments read their settings (provider, seller) and send invoices with the runtime's mailer
     Layer.mergeAll(PaymentBehaviour.layer, PaymentBehaviour.layerPoller).pipe(

@@ -16,6 +16,7 @@ import { AuthGroup } from "./api/auth.ts"
 import { ChatsGroup, SharesGroup } from "./api/chats.ts"
 import { CreditsGroup } from "./api/credits.ts"
 import { LlmGroup } from "./api/llm.ts"
+import { OpenAiGroup } from "./openai/api.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
 import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
@@ -37,6 +38,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(PaymentWebhooksGroup)
   .add(LlmGroup)
   .add(SetupGroup)
+  .add(OpenAiGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

@@ -128,6 +128,8 @@ export const fromEntity = (e: Tagged): ApiFailure => {
       return f(409, "limit_reached", `Limit reached: at most ${fields.limit} ${fields.what}`, { what: fields.what, limit: fields.limit })
     case "HoldNotFound":
     case "HoldNotActive":
+    case "HoldClosed":
+    case "HoldExceeded":
     case "KeyConflict":
       return f(409, "credit_conflict", "The credit operation conflicts with an earlier one")
     case "SkillTimeout":

@@ -4,17 +4,22 @@
  * on every other GET path, share pages `/s/…` included.
  *
  * Middleware around every API route, outermost first: CORS (allowlist), then per-client-address
- * rate limits (stricter on `/v1/auth/*`), the body size limit, `Cache-Control: no-store`, and
- * the rendering of every failure as `{"error":{"code","message","details?"}}` — including
- * schema decoding failures (400 with each field's path) and malformed JSON (400, never 500).
+ * rate limits (stricter on `/v1/auth/*`), the body checks of `Body.ts` (size, JSON content type,
+ * nesting depth), `Cache-Control: no-store`, and the rendering of every failure as
+ * `{"error":{"code","message","details?"}}` — including schema decoding failures (400 with each
+ * field's path, quoting at most a short prefix of the offending value) and malformed JSON (400,
+ * never 500). The API's router matches paths case-sensitively, and the runtime refuses
+ * non-canonical spellings before routing, so a limit keyed on the path is keyed on the route.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
+import * as PreviewSessions from "../preview/Sessions.ts"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
+import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServerError from "@effect/platform/HttpServerError"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -27,18 +32,21 @@ import type { TroupeConfig } from "../runtime/Config.ts"
 import type { Health } from "../runtime/Health.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
+import * as SecurityHeaders from "../runtime/SecurityHeaders.ts"
 import * as UserDirectory from "../entities/user/directory.ts"
 import * as Prices from "../skills/ai/Prices.ts"
 import type { Skills } from "../skills/Skills.ts"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { TroupeApi } from "./Api.ts"
 import * as Auth from "./Auth.ts"
+import * as Body from "./Body.ts"
 import { GatewayConfig } from "./Config.ts"
 import * as GatewayConfigModule from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 import * as FirstRun from "./FirstRun.ts"
 import { clientIp } from "./handlers/common.ts"
 import * as Handlers from "./handlers/index.ts"
+import * as OpenAiWire from "./openai/wire.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
@@ -51,13 +59,37 @@ export const render = (f: ApiFailure) => {
   return f.headers ? HttpServerResponse.setHeaders(response, f.headers) : response
 }
 
-const decodeFailure = (e: HttpApiDecodeError) =>
-  render(new ApiFailure({
+/** How much of an offending value an error message may quote. */
+const quotedPrefix = 24
+
+/**
+ * A validation message that quotes at most a short prefix of the offending value (`actual "…"`)
+ * and is itself bounded, so an error never echoes a request back.
+ */
+export const briefMessage = (message: string): string => {
+  const cut = message.replace(/actual ([\s\S]*)$/, (_, value: string) =>
+    `actual ${value.length > quotedPrefix ? `${value.slice(0, quotedPrefix)}…` : value}`)
+  const line = cut.replace(/\s+/g, " ").trim()
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line
+}
+
+const decodeFailure = (e: HttpApiDecodeError) => {
+  const issues = e.issues.slice(0, 20).map((i) => ({ path: i.path.map(String).join(".").slice(0, 100), message: briefMessage(i.message) }))
+  return render(new ApiFailure({
     status: 400,
     code: "invalid_request",
-    message: e.issues[0] ? `${e.issues[0].path.length > 0 ? e.issues[0].path.join(".") + ": " : ""}${e.issues[0].message}` : "Invalid request",
-    details: { issues: e.issues.map((i) => ({ path: i.path.map(String).join("."), message: i.message })) }
+    message: issues[0] ? `${issues[0].path.length > 0 ? issues[0].path + ": " : ""}${issues[0].message}` : "Invalid request",
+    details: { issues }
   }))
+}
+
+/** The docs page's policy, computed from the page once (its inline script and style by hash). */
+let docsPolicy: string | undefined
+const withDocsPolicy = (response: HttpServerResponse.HttpServerResponse) => {
+  if (response.body._tag !== "Uint8Array" || !/^text\/html/.test(response.body.contentType)) return response
+  docsPolicy ??= SecurityHeaders.htmlPolicy(new TextDecoder().decode(response.body.body))
+  return HttpServerResponse.setHeader(response, "content-security-policy", docsPolicy)
+}
 
 /** A defect of reading the body: malformed JSON or too large; undefined for other defects. */
 const bodyDefect = (defect: unknown, maxBodyBytes: number) => {
@@ -80,33 +112,34 @@ const layerGlobalMiddleware = HttpApiBuilder.middleware(
     return (app: HttpApp.Default) =>
       Effect.gen(function*() {
         const request = yield* HttpServerRequest.HttpServerRequest
-        const declared = Number(request.headers["content-length"] ?? "0")
-        if (declared > config.maxBodyBytes) {
-          return yield* Effect.fail(new ApiFailure({ status: 413, code: "payload_too_large", message: `Request body larger than ${config.maxBodyBytes} bytes` }))
-        }
-        const contentType = request.headers["content-type"]
-        if (contentType !== undefined && !/^application\/json\s*(;|$)/i.test(contentType.trim()) && request.method !== "GET" && request.method !== "HEAD") {
-          return yield* Effect.fail(new ApiFailure({ status: 415, code: "unsupported_media_type", message: "Send JSON bodies with Content-Type: application/json" }))
-        }
         const ip = clientIp(request, config.trustProxy)
         yield* limiter.consume("ip", ip)
         if (request.url.startsWith("/v1/auth/")) yield* limiter.consume("auth", ip)
-        const response = yield* app.pipe(HttpIncomingMessage.withMaxBodySize(Option.some(config.maxBodyBytes)))
-        return response.headers["cache-control"] ? response : HttpServerResponse.setHeader(response, "cache-control", "no-store")
+        const prepared = yield* Body.prepare(request, config.maxBodyBytes)
+        const response = yield* app.pipe(
+          HttpIncomingMessage.withMaxBodySize(Option.some(config.maxBodyBytes)),
+          Effect.provideService(HttpServerRequest.HttpServerRequest, prepared)
+        )
+        const shown = request.url === "/docs" || request.url.startsWith("/docs?") ? withDocsPolicy(response) : response
+        return shown.headers["cache-control"] ? shown : HttpServerResponse.setHeader(shown, "cache-control", "no-store")
       }).pipe(
-        Effect.catchAllCause((cause) => {
-          const failure = Cause.failureOption(cause)
-          if (Option.isSome(failure)) {
-            const e: unknown = failure.value
-            if (e instanceof ApiFailure) return Effect.succeed(render(e))
-            if (e instanceof HttpApiDecodeError) return Effect.succeed(decodeFailure(e))
-          }
-          for (const defect of Cause.defects(cause)) {
-            const response = bodyDefect(defect, config.maxBodyBytes)
-            if (response) return Effect.succeed(response)
-          }
-          return Effect.failCause(cause as Cause.Cause<never>)
-        })
+        Effect.catchAllCause((cause) =>
+          Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+            // the OpenAI-compatible routes answer in OpenAI's error shape
+            const shape = OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.reshapeError : (r: HttpServerResponse.HttpServerResponse) => r
+            const failure = Cause.failureOption(cause)
+            if (Option.isSome(failure)) {
+              const e: unknown = failure.value
+              if (e instanceof ApiFailure) return Effect.succeed(OpenAiWire.isOpenAiRoute(request.url) ? OpenAiWire.errorResponse(e.status, e.code, e.message, e.headers) : render(e))
+              if (e instanceof HttpApiDecodeError) return Effect.succeed(shape(decodeFailure(e)))
+            }
+            for (const defect of Cause.defects(cause)) {
+              const response = bodyDefect(defect, config.maxBodyBytes)
+              if (response) return Effect.succeed(shape(response))
+            }
+            return Effect.failCause(cause as Cause.Cause<never>)
+          })
+        )
       )
   })
 )
@@ -142,7 +175,8 @@ export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | Red
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
   Effect.gen(function*() {
-    const app = yield* HttpApiBuilder.httpApp
+    // the API's routes match their exact spelling (the library's default ignores case)
+    const app = yield* HttpApiBuilder.httpApp.pipe(HttpRouter.withRouterConfig({ caseSensitive: true }))
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     // the web app: every other GET path (client routes get index.html)
@@ -167,6 +201,23 @@ export const layerConfig: Layer.Layer<GatewayConfig, unknown, TroupeConfig> = La
   GatewayConfig,
   Effect.flatMap(TroupeConfigTag, GatewayConfigModule.fromEnv)
 )
+
+/**
+ * The gateway's sessions for the preview service embedded beside it (`troupe start`): a request
+ * signed in to the API (access token, cookie, or API key) may use the preview endpoints.
+ */
+export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, never, GatewayConfig | Sharding.Sharding | Cache | RedisConnection | SqlClient.SqlClient> = Layer.effect(
+  PreviewSessions.Sessions,
+  Effect.gen(function*() {
+    const context = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding>()
+    return PreviewSessions.Sessions.of({
+      signedIn: (request) => Auth.authenticate(request).pipe(Effect.provide(context), Effect.as(true), Effect.orElseSucceed(() => false))
+    })
+  })
+).pipe(Layer.provide(layerServices), Layer.provide(UserDirectory.layer))
+
+/** `layerPreviewSessionsWith` with the gateway's configuration from the environment. */
+export const layerPreviewSessions = layerPreviewSessionsWith.pipe(Layer.provide(layerConfig))
 
 /** The gateway as the roles mount it (`app.routes`). */
 export const layer: Layer.Layer<never, unknown, Exclude<Requirements, GatewayConfig> | TroupeConfig | Routes> = layerWith.pipe(Layer.provide(layerConfig))

@@ -9,7 +9,11 @@
  * - API keys: `trp_<userId>_<keyId>_<secret>`, stored as a hash.
  *
  * A revoked session is remembered in the shared cache until its last access token expires,
- * so logout takes effect at once on every gateway that shares the cache (Redis).
+ * so logout takes effect at once on every gateway that shares the cache (Redis). The revocation
+ * itself is durable in the database (the User entity marks the session revoked before the
+ * gateway is told), and each gateway reads the recently revoked sessions when it starts and
+ * every `refreshInterval` after: a restart (the embedded default's memory cache starts empty)
+ * or a cache that lost its keys never lets a logged-out token back in.
  */
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -20,7 +24,9 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as NodeCrypto from "node:crypto"
 import * as Jose from "jose"
+import * as Schedule from "effect/Schedule"
 import { Cache } from "../runtime/Cache.ts"
+import { UserDirectory } from "../entities/user/directory.ts"
 import { Role } from "../entities/user/protocol.ts"
 import * as Secrets from "../entities/user/secrets.ts"
 import * as Ids from "../runtime/Ids.ts"
@@ -102,12 +108,16 @@ export class Tokens extends Context.Tag("troupe/gateway/Tokens")<Tokens, {
   readonly revoke: (familyIds: ReadonlyArray<string>) => Effect.Effect<void>
 }>() {}
 
+/** How often a gateway reads the revoked sessions again from the database. */
+export const refreshInterval = Duration.seconds(30)
+
 /** The token service. */
-export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache> = Layer.effect(
+export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache | UserDirectory> = Layer.scoped(
   Tokens,
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const cache = yield* Cache
+    const directory = yield* UserDirectory
     const key = NodeCrypto.createSecretKey(Redacted.value(config.jwtSecret))
     // verified tokens, until they expire: the signature is checked once per token, not per request
     const verified = new Map<string, AccessClaims>()
@@ -137,6 +147,33 @@ export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache> = Layer.ef
     }
     const ttlSeconds = Math.round(Duration.toSeconds(config.accessTokenTtl))
     const revokedKey = (familyId: string) => `gw:revoked:${familyId}`
+    // a revoked session's tokens stay refused until the last one issued before it has expired
+    const keepMs = (ttlSeconds + 60) * 1000
+    const revoked = new Map<string, number>() // family id → until (ms)
+    const forget = () => {
+      const now = Date.now()
+      for (const [id, until] of revoked) if (until <= now) revoked.delete(id)
+    }
+    const load = directory.revokedSessions(new Date(Date.now() - keepMs)).pipe(
+      Effect.tap((rows) =>
+        Effect.forEach(rows, ({ familyId, revokedAt }) => {
+          const until = revokedAt.getTime() + keepMs
+          const left = until - Date.now()
+          if (left <= 0) return Effect.void
+          revoked.set(familyId, Math.max(until, revoked.get(familyId) ?? 0))
+          return cache.set(revokedKey(familyId), "1", Duration.millis(left)).pipe(Effect.ignore)
+        }, { discard: true })),
+      Effect.tap(() => Effect.sync(forget))
+    )
+    // at start, before the first request: a failure here stops the gateway rather than let
+    // revoked sessions back in (the database is required anyway)
+    yield* Effect.retry(load, { times: 5, schedule: Schedule.spaced("1 second") }).pipe(Effect.orDie)
+    yield* load.pipe(
+      Effect.catchAll((e) => Effect.logWarning("Could not read revoked sessions", e.message)),
+      Effect.repeat(Schedule.spaced(refreshInterval)),
+      Effect.delay(refreshInterval),
+      Effect.forkScoped
+    )
     return Tokens.of({
       issue: (claims) =>
         Effect.promise(() =>
@@ -152,14 +189,17 @@ export const layer: Layer.Layer<Tokens, never, GatewayConfig | Cache> = Layer.ef
       verify: (token) =>
         check(token).pipe(
           Effect.flatMap((claims) =>
-            cache.get(revokedKey(claims.familyId)).pipe(
+            (revoked.get(claims.familyId) ?? 0) > Date.now() ? Effect.fail<AccessError>("revoked") : cache.get(revokedKey(claims.familyId)).pipe(
               Effect.orElseSucceed(() => Option.none<string>()),
               Effect.flatMap((revoked) => (Option.isSome(revoked) ? Effect.fail<AccessError>("revoked") : Effect.succeed(claims)))
             )
           )
         ),
       revoke: (familyIds) =>
-        Effect.forEach(familyIds, (id) => cache.set(revokedKey(id), "1", Duration.seconds(ttlSeconds + 60)).pipe(Effect.ignore), { discard: true })
+        Effect.forEach(familyIds, (id) => {
+          revoked.set(id, Date.now() + keepMs)
+          return cache.set(revokedKey(id), "1", Duration.millis(keepMs)).pipe(Effect.ignore)
+        }, { discard: true })
     })
   })
 )

@@ -41,7 +41,7 @@ const provider = (name: string, s: Scripted.ScriptedServer, priority: number) =>
   }, Option.none())
 
 const withLlm = (settings: Settings.LlmSettings) =>
-  Entities.layerWith(Ai.layerTurnRunner.pipe(Layer.provide(Layer.merge(layerSkills, Llm.layer(settings).pipe(Layer.provide(NodeHttpClient.layerUndici))))))
+  Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(layerSkills, Llm.layer(settings).pipe(Layer.provide(NodeHttpClient.layerUndici)))))
 
 beforeAll(async () => {
   primary = await Scripted.start()

@@ -33,6 +33,7 @@ const tempDir = () => {
 
 const startGateway = async () => {
   const port = await freePort()
+  const adminPort = await freePort()
   const dataDir = tempDir()
   const proc = spawnTroupe(["gateway"], {
     DATABASE_URL: db.url,
@@ -41,13 +42,14 @@ const startGateway = async () => {
     TROUPE_JWT_SECRET: jwtSecret,
     TROUPE_SIGNUP: "open",
     TROUPE_PORT: String(port),
+    TROUPE_ADMIN_PORT: String(adminPort),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_DATA_DIR: dataDir,
     TROUPE_LOG_LEVEL: "warning"
   })
   procs.push(proc)
   await waitFor(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 150_000 })
-  const gateway = { url: `http://127.0.0.1:${port}`, dataDir, proc, settings: undefined as never, close: async () => {} }
+  const gateway = { url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, dataDir, proc, settings: undefined as never, close: async () => {} }
   gateways.push(gateway)
   return gateway
 }

@@ -63,7 +63,7 @@ const preview = Command.make("preview", {}, () =>
     const version = "0.1.0"
     const logging = Telemetry.layerLogging({ service: "preview", level: troupe.log.level, format: troupe.log.format })
     yield* Effect.scoped(
-      Layer.build(Server.layerStandalone(config, { version })).pipe(
+      Layer.build(Server.layerStandalone(config, { version, admin: troupe.http.admin })).pipe(
         Effect.zipRight(
           Effect.logInfo(`Preview server ready on ${config.http.host}:${config.http.port}`).pipe(
             Effect.annotateLogs({ engine: config.engine, workers: config.pool.workers, cache_dir: config.cache.dir })
@@ -75,7 +75,7 @@ const preview = Command.make("preview", {}, () =>
   })
 ).pipe(
   Command.withDescription(
-    "Run the preview service alone (image proxy, favicons, URL metadata) on PREVIEW_PORT (default 8080), with /health, /health/detailed and /metrics."
+    "Run the preview service alone (image proxy, favicons, URL metadata) on PREVIEW_PORT (default 8080) with /health; /health/detailed and /metrics are on the admin listener (TROUPE_ADMIN_HOST:TROUPE_ADMIN_PORT, 127.0.0.1:9464). Needs PREVIEW_API_KEY, PREVIEW_SIGNING_KEY or PREVIEW_ANONYMOUS=true."
   ),
   Command.withSubcommands([checkUrl])
 )

@@ -44,6 +44,12 @@ export interface PreviewConfigShape {
     readonly metadata: KindLimits
   }
   readonly security: {
+    /**
+     * Serve requests that carry no credential at all (`PREVIEW_ANONYMOUS`, off by default): then
+     * anyone who can reach the service can make it fetch URLs. Configured API or signing keys
+     * are required either way.
+     */
+    readonly anonymous: boolean
     readonly validateReferer: boolean
     readonly allowedReferers: ReadonlyArray<string>
     readonly apiKeys: ReadonlyArray<Redacted.Redacted>
@@ -177,7 +183,9 @@ export const fromEnv: Config.Config<PreviewConfigShape> = Config.all({
     validateReferer: Config.boolean("PREVIEW_VALIDATE_REFERER").pipe(Config.withDefault(false)),
     allowedReferers: list("PREVIEW_ALLOWED_REFERERS"),
     apiKeys: list("PREVIEW_API_KEY").pipe(Config.map((keys) => keys.map((k) => Redacted.make(k)))),
-    corsOrigins: list("PREVIEW_CORS_ORIGINS").pipe(Config.map((o) => (o.length === 0 ? ["*"] : o))),
+    anonymous: Config.boolean("PREVIEW_ANONYMOUS").pipe(Config.withDefault(false)),
+    // no cross-origin access unless listed: the web app is served from the same origin
+    corsOrigins: list("PREVIEW_CORS_ORIGINS"),
     signingKey: Config.option(Config.redacted("PREVIEW_SIGNING_KEY")),
     rateLimitPerMinute: Config.integer("PREVIEW_RATE_LIMIT").pipe(
       Config.validate({ message: "must be 0 (no limit) or a number of requests per minute", validation: (n) => n >= 0 }),
@@ -193,6 +201,10 @@ export const fromEnv: Config.Config<PreviewConfigShape> = Config.all({
       : Either.right(c)
   )
 )
+
+/** Whether a configuration lets anybody in at all without a session (standalone servers need one of these). */
+export const hasAccessRule = (config: PreviewConfigShape): boolean =>
+  config.security.anonymous || config.security.apiKeys.length > 0 || Option.isSome(config.security.signingKey)
 
 /** A fixed configuration (tests, tools). */
 export const layer = (config: PreviewConfigShape): Layer.Layer<PreviewConfig> => Layer.succeed(PreviewConfig, config)
@@ -215,10 +227,11 @@ export const make = (overrides: {
     ...overrides.cache
   },
   security: {
+    anonymous: false,
     validateReferer: false,
     allowedReferers: [],
     apiKeys: [],
-    corsOrigins: ["*"],
+    corsOrigins: [],
     signingKey: Option.none(),
     rateLimitPerMinute: 0,
     trustProxy: false,

@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Scope from "effect/Scope"
@@ -25,20 +26,27 @@ import { freePort, startOrigin } from "./testing/harness.ts"
 describe("embedded in the main server (troupe start)", () => {
   let origin: Awaited<ReturnType<typeof startOrigin>>
   let base: string
+  let adminPort: number
   let scope: Scope.CloseableScope
 
   beforeAll(async () => {
     origin = await startOrigin()
     const port = await freePort()
+    adminPort = await freePort()
     const env = new Map([
+      ["PREVIEW_ANONYMOUS", "true"],
       ["PREVIEW_ALLOWED_PRIVATE_HOSTS", `127.0.0.1:${origin.port}`],
       ["PREVIEW_CACHE_DIR", NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "preview-embedded-"))],
       ["PREVIEW_WORKERS", "1"]
     ])
     // What Roles.layerStart builds: the runtime server with its operational routes and `startRoutes`.
-    const layer = Http.layerServer({ host: "127.0.0.1", port }).pipe(
-      Layer.provide(Layer.mergeAll(Server.layerEmbedded, Http.layerOperationalRoutes({ service: "start", version: "test" }))),
-      Layer.provide(Http.Routes.Live),
+    const layer = Layer.merge(
+      Http.layerServer({ host: "127.0.0.1", port }).pipe(
+        Layer.provide(Layer.mergeAll(Server.layerEmbedded, Http.layerOperationalRoutes())),
+        Layer.provide(Http.Routes.Live)
+      ),
+      Http.layerAdminServer({ host: "127.0.0.1", port: adminPort, token: Option.none(), service: "start", version: "test" })
+    ).pipe(
       Layer.provide(Layer.mergeAll(Health.layer(), Telemetry.layerMetricSources)),
       Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(env))),
       Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
@@ -56,11 +64,11 @@ describe("embedded in the main server (troupe start)", () => {
     const r = await fetch(`${base}/api/v1/image?url=${encodeURIComponent(`${origin.base}/images/concert.jpg`)}&max_width=40&format=png`)
     expect(r.status).toBe(200)
     expect(r.headers.get("content-type")).toBe("image/png")
-    const detailed = (await (await fetch(`${base}/health/detailed`)).json()) as { checks: Record<string, { status: string; details?: { engine: string } }> }
+    const detailed = (await (await fetch(`http://127.0.0.1:${adminPort}/health/detailed`)).json()) as { checks: Record<string, { status: string; details?: { engine: string } }> }
     expect(detailed.checks["preview"]?.status).toBe("healthy")
     expect(detailed.checks["preview"]?.details?.engine).toBe("vips")
     // the first scrape shows the pool and cache as they are; counters are typed as counters
-    const metrics = await (await fetch(`${base}/metrics`)).text()
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text()
     expect(metrics).toMatch(/^preview_cache_entries\{kind="image"\} [1-9]/m)
     expect(metrics).toContain("# TYPE preview_cache_misses_total counter")
     expect(metrics).toContain("# TYPE preview_pool_workers_ready gauge")

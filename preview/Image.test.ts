@@ -105,7 +105,7 @@ describe.each(engines)("image proxy with the %s engine", (engine) => {
   })
 
   it("keeps serving after every fixture (no crash, workers ready)", async () => {
-    const health = await get("/health/detailed")
+    const health = await fetch(`${preview.adminBase}/health/detailed`)
     expect(health.status).toBe(200)
     const report = (await health.json()) as { checks: { preview: { details: { pool: { ready: number; size: number } } } } }
     expect(report.checks.preview.details.pool.ready).toBeGreaterThan(0)

@@ -2,8 +2,10 @@
  * Who may use the preview endpoints: per-IP rate limits, an optional API key, optional HMAC-signed
  * URLs, a Referer allowlist and CORS. Pure decisions over a request's parts, so the routes stay thin.
  *
- * - With API keys and/or a signing key configured, a request needs a valid key (`X-API-Key` or
- *   `Authorization: Bearer`) or a valid signature (`sig`, optionally `expires`).
+ * - A request needs a valid key (`X-API-Key` or `Authorization: Bearer`), a valid signature
+ *   (`sig`, optionally `expires`) or — embedded in `troupe start` — the signed-in session of the
+ *   web app (its cookie or access token), unless the operator opted in to anonymous use
+ *   (`PREVIEW_ANONYMOUS=true`, and no keys configured).
  * - With `PREVIEW_VALIDATE_REFERER`, a request without a valid API key needs a Referer whose origin
  *   is allowed (`https://app.example.com`, `app.example.com` or `*.example.com`).
  */
@@ -120,12 +122,17 @@ export const preflightHeaders = (origin: string | undefined, allowed: ReadonlyAr
   "access-control-max-age": "600"
 })
 
-/** Build the policy for a configuration; `check` answers `undefined` (go on) or a refusal. */
+/**
+ * Build the policy for a configuration; `check` answers `undefined` (go on) or a refusal.
+ * `session`, when the service runs beside the gateway, tells whether the request carries a
+ * signed-in session.
+ */
 export const make = (security: PreviewConfigShape["security"], now: () => number = Date.now) => {
   const limiter = security.rateLimitPerMinute > 0 ? new RateLimiterMemory({ points: security.rateLimitPerMinute, duration: 60 }) : undefined
-  const needsCredential = security.apiKeys.length > 0 || Option.isSome(security.signingKey)
+  const keysConfigured = security.apiKeys.length > 0 || Option.isSome(security.signingKey)
+  const needsCredential = keysConfigured || !security.anonymous
 
-  const check = async (parts: RequestParts): Promise<Refusal | undefined> => {
+  const check = async (parts: RequestParts, session?: () => Promise<boolean>): Promise<Refusal | undefined> => {
     if (limiter) {
       try {
         await limiter.consume(clientIp(parts, security.trustProxy))
@@ -140,14 +147,13 @@ export const make = (security: PreviewConfigShape["security"], now: () => number
     const bearer = /^bearer\s+(.+)$/i.exec(parts.headers["authorization"] ?? "")?.[1]
     const presentedKey = parts.headers["x-api-key"] ?? bearer
     const keyOk = presentedKey !== undefined && security.apiKeys.length > 0 && keyMatches(presentedKey, security.apiKeys)
-    if (presentedKey !== undefined && security.apiKeys.length > 0 && !keyOk) {
-      return { status: 401, code: "invalid_api_key", message: "the API key is not valid" }
-    }
     if (needsCredential && !keyOk) {
       const verdict = Option.isSome(security.signingKey) ? signatureVerdict(parts.url, security.signingKey.value, Math.floor(now() / 1000)) : "missing"
       if (verdict === "expired") return { status: 403, code: "signature_expired", message: "the signed URL has expired" }
       if (verdict === "invalid") return { status: 403, code: "invalid_signature", message: "the URL signature is not valid" }
-      if (verdict === "missing") {
+      if (verdict === "missing" && !(session !== undefined && (await session()))) {
+        if (presentedKey !== undefined && security.apiKeys.length > 0) return { status: 401, code: "invalid_api_key", message: "the API key is not valid" }
+        if (session !== undefined) return { status: 401, code: "authentication_required", message: "sign in (session cookie or access token), or use an API key or a signed URL" }
         return Option.isSome(security.signingKey)
           ? { status: 401, code: "signature_required", message: "a signed URL (sig) or an API key is required" }
           : { status: 401, code: "api_key_required", message: "an API key is required (X-API-Key or Authorization: Bearer)" }

@@ -5,7 +5,8 @@
  * - `GET /api/v1/favicon?url=&size=&refresh=`
  * - `POST /api/v1/metadata {"url"}` and `GET /api/v1/metadata?url=&refresh=`
  *
- * Every answer carries CORS headers; images and metadata carry `Cache-Control` and `ETag`, and
+ * Who may call them is `Policy.ts`'s decision (a key, a signed URL, the app's session, or
+ * anonymous use when the operator opted in). Every answer carries CORS headers; images and metadata carry `Cache-Control` and `ETag`, and
  * `If-None-Match` gets a 304. Errors are the standard JSON error with a machine-readable code.
  */
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -13,6 +14,7 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
 import * as Schema from "effect/Schema"
 import * as Health from "../runtime/Health.ts"
 import * as Http from "../runtime/Http.ts"
@@ -21,6 +23,7 @@ import { PreviewConfig } from "./Config.ts"
 import type { OutputFormat } from "./engine/Engine.ts"
 import * as Policy from "./Policy.ts"
 import { Preview, PreviewError, type Served } from "./Preview.ts"
+import { Sessions } from "./Sessions.ts"
 
 const MAX_URL_LENGTH = 4096
 const MAX_DIMENSION = 16_384
@@ -70,6 +73,8 @@ export const layer: Layer.Layer<never, never, Http.Routes | Preview | PreviewCon
     const config = yield* PreviewConfig
     const policy = Policy.make(config.security)
     const cors = config.security.corsOrigins
+    const sessions = yield* Effect.serviceOption(Sessions)
+    const runtime = yield* Effect.runtime<never>()
 
     const health = yield* Effect.serviceOption(Health.Health)
     if (Option.isSome(health)) {
@@ -112,8 +117,9 @@ export const layer: Layer.Layer<never, never, Http.Routes | Preview | PreviewCon
         const url = new URL(request.url, "http://preview.local")
         const origin = request.headers["origin"]
         const headers = Policy.corsHeaders(origin, cors)
+        const signedIn = Option.map(sessions, (s) => () => Runtime.runPromise(runtime)(s.signedIn(request)))
         const refusal = yield* Effect.promise(() =>
-          policy.check({ method: request.method, url, headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) })
+          policy.check({ method: request.method, url, headers: request.headers, remoteAddress: Option.getOrUndefined(request.remoteAddress) }, Option.getOrUndefined(signedIn))
         )
         if (refusal) {
           return Http.errorResponse(refusal.status, refusal.code, refusal.message).pipe(HttpServerResponse.setHeaders({ ...headers, ...refusal.headers }))

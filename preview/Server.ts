@@ -1,7 +1,9 @@
 /**
- * How the preview service is assembled: standalone (`troupe preview`, its own port, health and
- * metrics) or embedded in `troupe start` (the same routes on the main server).
+ * How the preview service is assembled: standalone (`troupe preview`, its own port and admin
+ * listener) or embedded in `troupe start` (the same routes on the main server, where the
+ * gateway's sessions may use them).
  */
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Health from "../runtime/Health.ts"
@@ -40,14 +42,31 @@ export const layerEmbedded: Layer.Layer<never, unknown, Http.Routes> = Layer.unw
   Effect.map(PreviewConfig.fromEnv, (config) => Routes.layer.pipe(Layer.provide(layerService(config))))
 )
 
-/** A whole preview server on `config.http` with `/health`, `/health/detailed` and `/metrics`. */
+/** A standalone server with nobody allowed in: no key, no signing key, no anonymous opt-in. */
+export class NoAccessRule extends Data.TaggedError("NoAccessRule")<{ readonly message: string }> {}
+
+/**
+ * A whole preview server on `config.http` with `/health`, plus the admin listener with
+ * `/health/detailed` and `/metrics`. It refuses to start when nobody could use it: a standalone
+ * server needs `PREVIEW_API_KEY`, `PREVIEW_SIGNING_KEY` or `PREVIEW_ANONYMOUS=true`.
+ */
 export const layerStandalone = (
   config: PreviewConfig.PreviewConfigShape,
-  options: { readonly version: string; readonly fetcher?: Layer.Layer<Preview.Fetcher> }
+  options: { readonly version: string; readonly fetcher?: Layer.Layer<Preview.Fetcher>; readonly admin: Http.AdminOptions }
 ) =>
-  Http.layerServer({ host: config.http.host, port: config.http.port }).pipe(
-    Layer.provide(Layer.mergeAll(Routes.layer, Http.layerOperationalRoutes({ service: "preview", version: options.version }))),
-    Layer.provide(Http.Routes.Live),
-    Layer.provide(layerService(config, options.fetcher)),
-    Layer.provide(Layer.mergeAll(Health.layer(), Telemetry.layerMetricSources))
+  Layer.unwrapEffect(
+    PreviewConfig.hasAccessRule(config)
+      ? Effect.succeed(
+        Layer.merge(
+          Http.layerServer({ host: config.http.host, port: config.http.port }).pipe(
+            Layer.provide(Layer.mergeAll(Routes.layer, Http.layerOperationalRoutes())),
+            Layer.provide(Http.Routes.Live)
+          ),
+          Http.layerAdminServer({ ...options.admin, service: "preview", version: options.version })
+        ).pipe(
+          Layer.provide(layerService(config, options.fetcher)),
+          Layer.provide(Layer.mergeAll(Health.layer(), Telemetry.layerMetricSources))
+        )
+      )
+      : Effect.fail(new NoAccessRule({ message: "PREVIEW_API_KEY, PREVIEW_SIGNING_KEY or PREVIEW_ANONYMOUS=true: a standalone preview server needs one (anonymous use lets anyone make it fetch URLs)" }))
   )

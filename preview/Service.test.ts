@@ -247,7 +247,7 @@ describe("metadata, favicons and caching", () => {
   })
 
   it("reports cache sizes, hit ratios and the pool in /health/detailed", async () => {
-    const r = await fetch(`${preview.base}/health/detailed`)
+    const r = await fetch(`${preview.adminBase}/health/detailed`)
     const body = (await r.json()) as { checks: { preview: { details: { cache: Record<string, { entries: number; hit_ratio: number }>; pool: { size: number; workers: ReadonlyArray<unknown> } } } } }
     const details = body.checks.preview.details
     expect(details.cache["image"]!.entries).toBeGreaterThan(0)
@@ -276,6 +276,7 @@ describe("security options", () => {
         validateReferer: true,
         allowedReferers: ["https://app.example.com", "*.trusted.example"],
         corsOrigins: ["https://app.example.com"],
+        anonymous: false,
         rateLimitPerMinute: 0,
         trustProxy: false
       }

@@ -60,6 +60,13 @@ export interface TroupeConfigShape {
     readonly port: number
     /** The URL users reach this server at, printed at start and used in links. */
     readonly publicUrl: Option.Option<string>
+    /** The admin listener (`/metrics`, `/health/detailed`): loopback by default; port 0 = any free port. */
+    readonly admin: {
+      readonly host: string
+      readonly port: number
+      /** Bearer token the admin routes need (`TROUPE_METRICS_TOKEN`); none: open to whoever reaches the listener. */
+      readonly token: Option.Option<Redacted.Redacted>
+    }
   }
   readonly database: DatabaseConfig
   readonly cache: CacheConfig
@@ -220,8 +227,33 @@ export const fromEnv: Config.Config<TroupeConfigShape> = Config.all({
   http: Config.all({
     host: Config.string("TROUPE_HOST").pipe(Config.withDefault("0.0.0.0")),
     port: port("TROUPE_PORT", 8080),
-    publicUrl: Config.option(Config.string("TROUPE_PUBLIC_URL"))
-  }),
+    publicUrl: Config.option(Config.string("TROUPE_PUBLIC_URL")),
+    admin: Config.all({
+      host: Config.string("TROUPE_ADMIN_HOST").pipe(Config.withDefault("127.0.0.1")),
+      port: Config.integer("TROUPE_ADMIN_PORT").pipe(
+        Config.withDefault(9464),
+        check("TROUPE_ADMIN_PORT", "must be a port number between 0 (any free port) and 65535", (n) => n >= 0 && n <= 65535)
+      ),
+      token: Config.option(Config.redacted("TROUPE_METRICS_TOKEN").pipe(
+        Config.mapOrFail((t) =>
+          Redacted.value(t).trim().length >= 16
+            ? Either.right(t)
+            : Either.left(ConfigError.InvalidData(["TROUPE_METRICS_TOKEN"], "must be at least 16 characters (openssl rand -hex 24)"))
+        )
+      ))
+    })
+  }).pipe(
+    Config.mapOrFail((http) => {
+      if (Option.isNone(http.publicUrl)) return Either.right(http)
+      try {
+        const u = new URL(http.publicUrl.value)
+        if (u.protocol === "http:" || u.protocol === "https:") return Either.right(http)
+      } catch {
+        // fall through
+      }
+      return Either.left(ConfigError.InvalidData(["TROUPE_PUBLIC_URL"], "must be an http:// or https:// URL"))
+    })
+  ),
   database,
   cache,
   blobStore,
@@ -307,6 +339,7 @@ export const formatError = (error: ConfigError.ConfigError): string => {
 /** Every environment variable the runtime reads (documented in the README; checked against docker-compose.yml). */
 export const variables: ReadonlyArray<string> = [
   "TROUPE_DATA_DIR", "TROUPE_HOST", "TROUPE_PORT", "TROUPE_PUBLIC_URL", "TROUPE_LOG_LEVEL", "TROUPE_LOG_FORMAT",
+  "TROUPE_ADMIN_HOST", "TROUPE_ADMIN_PORT", "TROUPE_METRICS_TOKEN",
   "DATABASE_URL", "DATABASE_MAX_CONNECTIONS", "REDIS_URL", "REDIS_KEY_PREFIX",
   "S3_ENDPOINT", "S3_BUCKET", "S3_REGION", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_FORCE_PATH_STYLE",
   "TROUPE_RUNNER_HOST", "TROUPE_RUNNER_PORT", "TROUPE_RUNNER_LISTEN_HOST",

@@ -1,7 +1,9 @@
 /**
- * The HTTP server every role runs: the routes other folders contribute to `Routes`, plus
- * `/health`, `/health/detailed` and `/metrics`, behind middleware for request ids, access logs,
- * metrics, security headers, body limits and JSON errors.
+ * The HTTP servers every role runs: the public one with the routes other folders contribute to
+ * `Routes` plus `/health`, and the admin one (`TROUPE_ADMIN_HOST:TROUPE_ADMIN_PORT`, loopback by
+ * default, optionally behind a bearer token) with `/health`, `/health/detailed` and `/metrics`.
+ * Both run behind middleware for request ids, access logs, metrics, canonical paths, security
+ * headers, body limits and JSON errors.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApp from "@effect/platform/HttpApp"
@@ -20,11 +22,16 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
 import * as NodeCrypto from "node:crypto"
 import * as NodeHttp from "node:http"
+import * as Redacted from "effect/Redacted"
 import { Health } from "./Health.ts"
+import * as SecurityHeaders from "./SecurityHeaders.ts"
 import * as Telemetry from "./Telemetry.ts"
 
 /** The router other folders add their routes to (`Routes.use((router) => router.get(...))`). */
 export class Routes extends HttpRouter.Tag("troupe/runtime/Http/Routes")<Routes>() {}
+
+/** The router of the admin listener (operational routes only). */
+export class AdminRoutes extends HttpRouter.Tag("troupe/runtime/Http/AdminRoutes")<AdminRoutes>() {}
 
 /** The JSON error body every endpoint uses: `{"error":{"code","message","details?"}}`. */
 export const errorResponse = (status: number, code: string, message: string, details?: unknown) =>
@@ -54,6 +61,23 @@ const defaultErrorCodes: Record<number, readonly [string, string]> = {
   503: ["unavailable", "Service unavailable"]
 }
 
+const unreservedEscape = /%(?:3[0-9]|4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a]|2d|2e|5f|7e)/i
+
+/**
+ * Whether a request path is spelled the one way routing and rate limits expect: absolute, no
+ * empty, `.` or `..` segments, no backslash, no malformed escapes and no percent-encoded
+ * characters that have a plain spelling (`%61` for `a`). Anything else answers 404 before
+ * routing, so `/v1//auth/login` or `/v1/%61uth/login` can never reach a route under another name.
+ */
+export const isCanonicalPath = (url: string): boolean => {
+  const q = url.indexOf("?")
+  const path = q === -1 ? url : url.slice(0, q)
+  if (path === "*") return true
+  if (!path.startsWith("/") || path.includes("//") || path.includes("\\")) return false
+  if (/%(?![0-9a-f]{2})/i.test(path) || unreservedEscape.test(path)) return false
+  return !path.split("/").some((segment) => segment === "." || segment === "..")
+}
+
 /** Give an error response without a body the standard JSON error body. */
 const withErrorBody = (response: HttpServerResponse.HttpServerResponse, requestId: string) => {
   if (response.status < 400 || response.body._tag !== "Empty") return response
@@ -69,7 +93,7 @@ const withErrorBody = (response: HttpServerResponse.HttpServerResponse, requestI
  * around an app. Responses are finished in a pre-response handler because the server sends
  * the response before the middleware regains control.
  */
-export const middleware = HttpMiddleware.make((app) =>
+export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false }) => HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const incoming = request.headers["x-request-id"]
@@ -78,22 +102,18 @@ export const middleware = HttpMiddleware.make((app) =>
     let status = 0
     yield* HttpApp.appendPreResponseHandler((_request, response) =>
       Effect.sync(() => {
-        const finished = withErrorBody(response, requestId).pipe(
-          HttpServerResponse.setHeaders({
-            "x-request-id": requestId,
-            "x-content-type-options": "nosniff",
-            "referrer-policy": "no-referrer",
-            ...(response.headers["x-frame-options"] ? {} : { "x-frame-options": "DENY" })
-          })
-        )
+        const finished = SecurityHeaders.apply(HttpServerResponse.setHeader(withErrorBody(response, requestId), "x-request-id", requestId), options)
         status = finished.status
         return finished
       })
     )
     const declared = Number(request.headers["content-length"] ?? "0")
-    const exit = yield* (declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"]
+    const exit = yield* (!isCanonicalPath(request.url)
+      ? Effect.succeed(errorResponse(404, "not_found", "No such route"))
+      : declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"]
       ? Effect.succeed(errorResponse(413, "payload_too_large", `Request body larger than ${defaultMaxBodyBytes} bytes`))
-      : app).pipe(
+      // routes match their exact spelling: /v1/AUTH/login is not /v1/auth/login
+      : HttpRouter.withRouterConfig(app, { caseSensitive: true })).pipe(
         Effect.annotateLogs({ request_id: requestId }),
         HttpIncomingMessage.withMaxBodySize(Option.some(defaultMaxBodyBytes)),
         Effect.exit
@@ -104,7 +124,7 @@ export const middleware = HttpMiddleware.make((app) =>
       if (!expected) yield* Effect.logError("Unhandled error", exit.cause).pipe(Effect.annotateLogs({ request_id: requestId }))
     }
     const seconds = (performance.now() - start) / 1000
-    const route = routeGroup(request.url)
+    const route = isCanonicalPath(request.url) ? routeGroup(request.url) : "/:invalid"
     const statusText = String(status || (exit._tag === "Success" ? exit.value.status : 500))
     yield* Metric.increment(Metric.taggedWithLabels(Telemetry.httpRequests, [labelOf("method", request.method), labelOf("route", route), labelOf("status", statusText)]))
     yield* Metric.update(Metric.taggedWithLabels(Telemetry.httpRequestDuration, [labelOf("route", route)]), seconds)
@@ -123,28 +143,57 @@ export const middleware = HttpMiddleware.make((app) =>
   })
 )
 
+/** The middleware without HSTS (tests, tools). */
+export const middleware = makeMiddleware()
+
 const labelOf = (key: string, value: string) => MetricLabel.make(key, value)
 
-/** `/health`, `/health/detailed` and `/metrics`, added to `Routes`. */
-export const layerOperationalRoutes = (options: { readonly service: string; readonly version: string }) =>
-  Routes.use((router) =>
+const healthRoute = Effect.map(Effect.flatMap(Health, (health) => health.run({ detailed: false })), (report) =>
+  HttpServerResponse.unsafeJson(
+    report.status === "healthy"
+      ? { status: "healthy" }
+      : { status: "unhealthy", failed: report.failed, errors: Object.fromEntries(report.failed.map((n) => [n, report.checks[n]?.error])) },
+    { status: report.status === "healthy" ? 200 : 503, headers: { "cache-control": "no-store" } }
+  ))
+
+/** `/health`, added to the public `Routes` (load balancers and container health checks use it). */
+export const layerOperationalRoutes = (_options?: { readonly service: string; readonly version: string }) =>
+  Routes.use((router) => Effect.flatMap(Health, (health) => router.get("/health", Effect.provideService(healthRoute, Health, health))))
+
+/** Where the admin listener listens, and the bearer token its routes need (if any). */
+export interface AdminOptions {
+  readonly host: string
+  readonly port: number
+  readonly token: Option.Option<Redacted.Redacted>
+}
+
+const bearerMatches = (header: string | undefined, token: Redacted.Redacted): boolean => {
+  const presented = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "")?.[1]
+  if (presented === undefined) return false
+  const digest = (s: string) => NodeCrypto.createHash("sha256").update(s).digest()
+  return NodeCrypto.timingSafeEqual(digest(presented), digest(Redacted.value(token)))
+}
+
+/** `/health`, `/health/detailed` and `/metrics` on the admin router; the last two need the token when one is set. */
+export const layerAdminRoutes = (options: { readonly service: string; readonly version: string; readonly token: Option.Option<Redacted.Redacted> }) =>
+  AdminRoutes.use((router) =>
     Effect.gen(function*() {
       const health = yield* Health
       const sources = yield* Telemetry.MetricSources
       const started = new Date()
-      yield* router.get(
-        "/health",
-        Effect.map(health.run({ detailed: false }), (report) =>
-          HttpServerResponse.unsafeJson(
-            report.status === "healthy"
-              ? { status: "healthy" }
-              : { status: "unhealthy", failed: report.failed, errors: Object.fromEntries(report.failed.map((n) => [n, report.checks[n]?.error])) },
-            { status: report.status === "healthy" ? 200 : 503, headers: { "cache-control": "no-store" } }
-          ))
-      )
+      const guarded = <E, R>(route: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+        Option.match(options.token, {
+          onNone: () => route,
+          onSome: (token) =>
+            Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+              bearerMatches(request.headers.authorization, token)
+                ? route
+                : Effect.succeed(HttpServerResponse.setHeader(errorResponse(401, "unauthorized", "Send Authorization: Bearer <TROUPE_METRICS_TOKEN>"), "www-authenticate", "Bearer")))
+        })
+      yield* router.get("/health", Effect.provideService(healthRoute, Health, health))
       yield* router.get(
         "/health/detailed",
-        Effect.map(health.run({ detailed: true }), (report) =>
+        guarded(Effect.map(health.run({ detailed: true }), (report) =>
           HttpServerResponse.unsafeJson(
             {
               status: report.status,
@@ -157,22 +206,30 @@ export const layerOperationalRoutes = (options: { readonly service: string; read
               checks: report.checks
             },
             { status: report.status === "healthy" ? 200 : 503, headers: { "cache-control": "no-store" } }
-          ))
+          )))
       )
       yield* router.get(
         "/metrics",
-        Effect.map(sources.sample, (gauges) =>
+        guarded(Effect.map(sources.sample, (gauges) =>
           HttpServerResponse.text(Telemetry.renderPrometheus([...Telemetry.processGauges(), ...gauges]), {
             contentType: "text/plain; version=0.0.4; charset=utf-8",
             headers: { "cache-control": "no-store" }
-          }))
+          })))
       )
     })
   )
 
-/** Serve `Routes` on `host:port` with the middleware. */
-export const layerServer = (options: { readonly host: string; readonly port: number }) =>
-  Routes.serve(middleware).pipe(
+/** The admin listener: `layerAdminRoutes` served on `host:port` (logs the address it bound). */
+export const layerAdminServer = (options: AdminOptions & { readonly service: string; readonly version: string }) =>
+  AdminRoutes.serve(middleware).pipe(
+    HttpServer.withLogAddress,
+    Layer.provide(layerAdminRoutes(options)),
+    Layer.provide(NodeHttpServer.layer(() => NodeHttp.createServer({ keepAliveTimeout: 65_000 }), { port: options.port, host: options.host }))
+  )
+
+/** Serve `Routes` on `host:port` with the middleware (HSTS when the public URL is https). */
+export const layerServer = (options: { readonly host: string; readonly port: number; readonly hsts?: boolean }) =>
+  Routes.serve(makeMiddleware({ hsts: options.hsts ?? false })).pipe(
     HttpServer.withLogAddress,
     Layer.provide(NodeHttpServer.layer(() => NodeHttp.createServer({ keepAliveTimeout: 65_000 }), { port: options.port, host: options.host }))
   )

@@ -119,6 +119,16 @@ describe("key ring", () => {
     expect(new TextDecoder().decode(plain)).toBe("written by node:crypto")
   })
 
+  it("seals a share with a detached key so that a browser's WebCrypto opens it (nonce ‖ ciphertext ‖ tag)", async () => {
+    const raw = KeyRing.newDetachedKey()
+    const sealed = new Uint8Array(KeyRing.sealDetached(raw, new TextEncoder().encode("a shared chat")))
+    const web = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, ["decrypt"])
+    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.slice(0, 12) }, web, sealed.slice(12))
+    expect(new TextDecoder().decode(plain)).toBe("a shared chat")
+    const other = await crypto.subtle.importKey("raw", KeyRing.newDetachedKey(), "AES-GCM", false, ["decrypt"])
+    await expect(crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.slice(0, 12) }, other, sealed.slice(12))).rejects.toThrow()
+  })
+
   it("creates the embedded default's master key file once, readable by its owner only", () => {
     const path = NodePath.join(tmp, "data", "master.key")
     const first = KeyRing.loadOrCreateKeyFile(path)

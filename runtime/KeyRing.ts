@@ -119,6 +119,22 @@ export const seal = (key: NodeCrypto.KeyObject, keyId: string, plaintext: Uint8A
   return concat(header, nonce, body, last, cipher.getAuthTag())
 }
 
+/**
+ * Encrypt `plaintext` with a raw 32-byte key as WebCrypto's AES-GCM would, with no header or
+ * associated data: `nonce (12 bytes) ‖ ciphertext ‖ tag`. For data whose key is handed to
+ * someone else (a share link's key, decrypted in a browser), not kept in the ring.
+ */
+export const sealDetached = (raw: Uint8Array, plaintext: Uint8Array): Uint8Array => {
+  const nonce = NodeCrypto.randomBytes(12)
+  const cipher = NodeCrypto.createCipheriv(algorithm, importKey(raw), nonce, { authTagLength: tagLength })
+  const body = cipher.update(plaintext)
+  const last = cipher.final()
+  return concat(nonce, body, last, cipher.getAuthTag())
+}
+
+/** A new random 32-byte key (for `sealDetached`). */
+export const newDetachedKey = (): Uint8Array<ArrayBuffer> => NodeCrypto.randomFillSync(new Uint8Array(32))
+
 /** The key id named in a ciphertext's header. */
 export const keyIdOf = (ciphertext: Uint8Array): string => {
   if (ciphertext.byteLength < 2 + 12 + 16 || ciphertext[0] !== formatVersion) throw new Error("not a Troupe ciphertext")

@@ -154,16 +154,22 @@ const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string, ma
 const ensureDataDir = (config: TroupeConfigShape) =>
   Layer.effectDiscard(Effect.sync(() => NodeFs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 })))
 
-/** The HTTP server with the operational routes and the given route layers. */
+/** Whether the public URL is https (responses then carry HSTS). */
+export const isHttps = (config: TroupeConfigShape): boolean => Option.exists(config.http.publicUrl, (u) => u.startsWith("https:"))
+
+/** The public HTTP server with `/health` and the given route layers, plus the admin listener. */
 const layerHttp = (
   config: TroupeConfigShape,
   service: string,
   version: string,
   routes: Layer.Layer<never, unknown, Member | Http.Routes>
 ) =>
-  Http.layerServer({ host: config.http.host, port: config.http.port }).pipe(
-    Layer.provide(Layer.mergeAll(routes, Http.layerOperationalRoutes({ service, version }))),
-    Layer.provide(Http.Routes.Live)
+  Layer.merge(
+    Http.layerServer({ host: config.http.host, port: config.http.port, hsts: isHttps(config) }).pipe(
+      Layer.provide(Layer.mergeAll(routes, Http.layerOperationalRoutes())),
+      Layer.provide(Http.Routes.Live)
+    ),
+    Http.layerAdminServer({ ...config.http.admin, service, version })
   )
 
 /** `troupe start`: everything in one process on a single SQL-backed runner. */

@@ -19,6 +19,7 @@ import * as Behaviour from "./behaviour.ts"
 import { Cancel, Chat, type ChatEvent, Create, Delete, DeleteMessage, Post } from "./protocol.ts"
 import * as Repo from "./repo.ts"
 import * as Turn from "./turn.ts"
+import * as Turns from "./turns.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 beforeAll(async () => {
@@ -32,7 +33,7 @@ const cluster = (mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "
     migrations: [...CreditRepo.migrations, ...Repo.migrations],
     entities: Layer.mergeAll(
       Behaviour.layer,
-      Behaviour.layerTurnSweeper({ interval: Duration.millis(200), grace: Duration.zero }),
+      Turns.layerTurnSweeper({ interval: Duration.millis(200), grace: Duration.zero }),
       CreditBehaviour.layer
     ).pipe(
       Layer.provide(Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults)),

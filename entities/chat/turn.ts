@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import type { SpendScope } from "../credit/protocol.ts"
 
 /** What a turn is about. */
 export interface TurnInput {
@@ -17,6 +18,8 @@ export interface TurnInput {
   readonly mateId: string
   readonly ownerId: string
   readonly accountId: string
+  /** The spend cap the turn's holds count against (an API key's): hold each skill call under it too. */
+  readonly scope?: SpendScope
   readonly text: string
   /** Earlier messages, oldest first (deleted ones left out). */
   readonly history: ReadonlyArray<{ readonly role: "user" | "mate"; readonly text: string }>

@@ -66,6 +66,11 @@ export class UserDirectory extends Context.Tag("troupe/entities/user/UserDirecto
   readonly createInvite: (invite: NewInvite) => Effect.Effect<boolean, DirectoryUnavailable>
   /** The newest invites. */
   readonly invites: (limit: number) => Effect.Effect<ReadonlyArray<InviteListing>, DirectoryUnavailable>
+  /**
+   * Sessions revoked after `since` (logout, logout everywhere, refresh-token reuse, account
+   * deletion, expiry): what a gateway must refuse access tokens of, read again when it starts.
+   */
+  readonly revokedSessions: (since: Date) => Effect.Effect<ReadonlyArray<{ readonly familyId: string; readonly revokedAt: Date }>, DirectoryUnavailable>
 }>() {}
 
 const unavailable = (e: { readonly message: string }) => new DirectoryUnavailable({ message: e.message })
@@ -132,9 +137,15 @@ export const make = Effect.gen(function*() {
             giftCredits: Number(r.gift_credits),
             createdAt: new Date(r.created_at)
           }))
+      )),
+    revokedSessions: (since) =>
+      run(Effect.map(
+        sql<{ family_id: string; revoked_at: Date }>`
+          SELECT family_id, revoked_at FROM user_sessions WHERE revoked_at IS NOT NULL AND revoked_at > ${since} LIMIT 100000`,
+        (rows) => rows.map((r) => ({ familyId: r.family_id, revokedAt: new Date(r.revoked_at) }))
       ))
   })
 })
 
-/** The directory on the runtime's database (the `users` and `user_invites` tables of `repo.ts`). */
+/** The directory on the runtime's database (the `users`, `user_invites` and `user_sessions` tables of `repo.ts`). */
 export const layer: Layer.Layer<UserDirectory, never, SqlClient.SqlClient> = Layer.effect(UserDirectory, make)

@@ -121,6 +121,13 @@ export const migrations: ReadonlyArray<Migration> = [
           PRIMARY KEY (invite_id, user_id)
         );
       `)
+  },
+  {
+    // gateways read the recently revoked sessions when they start (durable logout)
+    id: 2026120720,
+    name: "user_sessions_revoked_index",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE INDEX IF NOT EXISTS user_sessions_revoked_at ON user_sessions (revoked_at) WHERE revoked_at IS NOT NULL`)
   }
 ]
 

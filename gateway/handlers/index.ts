@@ -7,6 +7,7 @@ import * as Auth from "./auth.ts"
 import * as Chats from "./chats.ts"
 import * as Credits from "./credits.ts"
 import * as Llm from "./llm.ts"
+import * as OpenAi from "../openai/handlers.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
 import * as Payments from "./payments.ts"
@@ -24,5 +25,6 @@ export const layer = Layer.mergeAll(
   Apps.layer,
   Payments.layer,
   Llm.layer,
-  Setup.layer
+  Setup.layer,
+  OpenAi.layer
 )

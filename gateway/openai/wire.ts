@@ -6,6 +6,7 @@
  * `{"error":{"message","type","param","code"}}`; and mates as models (id = a slug of the name,
  * unique per user, stable: the oldest mate keeps the plain slug).
  */
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
@@ -236,6 +237,33 @@ export const errorType = (status: number): string =>
 export const errorBody = (status: number, code: string, message: string, param: string | null = null) => ({
   error: { message, type: errorType(status), param, code }
 })
+
+/** Is `url` one of the OpenAI-compatible routes (their errors take OpenAI's shape)? */
+export const isOpenAiRoute = (url: string): boolean => {
+  const path = url.split("?")[0]!
+  return path === "/v1/chat/completions" || path === "/v1/models" || path.startsWith("/v1/models/")
+}
+
+/** An error response in OpenAI's shape. */
+export const errorResponse = (status: number, code: string, message: string, headers?: Readonly<Record<string, string>>) =>
+  HttpServerResponse.unsafeJson(errorBody(status, code, message), { status, ...(headers ? { headers } : {}) })
+
+/** A response in Troupe's error shape (`{"error":{"code","message","details"}}`) in OpenAI's instead. */
+export const reshapeError = (response: HttpServerResponse.HttpServerResponse): HttpServerResponse.HttpServerResponse => {
+  const body = response.body
+  if (body._tag !== "Uint8Array") return response
+  try {
+    const parsed = JSON.parse(new TextDecoder().decode(body.body)) as { error?: { code?: string; message?: string; details?: { issues?: Array<{ path?: string }> } } }
+    if (!parsed.error) return response
+    const param = parsed.error.details?.issues?.[0]?.path ?? null
+    return HttpServerResponse.unsafeJson(errorBody(response.status, parsed.error.code ?? "error", parsed.error.message ?? "error", param), {
+      status: response.status,
+      headers: response.headers
+    })
+  } catch {
+    return response
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Mates as models

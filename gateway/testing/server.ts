@@ -18,6 +18,7 @@ import type { Routes } from "../../runtime/Http.ts"
 import * as KeyRing from "../../runtime/KeyRing.ts"
 import * as Roles from "../../runtime/Roles.ts"
 import { freePort } from "../../runtime/testing/process.ts"
+import * as PreviewServer from "../../preview/Server.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
@@ -31,6 +32,8 @@ import * as Server from "../Server.ts"
 /** A running server. */
 export interface TestServer {
   readonly url: string
+  /** The admin listener (`/metrics`, `/health/detailed`). */
+  readonly adminUrl: string
   readonly dataDir: string
   readonly settings: GatewaySettings
   readonly close: () => Promise<void>
@@ -51,18 +54,27 @@ export const startServer = async (options: {
   readonly entities?: Roles.App["entities"]
   /** Server log level (default `error`, or TROUPE_TEST_LOG_LEVEL). */
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
+  /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
+  readonly env?: Record<string, string>
+  /** A data directory to use and keep (a restart of the same server); default: a fresh one, removed on close. */
+  readonly dataDir?: string
+  /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
+  readonly preview?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
-  const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
+  const adminPort = await freePort()
+  const dataDir = options.dataDir ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-gw-"))
   const env = new Map<string, string>([
     ["TROUPE_DATA_DIR", dataDir],
     ["TROUPE_HOST", "127.0.0.1"],
     ["TROUPE_PORT", String(port)],
+    ["TROUPE_ADMIN_PORT", String(adminPort)],
     ["TROUPE_LOG_LEVEL", process.env.TROUPE_TEST_LOG_LEVEL ?? options.logLevel ?? "error"]
   ])
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
+  for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
   const app: Roles.App = {
@@ -73,7 +85,12 @@ export const startServer = async (options: {
       Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty
     ),
-    startRoutes: Layer.empty
+    startRoutes: options.preview
+      ? PreviewServer.layerEmbedded.pipe(
+        Layer.provide(Server.layerPreviewSessionsWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)))),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ PREVIEW_CACHE_DIR: NodePath.join(dataDir, "preview-cache"), PREVIEW_WORKERS: "1", ...options.preview })))))
+      )
+      : Layer.empty
   }
   const masterKeys = KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
@@ -82,11 +99,12 @@ export const startServer = async (options: {
   )
   return {
     url: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
     dataDir,
     settings,
     close: async () => {
       await Effect.runPromise(Scope.close(scope, Exit.void))
-      NodeFs.rmSync(dataDir, { recursive: true, force: true })
+      if (!options.dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
     }
   }
 }

@@ -5,6 +5,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Scope from "effect/Scope"
@@ -93,28 +94,33 @@ export const testResolver: SafeFetch.Resolver = async (hostname) => {
 /** A running preview server. */
 export interface Running {
   readonly base: string
+  /** The admin listener (`/health/detailed`, `/metrics`). */
+  readonly adminBase: string
   readonly config: PreviewConfig.PreviewConfigShape
   readonly close: () => Promise<void>
 }
 
-/** Start a standalone preview server (errors and warnings logged, nothing else). */
+/** Start a standalone preview server (errors and warnings logged, nothing else); anonymous unless `security` says otherwise. */
 export const startPreview = async (
   overrides: Omit<Parameters<typeof PreviewConfig.make>[0], "cacheDir"> & { readonly cacheDir?: string }
 ): Promise<Running> => {
   const port = await freePort()
+  const adminPort = await freePort()
   const cacheDir = overrides.cacheDir ?? NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "preview-cache-"))
-  const config = PreviewConfig.make({ ...overrides, cacheDir, http: { host: "127.0.0.1", port } })
-  const layer = Server.layerStandalone(config, { version: "test", fetcher: Layer.succeed(Preview.Fetcher, SafeFetch.makeFetcher(testResolver)) }).pipe(
+  const config = PreviewConfig.make({ ...overrides, security: { anonymous: true, ...overrides.security }, cacheDir, http: { host: "127.0.0.1", port } })
+  const admin = { host: "127.0.0.1", port: adminPort, token: Option.none() }
+  const layer = Server.layerStandalone(config, { version: "test", admin, fetcher: Layer.succeed(Preview.Fetcher, SafeFetch.makeFetcher(testResolver)) }).pipe(
     Layer.provide(Logger.minimumLogLevel(LogLevel.Error))
   )
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(Layer.buildWithScope(layer, scope))
   const base = `http://127.0.0.1:${port}`
+  const adminBase = `http://127.0.0.1:${adminPort}`
   // Wait until every worker is up so the first test does not pay the start-up.
   for (let i = 0; i < 200; i++) {
-    const r = await fetch(`${base}/health/detailed`).then((x) => x.json() as Promise<{ checks: { preview: { details: { pool: { ready: number; size: number } } } } }>)
+    const r = await fetch(`${adminBase}/health/detailed`).then((x) => x.json() as Promise<{ checks: { preview: { details: { pool: { ready: number; size: number } } } } }>)
     if (r.checks.preview.details.pool.ready === r.checks.preview.details.pool.size) break
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  return { base, config, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+  return { base, adminBase, config, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
 }

@@ -41,10 +41,11 @@ process.once("exit", () => {
 export const spawn = (command: string, args: ReadonlyArray<string>, env: Record<string, string | undefined>): Spawned => {
   const base = { ...process.env }
   // a test must not inherit the cluster's own HOST/PORT variables or the outer test's configuration
-  for (const k of ["HOST", "PORT", "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "TROUPE_PORT", "TROUPE_DATA_DIR"]) delete base[k]
+  for (const k of ["HOST", "PORT", "DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_BUCKET", "TROUPE_PORT", "TROUPE_DATA_DIR", "TROUPE_ADMIN_PORT", "TROUPE_METRICS_TOKEN"]) delete base[k]
   const child = NodeChild.spawn(command, args, {
     cwd: root,
-    env: { ...base, ...env },
+    // the admin listener takes any free port unless the test gives one (processes run side by side)
+    env: { ...base, TROUPE_ADMIN_PORT: "0", PREVIEW_ADMIN_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   let out = ""

@@ -12,14 +12,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import { type TurnEmission, TurnFailed, type TurnInput, TurnRunner } from "../../entities/chat/turn.ts"
-import { Credit, Release, Reserve, Settle } from "../../entities/credit/protocol.ts"
+import { Credit, Release, Reserve, Settle, SpendScope } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
-import type { Cache } from "../../runtime/Cache.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as ReadyNotes from "../../runtime/ReadyNotes.ts"
 import * as SkillsConfig from "../Config.ts"
 import { WebSettings, defaultSettings as defaultWebSettings } from "../firstparty/Web.ts"
 import type { Skills } from "../Skills.ts"
+import * as Completions from "./Completions.ts"
 import * as Llm from "./Llm.ts"
 import * as Mate from "./Mate.ts"
 import * as Prices from "./Prices.ts"
@@ -50,11 +50,15 @@ const holdsOf = (accounts: Effect.Effect.Success<typeof Credit.client>): TurnSki
   withHold: (turn, key, amount, work) => {
     const account = accounts(turn.accountId)
     return Effect.acquireUseRelease(
-      retryTransient(account.ReserveVolatile(new Reserve({ key, amount }))).pipe(
+      retryTransient(account.ReserveVolatile(new Reserve({ key, amount, ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {}) }))).pipe(
         Effect.catchAll((e) =>
-          Effect.fail<TurnSkills.HoldRefusal>(e._tag === "InsufficientCredits"
-            ? { code: "insufficient_credits", message: `the call needs ${e.requested} credits; ${e.available} available` }
-            : { code: "credit_conflict", message: "the call's hold conflicts with an earlier one" })
+          Effect.fail<TurnSkills.HoldRefusal>(
+            e._tag === "InsufficientCredits"
+              ? { code: e.scope ? "spend_cap_exceeded" : "insufficient_credits", message: `the call needs ${e.requested} credits; ${e.available} available${e.scope ? " under the spend cap" : ""}` }
+              : e._tag === "KeyConflict"
+              ? { code: "credit_conflict", message: "the call's hold conflicts with an earlier one" }
+              : { code: "unavailable", message: "the credit account is busy or restarting" }
+          )
         )
       ),
       () => work,
@@ -112,20 +116,32 @@ export const layerWebSettings: Layer.Layer<WebSettings, ConfigError.ConfigError>
   Effect.map(SkillsConfig.fromEnv, (host) => ({ ...defaultWebSettings, allowedPrivateHosts: host.allowedPrivateHosts ?? [] }))
 )
 
-/** The chat's turn runner: the mates that think. */
-export const layerTurnRunner: Layer.Layer<TurnRunner, ConfigError.ConfigError, Sharding.Sharding | SqlClient.SqlClient | Cache | Skills | Llm.Llm> = Layer.unwrapEffect(
-  Effect.gen(function*() {
-    const accounts = yield* Credit.client
-    return Layer.effect(TurnRunner, Effect.map(Mate.make, turnRunnerOf)).pipe(
+/** The mate runner and what it uses: mate lookup, prices, skills with per-call holds, confirmations. */
+export const layerMateRunner: Layer.Layer<Mate.MateRunner, ConfigError.ConfigError, Sharding.Sharding | SqlClient.SqlClient | Skills | Llm.Llm> = Layer.unwrapEffect(
+  Effect.map(Credit.client, (accounts) =>
+    Mate.layerRunner.pipe(
       Layer.provide(Layer.mergeAll(
         layerMateDirectory,
         Mate.layerConfirmations,
         Prices.layerFromEnv,
         TurnSkills.layer(holdsOf(accounts)).pipe(Layer.provide(Layer.mergeAll(TextModel.layer, layerWebSettings)))
-      )),
-      Layer.merge(Status.layerPublisher),
-      // the ready line says which provider and model answer
-      Layer.merge(Layer.effectDiscard(Effect.flatMap(Llm.Llm, (llm) => ReadyNotes.add(llm.summary))))
-    )
-  })
+      ))
+    ))
 )
+
+/**
+ * What the `ai` app adds to a process that hosts entities: the chat's turn runner (the mates that
+ * think), the `Completion` entity of the OpenAI-compatible API, the health publisher and the
+ * ready line's note.
+ */
+export const layerEntities = <E, R>(entities: (turns: Layer.Layer<TurnRunner>) => Layer.Layer<never, E, R>) =>
+  Layer.unwrapEffect(
+    Effect.map(Mate.MateRunner, (runner) =>
+      Layer.mergeAll(
+        entities(Layer.succeed(TurnRunner, turnRunnerOf(runner))),
+        Completions.layer,
+        Status.layerPublisher,
+        // the ready line says which provider and model answer
+        Layer.effectDiscard(Effect.flatMap(Llm.Llm, (llm) => ReadyNotes.add(llm.summary)))
+      ))
+  ).pipe(Layer.provideMerge(layerMateRunner))

@@ -49,6 +49,8 @@ export interface TurnIdentity {
   readonly accountId: string
   /** The key every hold of this turn starts with (the turn's own hold key). */
   readonly holdKey: string
+  /** A spend cap the turn's holds count against (an API key's). */
+  readonly scope?: { readonly id: string; readonly cap: number }
 }
 
 /** The skills of a turn: which ones the allowlist offers, and running them with their own holds. */
@@ -304,3 +306,12 @@ export const make = Effect.gen(function*() {
 
   return { estimate, run, available: llm.available }
 })
+
+/** The runner of this process. */
+export type Runner = Effect.Effect.Success<typeof make>
+
+/** The mate runner as a service (chats' turns and completions share it). */
+export class MateRunner extends Context.Tag("troupe/skills/ai/MateRunner")<MateRunner, Runner>() {}
+
+/** The runner from its services. */
+export const layerRunner: Layer.Layer<MateRunner, never, Llm.Llm | Prices | MateDirectory | TurnSkills | Confirmations> = Layer.effect(MateRunner, make)

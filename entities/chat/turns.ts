@@ -1,0 +1,370 @@
+/**
+ * The turn engine of a chat: runs the mate's turns (`TurnRunner`, see `turn.ts`) under a credit
+ * hold (`withHold`, keyed by the turn, so a replay never reserves or charges twice), journals what
+ * the mate emits, and ends each turn once.
+ *
+ * - A turn is stored `running` by `Post` (with its message) and run by `RunTurn`, which the chat
+ *   sends itself. The journal is what survives a crash: a chat that starts runs its `running`
+ *   turns, and the turn sweeper (`layerTurnSweeper`, a cluster singleton) wakes chats whose turns
+ *   have been `running` a while, so a turn whose runner died runs again on the next owner, which
+ *   journals `restarted`. A turn started `maxTurnAttempts` times without finishing is failed.
+ * - The mate's emissions are journaled in order, consecutive deltas merged: the first at once,
+ *   then at most one write per `deltaWindowMs`. The last ones ride in the turn's final write with
+ *   the reply, the charge and the status.
+ * - Cancel interrupts the mate; the hold is released and `cancelled` journaled with what the mate
+ *   had said. A runner that stops keeps the hold for the turn's next attempt.
+ * - Turns run as background work (`runtime/Background.ts`): requests resume before their steps.
+ */
+import type * as Sharding from "@effect/cluster/Sharding"
+import * as Singleton from "@effect/cluster/Singleton"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import { retryTransient } from "../../runtime/Cluster.ts"
+import { type Account, releaseHold, withHold } from "../credit/hold.ts"
+import { SpendScope } from "../credit/protocol.ts"
+import type { Journal } from "./journal.ts"
+import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
+import * as Repo from "./repo.ts"
+import type { TurnEmission, TurnFailed, TurnInput, TurnRunnerService } from "./turn.ts"
+
+/** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
+const deltaWindowMs = 30
+
+/** Marks the end of a turn's emissions in its journaling queue. */
+const endOfTurn: unique symbol = Symbol("endOfTurn")
+
+/** Attempts after which a turn that never finishes (its runner keeps dying) is failed, not retried. */
+const maxTurnAttempts = 5
+
+/** How many earlier messages a turn sees. */
+const historyWindow = 20
+
+/** A turn's output so far: the reply's text, the cost reported, emissions not journaled yet. */
+interface Progress {
+  reply: string
+  cost: number
+  pending: ReadonlyArray<EventBody>
+}
+
+interface RunningTurn {
+  fiber: Fiber.RuntimeFiber<void, unknown> | undefined
+  cancelRequested: boolean
+  readonly done: Deferred.Deferred<TurnStatus>
+}
+
+/** The mate was stopped by a cancel (its hold is released). */
+class Cancelled extends Data.TaggedError("Cancelled")<{}> {}
+
+/** The turns of one chat (`make`). */
+export type Turns = Effect.Effect.Success<ReturnType<typeof make>>
+
+/** The turn engine of the chat `journal` keeps. */
+export const make = (options: {
+  readonly journal: Journal
+  readonly mates: TurnRunnerService
+  /** The credit account a turn is charged to. */
+  readonly account: (accountId: string) => Account
+  /** The chat's own client (to send itself `RunTurn`). */
+  readonly self: ReturnType<Effect.Effect.Success<typeof Chat.client>>
+}) =>
+  Effect.gen(function*() {
+    const { account, journal, mates, self } = options
+    const { chatId, repo } = journal
+    const running = new Map<string, RunningTurn>()
+    /** Turns created here since the entity started (saves reading them back). */
+    const knownTurns = new Map<string, Repo.TurnRow>()
+    /** The turn in progress, if any (this entity is the only writer of its turns). */
+    let busy: string | null = (yield* Effect.orDie(repo.runningTurns))[0]?.turnId ?? null
+
+    const hold = (turn: Repo.TurnRow) => ({ key: turn.holdKey, durable: true })
+
+    /** What the mate needs: the message and the messages before it. */
+    const turnInput = (turn: Repo.TurnRow) =>
+      Effect.gen(function*() {
+        const chat = yield* journal.requireChat
+        const rows = yield* repo.turnContext(turn.messageId, historyWindow)
+        const decrypted = yield* Effect.forEach(rows, (m) =>
+          m.body ? Effect.map(journal.decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
+        const present = decrypted.filter((m) => m !== undefined)
+        const current = present.find((m) => m.id === turn.messageId)
+        const scope = spendScope(turn)
+        const input: TurnInput = {
+          chatId,
+          turnId: turn.turnId,
+          mateId: turn.mateId,
+          ownerId: chat.ownerId,
+          accountId: turn.accountId,
+          ...(scope ? { scope } : {}),
+          text: current?.text ?? "",
+          history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text }))
+        }
+        return input
+      })
+
+    /**
+     * End a turn once: its last events, the mate's reply (if any) and its status in one write.
+     * The reply's id is fixed per turn, so a restarted turn replaces its text. `leading` are the
+     * mate's last emissions, not journaled yet: they come first.
+     */
+    const finish = (
+      turn: Repo.TurnRow,
+      status: TurnStatus,
+      bodies: ReadonlyArray<EventBody>,
+      charged: number | null,
+      reply: string | null,
+      leading: ReadonlyArray<EventBody> = []
+    ) =>
+      journal.locked(
+        Effect.gen(function*() {
+          const replyId = reply === null ? null : `${turn.turnId}r`
+          const all: ReadonlyArray<EventBody> = replyId === null || reply === null
+            ? [...leading, ...bodies]
+            : [...leading, { kind: "message_stored", messageId: replyId, role: "mate", authorId: turn.mateId, text: reply }, ...bodies.map((b) => (b.kind === "done" || b.kind === "cancelled" ? { ...b, messageId: replyId } : b))]
+          const replyBody = replyId !== null && reply !== null ? yield* Effect.orDie(journal.encrypt(reply, `message:${replyId}`)) : null
+          const { finished } = yield* Effect.orDie(journal.write(
+            turn.turnId,
+            all,
+            (seqs) => (replyId !== null && replyBody !== null ? [{ _tag: "UpsertReply", messageId: replyId, authorId: turn.mateId, turnId: turn.turnId, seq: seqs[leading.length]!, body: replyBody }] : []),
+            { status, charged, replyMessageId: replyId }
+          ))
+          knownTurns.delete(turn.turnId)
+          if (busy === turn.turnId) busy = null
+          if (finished) return status
+          return (yield* Effect.orDie(repo.turn(turn.turnId)))?.status ?? status
+        })
+      )
+
+    /**
+     * Journal a turn's emissions in order, consecutive deltas merged: the first one at once, then
+     * at most one write per `deltaWindowMs`, taking everything that arrived meanwhile. A queue
+     * between the mate and the journal does the batching (`Stream.groupedWithin` did the same at a
+     * few ms of CPU per turn). The batch that ends the turn is left in `progress.pending` for the
+     * turn's last write (one write and one stream chunk fewer per turn). Fails as the mate fails,
+     * after journaling what came before (or leaving it pending).
+     */
+    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress): Effect.Effect<void, TurnFailed> =>
+      Effect.scoped(Effect.gen(function*() {
+        const queue = yield* Effect.acquireRelease(Queue.unbounded<TurnEmission | typeof endOfTurn>(), Queue.shutdown)
+        const producer = yield* mates.run(input, (emission) => void Queue.unsafeOffer(queue, emission)).pipe(
+          Effect.ensuring(Queue.offer(queue, endOfTurn)),
+          Effect.forkScoped
+        )
+        let ended = false
+        while (!ended) {
+          const started = Date.now()
+          const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
+          // the end marker is offered last, after the mate's stream is over
+          ended = items[items.length - 1] === endOfTurn
+          const bodies: Array<EventBody> = []
+          for (const emission of items.filter((i): i is TurnEmission => i !== endOfTurn)) {
+            if (emission.kind === "cost") {
+              progress.cost = emission.credits
+              continue
+            }
+            if (emission.kind === "delta") {
+              progress.reply += emission.text
+              const previous = bodies[bodies.length - 1]
+              if (previous?.kind === "delta") {
+                bodies[bodies.length - 1] = { kind: "delta", text: previous.text + emission.text }
+                continue
+              }
+            }
+            bodies.push(emission)
+          }
+          if (ended) progress.pending = bodies
+          else if (bodies.length > 0) yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies))))
+          const wait = deltaWindowMs - (Date.now() - started)
+          if (!ended && wait > 0) yield* Effect.sleep(wait)
+        }
+        yield* Fiber.join(producer)
+      }))
+
+    const interrupted = (turn: Repo.TurnRow, progress: Progress) =>
+      finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress.reply || null, progress.pending)
+
+    /** One attempt: hold, announce, let the mate work, end the turn by how that went. */
+    const attempt = (turn: Repo.TurnRow, entry: RunningTurn) =>
+      Effect.gen(function*() {
+        const turnId = turn.turnId
+        if (turn.attempts >= maxTurnAttempts) {
+          // every attempt so far took its runner down (or never got to its end): stop retrying
+          yield* Effect.logError("Turn given up after repeated attempts").pipe(Effect.annotateLogs({ chat: chatId, turn: turnId, attempts: turn.attempts }))
+          yield* releaseHold(account(turn.accountId), hold(turn))
+          return yield* finish(turn, "failed", [{ kind: "error", code: "turn_abandoned", message: `The turn was started ${turn.attempts} times and never finished` }], 0, null)
+        }
+        const input = yield* Effect.orDie(turnInput(turn))
+        const amount = turn.reserved ?? (yield* mates.estimate(input))
+        const progress: Progress = { reply: "", cost: 0, pending: [] }
+        const outcome = yield* Effect.exit(withHold(account(turn.accountId), { ...hold(turn), amount, scope: spendScope(turn) }, (held) =>
+          Effect.gen(function*() {
+            // the attempt is counted (and announced) in one write
+            const attempt = turn.attempts + 1
+            yield* journal.locked(
+              Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: held.amount }], () =>
+                [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
+            )
+            const fiber = yield* Effect.fork(journalEmissions(turnId, input, progress))
+            entry.fiber = fiber
+            if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
+            const exit = yield* Fiber.await(fiber)
+            // a cancel stops the mate: the work failed, so its hold is released
+            if (Exit.isInterrupted(exit)) return yield* new Cancelled()
+            return { value: yield* exit, price: progress.cost }
+          })))
+
+        if (Exit.isSuccess(outcome)) {
+          return yield* finish(turn, "done", [
+            { kind: "charge", amount: outcome.value.charged, held: outcome.value.held },
+            { kind: "done", messageId: "" }
+          ], outcome.value.charged, progress.reply, progress.pending)
+        }
+        const error = Cause.failureOption(outcome.cause)
+        // stopped with its runner (interrupted, not cancelled): the next owner runs it again
+        if (Option.isNone(error) && Exit.isInterrupted(outcome)) return yield* Effect.failCause(outcome.cause as Cause.Cause<never>)
+        const e = Option.getOrUndefined(error)
+        switch (e?._tag) {
+          case "Cancelled":
+            return yield* finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, progress.reply || null, progress.pending)
+          case "HoldClosed":
+            return yield* interrupted(turn, progress)
+          case "InsufficientCredits":
+            return yield* finish(turn, "failed", [{ kind: "error", code: "insufficient_credits", message: `This turn needs ${e.requested} credits; ${e.available} available${e.scope ? ` under ${e.scope}` : ""}` }], null, null)
+          case "KeyConflict":
+            return yield* finish(turn, "failed", [{ kind: "error", code: "internal_error", message: e.message }], null, null)
+          case "HoldExceeded":
+            return yield* finish(turn, "failed", [{ kind: "error", code: "hold_exceeded", message: `The mate used ${e.price} credits; it held ${e.held}` }], 0, null, progress.pending)
+          case "TurnFailed":
+          case undefined:
+            yield* Effect.logWarning("Turn failed", outcome.cause).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId }))
+            return yield* finish(turn, "failed", [{ kind: "error", code: e?.code ?? "internal_error", message: e?.message ?? "The mate failed" }], 0, null, progress.pending)
+          default:
+            // the credit account is unreachable: the turn stays running and the sweeper wakes it
+            return yield* Effect.die(e)
+        }
+      })
+
+    /** Run one attempt of a turn to its end (a no-op for a turn that runs here or has ended). */
+    const run = (turnId: string) =>
+      Effect.gen(function*() {
+        const claim = yield* journal.locked(
+          Effect.gen(function*() {
+            const turn = knownTurns.get(turnId) ?? (yield* Effect.orDie(repo.turn(turnId)))
+            const chat = journal.state()
+            if (!turn || turn.status !== "running" || !chat || chat.deleted || running.has(turnId)) return undefined
+            const entry: RunningTurn = { fiber: undefined, cancelRequested: false, done: yield* Deferred.make<TurnStatus>() }
+            running.set(turnId, entry)
+            // a later attempt reads the row again (its attempt count)
+            knownTurns.delete(turnId)
+            return { turn, entry }
+          })
+        )
+        if (!claim) return
+        yield* attempt(claim.turn, claim.entry).pipe(
+          Effect.onExit((exit) =>
+            Effect.sync(() => running.delete(turnId)).pipe(
+              Effect.zipRight(Deferred.succeed(claim.entry.done, Exit.isSuccess(exit) ? exit.value : "failed"))
+            )
+          )
+        )
+      })
+
+    /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
+    const cancelIdle = (turn: Repo.TurnRow) =>
+      Effect.zipRight(releaseHold(account(turn.accountId), hold(turn)), finish(turn, "cancelled", [{ kind: "cancelled", messageId: null }], 0, null))
+
+    /** Ask a running turn to stop: its mate is interrupted (now, or as soon as it starts). */
+    const stop = (entry: RunningTurn) =>
+      Effect.gen(function*() {
+        entry.cancelRequested = true
+        if (entry.fiber) yield* Fiber.interrupt(entry.fiber)
+      })
+
+    return {
+      /** The turn in progress, if any. */
+      busy: () => busy,
+      /** A turn `Post` stored (in the same write as its message): it is in progress now. */
+      started: (turn: Repo.TurnRow) => {
+        busy = turn.turnId
+        knownTurns.set(turn.turnId, turn)
+      },
+      run,
+      /** Cancel `turn`: stop it if it runs here, end it otherwise. Returns how it ended. */
+      cancel: (turn: Repo.TurnRow) =>
+        Effect.gen(function*() {
+          if (turn.status !== "running") return turn.status
+          const entry = running.get(turn.turnId)
+          if (!entry) return yield* cancelIdle(turn)
+          yield* stop(entry)
+          return yield* Deferred.await(entry.done)
+        }),
+      /** Stop every turn (their holds are released) and close the ones nothing runs: the chat is going. */
+      stopAll: Effect.gen(function*() {
+        for (const entry of running.values()) {
+          yield* stop(entry)
+          yield* Deferred.await(entry.done).pipe(Effect.timeout("30 seconds"), Effect.ignore)
+        }
+        const leftover = yield* Effect.orDie(repo.runningTurns)
+        yield* Effect.forEach(leftover, (t) => Effect.zipRight(releaseHold(account(t.accountId), hold(t)), Effect.orDie(repo.finishTurn(t.turnId, "cancelled", 0, null))), { discard: true })
+        busy = null
+      }),
+      /** Run the `running` turns nothing here runs (their runner died, or their `RunTurn` was lost). */
+      resume: Effect.gen(function*() {
+        const turns = yield* repo.runningTurns
+        for (const t of turns) {
+          if (!running.has(t.turnId)) yield* self.RunTurn(new RunTurn({ turnId: t.turnId }), { discard: true })
+        }
+      }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("Could not resume turns", cause)))
+    }
+  })
+
+/** The spend cap a turn's holds count against (an API key's), if any. */
+const spendScope = (turn: Repo.TurnRow) =>
+  turn.scopeId !== null && turn.scopeCap !== null ? new SpendScope({ id: turn.scopeId, cap: turn.scopeCap }) : undefined
+
+/** How often the turn sweeper looks, and how long a running turn's chat must be quiet to be woken. */
+export interface TurnSweepSettings {
+  readonly interval: Duration.Duration
+  readonly grace: Duration.Duration
+}
+
+/** `TROUPE_TURN_SWEEP_INTERVAL` (default 1 s), `TROUPE_TURN_SWEEP_GRACE` (default 1 s). */
+export const turnSweepConfig: Config.Config<TurnSweepSettings> = Config.all({
+  interval: Config.duration("TROUPE_TURN_SWEEP_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
+  grace: Config.duration("TROUPE_TURN_SWEEP_GRACE").pipe(Config.withDefault(Duration.seconds(1)))
+})
+
+/**
+ * Turns survive losing their runner: one runner of the cluster (a singleton) wakes each chat
+ * with a `running` turn whose journal has not moved for the grace, and the chat — started again
+ * on its new owner if its runner died — runs the turns nothing runs. Waking a chat whose turn is
+ * running is a no-op, so the sweeper needs no liveness information; a turn that streams output is
+ * never woken (each write moves its chat's `updated_at`), one that waits silently is woken once
+ * per interval.
+ */
+export const layerTurnSweeper = (settings?: TurnSweepSettings): Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> =>
+  Layer.unwrapEffect(
+    Effect.map(settings ? Effect.succeed(settings) : Effect.orDie(turnSweepConfig), ({ grace, interval }) =>
+      Singleton.make(
+        "troupe-chat-turn-sweeper",
+        Effect.gen(function*() {
+          const client = yield* Chat.client
+          const chats = yield* Repo.chatsWithStalledTurns(Math.round(Duration.toMillis(grace)), 1000)
+          yield* Effect.forEach(chats, (chatId) => retryTransient(client(chatId).Wake()), { concurrency: 8, discard: true })
+        }).pipe(
+          Effect.catchAllCause((cause) => Effect.logWarning("Turn sweep failed", cause)),
+          Effect.repeat(Schedule.spaced(interval)),
+          Effect.asVoid
+        )
+      ))
+  )
