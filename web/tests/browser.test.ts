@@ -1,6 +1,8 @@
 /**
  * The web app in a real browser: Debian's Chromium driven by playwright-core against
- * `troupe start` on an empty data dir, as a new operator and their users would use it — first
+ * `troupe start` on an empty data dir, its mates thinking with a scripted OpenAI-compatible server
+ * (real HTTP + SSE; it answers "You said: <message>" a word every 15 ms), as a new operator and
+ * their users would use it — first
  * run, chats with streamed replies (reload mid-reply, cancel, delete), sanitised Markdown, API
  * keys used from Node, a share link in a second browser, mates with allowlists, 2FA, admin,
  * readable errors with retry, the 375 px layout, axe-core on the main pages, and the first-load
@@ -17,6 +19,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { freePort, root, spawnTroupe, stop, waitFor, type Spawned } from "../../runtime/testing/process.ts"
+import * as Scripted from "../../skills/ai/testing/ScriptedServer.ts"
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
 const shots = NodePath.join(root, "test-results", "web")
@@ -24,6 +27,7 @@ const password = "a long password 1"
 
 let dataDir: string
 let server: Spawned
+let llm: Scripted.ScriptedServer
 let url: string
 let browser: Browser
 /** The admin's signed-in browser. */
@@ -90,9 +94,25 @@ beforeAll(async () => {
   }
   NodeFs.mkdirSync(shots, { recursive: true })
   dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-web-e2e-"))
+  llm = await Scripted.start({
+    models: ["scripted"],
+    responder: (request) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const last = [...(request.body.messages as Array<any>)].reverse().find((m) => m.role === "user")
+      const said = typeof last?.content === "string" ? last.content : (last?.content ?? []).map((p: { text?: string }) => p.text ?? "").join("")
+      return Scripted.text(`You said: ${said}`, { delayMs: 15 })
+    }
+  })
   const port = await freePort()
   url = `http://127.0.0.1:${port}`
-  server = spawnTroupe(["start"], { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1" })
+  server = spawnTroupe(["start"], {
+    TROUPE_DATA_DIR: dataDir,
+    TROUPE_PORT: String(port),
+    TROUPE_HOST: "127.0.0.1",
+    TROUPE_LLM_BASE_URL: llm.baseUrl,
+    TROUPE_LLM_MODEL: "scripted",
+    TROUPE_LLM_OLLAMA_URL: "off"
+  })
   browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,
@@ -104,6 +124,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close()
   if (server) await stop(server, "SIGTERM")
+  await llm?.close()
   if (dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
 })
 
@@ -260,10 +281,9 @@ describe("the web app in Chromium", () => {
     await page.getByRole("link", { name: "New mate" }).click()
     await page.getByLabel("Name").fill("Researcher")
     await page.getByLabel("Instructions (system prompt)").fill("Answer briefly and cite your sources.")
-    const skillBoxes = page.locator("fieldset .skills input[type=checkbox]")
-    expect(await skillBoxes.count()).toBeGreaterThan(0)
-    const skillId = (await page.locator("fieldset .skills .mono").first().innerText()).trim()
-    await skillBoxes.first().check()
+    expect(await page.locator("fieldset .skills input[type=checkbox]").count()).toBeGreaterThan(1)
+    const skillId = "math.calculate"
+    await page.getByRole("checkbox", { name: /^math\.calculate/ }).check()
     await shot(page, "06-mate-edit")
     await page.getByRole("button", { name: "Create mate" }).click()
     await page.waitForURL(`${url}/mates`)
@@ -274,10 +294,19 @@ describe("the web app in Chromium", () => {
     // chat with it
     await page.goto(`${url}/chats`)
     await page.getByLabel("Mate").selectOption(researcher.id)
-    await page.getByLabel("Message", { exact: true }).fill("What do you know?")
+    await page.getByLabel("Message", { exact: true }).fill('/math.calculate {"expression": "2^10 / 8"}')
     await page.getByRole("button", { name: "Start chat" }).click()
     await expect.poll(() => page.getByText("with Researcher").isVisible(), { timeout: 15_000 }).toBe(true)
-    await shot(page, "07-mates")
+    // the skill call is shown inline, collapsed; opening it shows its input and result
+    const call = page.locator("article.turn details.call").first()
+    await expect.poll(() => call.locator("summary").innerText(), { timeout: 15_000 }).toMatch(/math\.calculate\s+done/)
+    await call.locator("summary").click()
+    expect(await call.innerText()).toContain('"expression": "2^10 / 8"')
+    expect(await call.innerText()).toContain("128")
+    // a skill outside the allowlist is refused
+    await sendFromComposer(page, '/web.read {"url": "https://example.com"}')
+    await expect.poll(() => page.locator("article.turn").last().innerText(), { timeout: 15_000 }).toMatch(/not allowed|allow|may not/i)
+    await shot(page, "07-mate-chat", false)
   }, 60_000)
 
   it("admin: health, invites, users and grants; a second person signs up with the invite and the mailed code", async () => {
