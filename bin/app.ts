@@ -20,18 +20,25 @@ import * as AiPrices from "../skills/ai/Prices.ts"
 import * as AiSettings from "../skills/ai/Settings.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
+import * as AppStore from "../skills/store/index.ts"
 import pkg from "../package.json" with { type: "json" }
 
-/** The skills registry (first-party apps, KV in SQL); one instance per process (layers are shared by reference). */
-const skills = Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
+/**
+ * The skills registry (first-party apps, the installed apps of the app store, KV in SQL); one
+ * instance per process (layers are shared by reference).
+ */
+const skills = AppStore.layerServing.pipe(
+  Layer.provideMerge(Skills.layer().pipe(Layer.provideMerge(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))
+)
 
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
-  // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given
-  entities: Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))),
-  // the public API; skills run in the serving process (first-party apps, KV in SQL)
+  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+  // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given;
+  // the AppInstall entity (installs are written where the master key is)
+  entities: Layer.merge(Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))), AppStore.entities),
+  // the public API; skills run in the serving process (first-party apps, installed apps, KV in SQL)
   routes: Gateway.layer.pipe(Layer.provide(skills)),
   // the preview beside the gateway: the web app's sessions may use it
   startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),

@@ -21,6 +21,7 @@ import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
 import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
 import { SetupGroup } from "./api/setup.ts"
+import { StoreGroup } from "./api/store.ts"
 
 /** The whole API. */
 export class TroupeApi extends HttpApi.make("troupe")
@@ -39,6 +40,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(LlmGroup)
   .add(SetupGroup)
   .add(OpenAiGroup)
+  .add(StoreGroup)
   .annotate(OpenApi.Title, "Troupe API")
   .annotate(OpenApi.Version, "1")
   .annotate(OpenApi.Description, "Authenticate with `Authorization: Bearer <access token or API key>`. Errors are `{\"error\":{\"code\",\"message\",\"details?\"}}`. See docs/api.md.")

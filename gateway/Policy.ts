@@ -24,6 +24,8 @@ export type Action =
   | { readonly _tag: "WriteChats" }
   | { readonly _tag: "ReadApps" }
   | { readonly _tag: "InvokeSkill"; readonly app: string }
+  /** Publishing to the app store (the `publisher` role is checked by the store). */
+  | { readonly _tag: "Publish" }
 
 export const Account: Action = { _tag: "Account" }
 export const Admin: Action = { _tag: "Admin" }
@@ -32,6 +34,7 @@ export const ReadChats: Action = { _tag: "ReadChats" }
 export const WriteChats: Action = { _tag: "WriteChats" }
 export const ReadApps: Action = { _tag: "ReadApps" }
 export const InvokeSkill = (app: string): Action => ({ _tag: "InvokeSkill", app })
+export const Publish: Action = { _tag: "Publish" }
 
 const forbidden = (code: string, message: string, details?: unknown) =>
   Effect.fail(new ApiFailure(details === undefined ? { status: 403, code, message } : { status: 403, code, message, details }))
@@ -51,6 +54,8 @@ const scopesFor = (action: Action): ReadonlyArray<string> | undefined => {
       return ["chats"]
     case "InvokeSkill":
       return ["skills", `skills:${action.app}`]
+    case "Publish":
+      return ["publish"]
   }
 }
 

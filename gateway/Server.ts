@@ -52,6 +52,8 @@ import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as Tokens from "./Tokens.ts"
 import * as WebApp from "./WebApp.ts"
+import * as StoreHandlers from "./handlers/store.ts"
+import type * as Store from "../skills/store/Store.ts"
 
 /** A failure as the standard error response. */
 export const render = (f: ApiFailure) => {
@@ -170,13 +172,16 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
 const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
 
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
-export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Health
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig | Health
 
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
   Effect.gen(function*() {
     // the API's routes match their exact spelling (the library's default ignores case)
     const app = yield* HttpApiBuilder.httpApp.pipe(HttpRouter.withRouterConfig({ caseSensitive: true }))
+    // app store blobs are raw and large: outside the JSON API (mounted before it), authenticated the same way
+    const services = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding | Store.Store>()
+    yield* router.mountApp(StoreHandlers.uploadPrefix, Effect.provide(StoreHandlers.uploadRoute, services), { includePrefix: true })
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     // the web app: every other GET path (client routes get index.html)

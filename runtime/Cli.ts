@@ -2,6 +2,7 @@
  * The `troupe` command line: one binary, one subcommand per process role. Other folders add
  * their own commands (`preview`, `skill …`, `admin …`) through `makeCli`.
  */
+import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -10,7 +11,10 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as SqlClient from "@effect/sql/SqlClient"
+import * as ClusterAdmin from "./ClusterAdmin.ts"
 import * as TroupeConfig from "./Config.ts"
+import * as Tracing from "./Tracing.ts"
 import * as Database from "./Database.ts"
 import * as KeyRing from "./KeyRing.ts"
 import * as Migrations from "./Migrations.ts"
@@ -38,6 +42,7 @@ export const say = (line: string) => Effect.sync(() => void process.stdout.write
  * gets the notes the parts added while starting (`ReadyNotes`), e.g. which LLM answers.
  */
 const runRole = <A, E>(
+  version: string,
   service: string,
   config: TroupeConfig.TroupeConfigShape,
   layer: Layer.Layer<A, E, never>,
@@ -50,7 +55,9 @@ const runRole = <A, E>(
         (notes) => Effect.zipRight(onReady(notes), Effect.never)
       ))
   ).pipe(
-    Effect.provide(Roles.layerLogging(config, service))
+    Effect.provide(Roles.layerLogging(config, service)),
+    // spans of everything the role does, exported when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    (run) => Effect.flatMap(loadConfig(Tracing.fromEnv(service)), (tracing) => Effect.provide(run, Tracing.layer(tracing, version)))
   )
 
 const hostOption = Options.text("host").pipe(
@@ -71,6 +78,7 @@ export const roleCommands = (app: Roles.App) => {
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       const url = Roles.displayUrl(config)
       yield* runRole(
+        app.version,
         "start",
         config,
         Roles.layerStart(app, config, masterKeys),
@@ -106,6 +114,7 @@ export const roleCommands = (app: Roles.App) => {
       yield* checkAppConfig(app, "runner", config)
       const masterKeys = yield* Roles.resolveMasterKeys(config).pipe(Effect.mapError((m) => new StartupError(`invalid configuration: ${m}`)))
       yield* runRole(
+        app.version,
         "runner",
         config,
         Roles.layerRunner(app, config, address, masterKeys),
@@ -128,7 +137,7 @@ export const roleCommands = (app: Roles.App) => {
       }
       yield* checkAppConfig(app, "gateway", config)
       const url = Roles.displayUrl(config)
-      yield* runRole("gateway", config, Roles.layerGateway(app, config), () => Effect.logInfo(`Gateway ready at ${url}`))
+      yield* runRole(app.version, "gateway", config, Roles.layerGateway(app, config), () => Effect.logInfo(`Gateway ready at ${url}`))
     })).pipe(
       Command.withDescription(
         "Serve the public HTTP API as a stateless edge. It hosts no entities; it reaches them on the runners through the cluster (needs DATABASE_URL). Run as many as you like behind a load balancer."
@@ -162,9 +171,55 @@ export const roleCommands = (app: Roles.App) => {
       )
     )
 
+  /** Run an admin task against the configured database (migrated first). */
+  const withDatabase = <A, E>(service: string, task: Effect.Effect<A, E, SqlClient.SqlClient>) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      return yield* Migrations.run(Roles.allMigrations(app)).pipe(
+        Effect.zipRight(task),
+        Effect.provide(Database.layerFrom(config.database, `troupe-${service}`)),
+        Effect.provide(Roles.layerLogging(config, service))
+      ).pipe(Effect.map((a) => ({ a, config })))
+    })
+
+  const shards = Command.make("shards", {
+    watch: Options.boolean("watch").pipe(Options.withDescription("Redraw every second until Ctrl-C")),
+    json: Options.boolean("json").pipe(Options.withDescription("Print the snapshot as JSON"))
+  }, ({ json, watch }) =>
+    Effect.gen(function*() {
+      const config = yield* loadConfig(TroupeConfig.fromEnv)
+      const read = ClusterAdmin.snapshot(config.cluster.shardsPerGroup)
+      if (!watch) {
+        const { a } = yield* withDatabase("admin", read)
+        return yield* say(json ? JSON.stringify(a, null, 2) : ClusterAdmin.render(a))
+      }
+      yield* withDatabase("admin", Effect.forever(Effect.gen(function*() {
+        const table = ClusterAdmin.render(yield* read)
+        // home, draw, clear what is left below: the table redraws in place without scrolling
+        yield* Effect.sync(() => void process.stdout.write(`\x1b[H${table.split("\n").map((l) => `${l}\x1b[K`).join("\n")}\n\x1b[J`))
+        yield* Effect.sleep("1 second")
+      })))
+    })).pipe(Command.withDescription("Show the cluster's runners: address, health, last heartbeat, shards held and active entities per type (reads DATABASE_URL like a runner)."))
+
+  const drain = Command.make("drain", {
+    runner: Args.text({ name: "runner" }).pipe(Args.withDescription("The runner's address, host:port, as `troupe admin shards` shows it")),
+    undo: Options.boolean("undo").pipe(Options.withDescription("Let the runner take shards again"))
+  }, ({ runner, undo }) =>
+    Effect.gen(function*() {
+      yield* withDatabase("admin", ClusterAdmin.drain(runner, { undo })).pipe(
+        Effect.catchTags({
+          UnknownRunner: (e) => Effect.fail(new StartupError(`no runner ${e.address} in the cluster (runners: ${e.known.join(", ") || "none"})`)),
+          LastRunner: (e) => Effect.fail(new StartupError(`${e.address} is the only runner not drained: its shards would have nowhere to go`))
+        })
+      )
+      yield* say(undo
+        ? `Runner ${runner} takes shards again.`
+        : `Runner ${runner} is drained: its shards move to the other runners within a few seconds (watch with \`troupe admin shards --watch\`); it holds none until \`troupe admin drain --undo ${runner}\`.`)
+    })).pipe(Command.withDescription("Move a runner's shards to the other runners before maintenance (it stays up, holding none); --undo lets it take shards again."))
+
   const admin = Command.make("admin").pipe(
     Command.withDescription("Operator tasks."),
-    Command.withSubcommands([rotateMasterKey])
+    Command.withSubcommands([rotateMasterKey, shards, drain])
   )
 
   return [start, runner, gateway, migrate, admin] as const

@@ -12,6 +12,7 @@ import * as MessageStorage from "@effect/cluster/MessageStorage"
 import * as RunnerAddress from "@effect/cluster/RunnerAddress"
 import * as RunnerHealth from "@effect/cluster/RunnerHealth"
 import * as Runners from "@effect/cluster/Runners"
+import * as RunnerStorage from "@effect/cluster/RunnerStorage"
 import * as Sharding from "@effect/cluster/Sharding"
 import type * as ShardId from "@effect/cluster/ShardId"
 import * as ShardingConfig from "@effect/cluster/ShardingConfig"
@@ -30,6 +31,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
+import * as ClusterAdmin from "./ClusterAdmin.ts"
 import type { ClusterConfig, RunnerAddressConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
 
@@ -68,8 +70,8 @@ const underStartupLock = <A, E, R>(layer: Layer.Layer<A, E, R>) =>
 const layerMessageStorage = underStartupLock(SqlMessageStorage.layer)
 const layerRunnerStorage = underStartupLock(SqlRunnerStorage.layer)
 
-/** Storage shared by every member kind: messages and runners in SQL. */
-const layerStorage = Layer.mergeAll(layerMessageStorage, layerRunnerStorage)
+/** Storage shared by every member kind: messages and runners in SQL (drained runners left out of the ring). */
+const layerStorage = Layer.mergeAll(layerMessageStorage, ClusterAdmin.layerDrainable.pipe(Layer.provide(layerRunnerStorage)))
 
 /** One runner in this process, storing messages in SQL (the embedded default or a lone server). */
 export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, SqlClient.SqlClient> =>
@@ -80,12 +82,29 @@ export const layerSingle = (config: ClusterConfig): Layer.Layer<Members, never, 
     Layer.provide(ShardingConfig.layer(shardingConfig(config, Option.some({ host: "127.0.0.1", port: 34431, listenHost: "127.0.0.1" }))))
   )
 
-/** A runner reachable by the others at `address`, hosting shards. */
+/**
+ * The runner storage of a runner that joins the cluster only once `ready` opens: registering makes
+ * the others hand it shards at once, and messages for them would wait while it is still starting
+ * (building its entities, under load for many seconds). The cluster retries registering every
+ * second until then.
+ */
+const layerJoinWhenReady = (ready: Effect.Latch) =>
+  Layer.effect(
+    RunnerStorage.RunnerStorage,
+    Effect.map(RunnerStorage.RunnerStorage, (storage): RunnerStorage.RunnerStorage["Type"] => ({
+      ...storage,
+      register: (runner, healthy) => Effect.zipRight(ready.await, storage.register(runner, healthy))
+    }))
+  )
+
+/** A runner reachable by the others at `address`, hosting shards; it joins when `ready` opens (default: at once). */
 export const layerRunner = (
   config: ClusterConfig,
-  address: RunnerAddressConfig
+  address: RunnerAddressConfig,
+  ready: Effect.Latch = Effect.unsafeMakeLatch(true)
 ): Layer.Layer<Members, never, SqlClient.SqlClient> =>
   SocketRunner.layer.pipe(
+    Layer.provide(layerJoinWhenReady(ready)),
     Layer.provide(RunnerHealth.layerPing.pipe(Layer.provide(Runners.layerRpc), Layer.provide(layerClientProtocol))),
     Layer.provide([layerSocketServer, layerClientProtocol]),
     Layer.provideMerge(layerStorage),

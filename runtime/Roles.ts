@@ -6,6 +6,7 @@
 import type * as MessageStorage from "@effect/cluster/MessageStorage"
 import type * as Runners from "@effect/cluster/Runners"
 import type * as Sharding from "@effect/cluster/Sharding"
+import { Sharding as ShardingTag } from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import { SqlClient as SqlClientTag } from "@effect/sql/SqlClient"
 import type * as ConfigError from "effect/ConfigError"
@@ -18,6 +19,7 @@ import * as NodePath from "node:path"
 import * as BlobStore from "./BlobStore.ts"
 import * as Cache from "./Cache.ts"
 import * as Cluster from "./Cluster.ts"
+import * as ClusterAdmin from "./ClusterAdmin.ts"
 import type { RunnerAddressConfig, TroupeConfigShape } from "./Config.ts"
 import { TroupeConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
@@ -66,7 +68,7 @@ export interface App {
 }
 
 /** Every migration, the runtime's own first. */
-export const allMigrations = (app: App): ReadonlyArray<Migrations.Migration> => [...Probe.migrations, ...KeyRing.migrations, ...app.migrations]
+export const allMigrations = (app: App): ReadonlyArray<Migrations.Migration> => [...Probe.migrations, ...KeyRing.migrations, ...ClusterAdmin.migrations, ...app.migrations]
 
 /** Logging for a role. */
 export const layerLogging = (config: TroupeConfigShape, service: string) =>
@@ -183,16 +185,26 @@ export const layerStart = (app: App, config: TroupeConfigShape, masterKeys: KeyR
     Layer.provide(ensureDataDir(config))
   )
 
+/** A runner's own figures for `troupe admin shards` (shards held, entities active). */
+const layerRunnerStats = (config: TroupeConfigShape, address: string, version: string) =>
+  Layer.unwrapEffect(Effect.map(ShardingTag, (sharding) =>
+    ClusterAdmin.layerStats({ address, version, shardsPerGroup: config.cluster.shardsPerGroup, sharding })))
+
 /** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
-export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) =>
-  layerHttp(config, "runner", app.version, Layer.empty).pipe(
+export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) => {
+  // the runner joins the cluster (and is handed shards) once its entities are registered
+  const ready = Effect.unsafeMakeLatch(false)
+  return layerHttp(config, "runner", app.version, Layer.empty).pipe(
     Layer.provide(layerClusterCheck),
+    Layer.provide(Layer.effectDiscard(ready.open)),
+    Layer.provide(layerRunnerStats(config, `${address.host}:${address.port}`, app.version)),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
-    Layer.provideMerge(Cluster.layerRunner(config.cluster, address).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
+    Layer.provideMerge(Cluster.layerRunner(config.cluster, address, ready).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),
     Layer.provideMerge(layerPlatform(config, "runner")),
     Layer.provide(ensureDataDir(config))
   )
+}
 
 /** `troupe gateway`: the stateless HTTP edge, a client-only cluster member. */
 export const layerGateway = (app: App, config: TroupeConfigShape) =>

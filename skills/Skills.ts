@@ -135,10 +135,11 @@ export const describeApp = (app: Skill.App): AppDescription => ({
     secret: c.secret,
     required: c.required
   })),
-  skills: app.manifest.skills.map((s) => describeSkillOf(app.manifest, s))
+  skills: app.manifest.skills.map((s) => describeSkill(app.manifest, s))
 })
 
-const describeSkillOf = (m: Manifest.AppManifest, s: Manifest.SkillSpec): SkillDescription => ({
+/** Describe one skill of an app for listings (and the store's catalog). */
+export const describeSkill = (m: Manifest.AppManifest, s: Manifest.SkillSpec): SkillDescription => ({
   id: `${m.id}.${s.name}`,
   name: s.name,
   description: s.description,
@@ -264,7 +265,7 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
           const app = map.get(appId)
           return app ? Effect.succeed(describeApp(app)) : Effect.fail(new AppNotFound({ app: appId, message: `no app "${appId}"` }))
         }),
-      describeSkill: (appId, skillName) => Effect.map(find(appId, skillName), ({ app, skill }) => describeSkillOf(app.manifest, skill.spec)),
+      describeSkill: (appId, skillName) => Effect.map(find(appId, skillName), ({ app, skill }) => describeSkill(app.manifest, skill.spec)),
       estimate: (request) =>
         Effect.flatMap(find(request.app, request.skill), ({ app, skill }) =>
           Effect.map(check(app, skill, request.input), (priced) => ({

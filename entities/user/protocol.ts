@@ -29,8 +29,8 @@ const appRef = "[a-z0-9][a-z0-9_.-]{0,63}"
 
 /** An API key's scope: `chats`, `skills`, `skills:<app>` or `read`. */
 export const Scope = Schema.String.pipe(
-  Schema.pattern(new RegExp(`^(chats|skills|read|skills:${appRef})$`), {
-    message: () => "must be one of chats, skills, skills:<app>, read"
+  Schema.pattern(new RegExp(`^(chats|skills|read|publish|skills:${appRef})$`), {
+    message: () => "must be one of chats, skills, skills:<app>, read, publish"
   })
 )
 

@@ -67,6 +67,26 @@ export class AdminGroup extends HttpApiGroup.make("admin")
       .addSuccess(AdminHealth)
       .annotate(OpenApi.Description, "The health of this server's parts (database, cache, blob store, cluster …) with latencies and details, as `/health/detailed` on the admin port shows them.")
   )
+  .add(
+    HttpApiEndpoint.get("cluster", "/v1/admin/cluster")
+      .addSuccess(Schema.Struct({
+        at: Schema.String,
+        shards_per_group: Schema.Number,
+        runners: Schema.Array(Schema.Struct({
+          address: Schema.String,
+          healthy: Schema.Boolean,
+          drained: Schema.Boolean,
+          last_heartbeat: Schema.NullOr(Schema.String),
+          heartbeat_age_ms: Schema.NullOr(Schema.Number),
+          version: Schema.NullOr(Schema.String),
+          started_at: Schema.NullOr(Schema.String),
+          shards: Schema.Record({ key: Schema.String, value: Schema.Number }),
+          entities: Schema.Record({ key: Schema.String, value: Schema.Number })
+        })),
+        unassigned: Schema.Record({ key: Schema.String, value: Schema.Number })
+      }).annotations({ identifier: "Cluster" }))
+      .annotate(OpenApi.Description, "The cluster's runners: address, health, last heartbeat, shards held per group and active entities per type (as `troupe admin shards`).")
+  )
   .middleware(Authentication)
   .addError(BadRequest)
   .addError(Unauthorized)

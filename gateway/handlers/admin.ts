@@ -5,9 +5,13 @@ import { Credit, Grant } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
 import { Health } from "../../runtime/Health.ts"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as ClusterAdmin from "../../runtime/ClusterAdmin.ts"
+import { TroupeConfig } from "../../runtime/Config.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
+import { ApiFailure } from "../Errors.ts"
 import * as FirstRun from "../FirstRun.ts"
 import * as Policy from "../Policy.ts"
 import pkg from "../../package.json" with { type: "json" }
@@ -19,7 +23,34 @@ export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
     const users = yield* User.client
     const directory = yield* UserDirectory
     const health = yield* Health
+    const sql = yield* SqlClient.SqlClient
+    const config = yield* TroupeConfig
     return handlers
+      .handle("cluster", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Admin)
+          const s = yield* ClusterAdmin.snapshot(config.cluster.shardsPerGroup).pipe(
+            Effect.provideService(SqlClient.SqlClient, sql),
+            Effect.mapError(() => new ApiFailure({ status: 503, code: "unavailable", message: "The cluster's state could not be read" }))
+          )
+          return {
+            at: s.at,
+            shards_per_group: s.shardsPerGroup,
+            runners: s.runners.map((r) => ({
+              address: r.address,
+              healthy: r.healthy,
+              drained: r.drained,
+              last_heartbeat: r.lastHeartbeat,
+              heartbeat_age_ms: r.heartbeatAgeMs,
+              version: r.version,
+              started_at: r.startedAt,
+              shards: r.shards,
+              entities: r.entities
+            })),
+            unassigned: s.unassigned
+          }
+        }))
       .handle("createInvite", ({ payload }) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal

@@ -12,6 +12,7 @@ import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
 import * as Payments from "./payments.ts"
 import * as Setup from "./setup.ts"
+import * as Store from "./store.ts"
 
 /** The handlers of every group of `TroupeApi`. */
 export const layer = Layer.mergeAll(
@@ -26,5 +27,6 @@ export const layer = Layer.mergeAll(
   Payments.layer,
   Llm.layer,
   Setup.layer,
-  OpenAi.layer
+  OpenAi.layer,
+  Store.layer
 )

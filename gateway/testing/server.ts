@@ -8,6 +8,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
@@ -23,6 +24,8 @@ import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
 import * as Skills from "../../skills/Skills.ts"
+import type { StoreSettings } from "../../skills/store/Config.ts"
+import * as AppStore from "../../skills/store/index.ts"
 import { GatewayConfig } from "../Config.ts"
 import * as GatewayConfigModule from "../Config.ts"
 import type { GatewaySettings } from "../Config.ts"
@@ -40,7 +43,7 @@ export interface TestServer {
 }
 
 /** The skills service as the app wires it (first-party apps; KV in SQL). */
-export const layerSkills = Skills.layer().pipe(Layer.provide(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
+export const layerSkills = Skills.layer().pipe(Layer.provideMerge(SkillHost.layer()), Layer.provide(SkillKv.layerSql()))
 
 /** Start `troupe start` with the gateway in this process. */
 export const startServer = async (options: {
@@ -52,6 +55,8 @@ export const startServer = async (options: {
   readonly extraRoutes?: Layer.Layer<never, never, Routes>
   /** Entities to host instead of the real ones (stand-ins for fault tests). */
   readonly entities?: Roles.App["entities"]
+  /** App store settings over the defaults (embedded store, signatures required, 100 ms polls). */
+  readonly store?: Partial<StoreSettings>
   /** Server log level (default `error`, or TROUPE_TEST_LOG_LEVEL). */
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
   /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
@@ -77,12 +82,21 @@ export const startServer = async (options: {
   for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
+  const store = AppStore.layerWith({
+    registry: Option.none(),
+    namespace: "troupe",
+    allowUnsigned: false,
+    cacheDir: NodePath.join(dataDir, "store-cache"),
+    maxArtifactBytes: 64 * 1024 * 1024,
+    pollIntervalMs: 100,
+    ...options.store
+  })
   const app: Roles.App = {
     version: "test",
-    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations],
-    entities: options.entities ?? Entities.layer,
+    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+    entities: Layer.merge(options.entities ?? Entities.layer, store.entities),
     routes: Layer.merge(
-      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(layerSkills)),
+      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(store.serving), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty
     ),
     startRoutes: options.preview

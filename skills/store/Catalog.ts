@@ -146,6 +146,16 @@ export const migrations: ReadonlyArray<Migration> = [
       yield* sql`CREATE TABLE IF NOT EXISTS store_generation (id INT PRIMARY KEY, generation BIGINT NOT NULL)`
       yield* sql`INSERT INTO store_generation (id, generation) VALUES (1, 0) ON CONFLICT (id) DO NOTHING`
     })
+  },
+  {
+    id: 2026120771,
+    name: "store_publisher_accounts",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE TABLE IF NOT EXISTS store_publisher_accounts (
+        user_id TEXT PRIMARY KEY,
+        granted_by TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+      )`)
   }
 ]
 
@@ -278,6 +288,9 @@ export interface CatalogService {
   readonly trust: (publisher: { readonly publicKey: string; readonly name: string; readonly addedBy: string }) => Effect.Effect<Publisher, SqlError>
   readonly untrust: (publicKey: string) => Effect.Effect<void, SqlError | CatalogNotFound>
   readonly publishers: Effect.Effect<ReadonlyArray<Publisher>, SqlError>
+  /** Whether a user has the `publisher` role (may publish apps). */
+  readonly isPublisher: (userId: string) => Effect.Effect<boolean, SqlError>
+  readonly setPublisher: (userId: string, publisher: boolean, by: string) => Effect.Effect<void, SqlError>
   /** Record a published version (and create or update its app). */
   readonly addVersion: (v: NewVersion) => Effect.Effect<Version, SqlError | CatalogConflict>
   readonly search: (query: { readonly q?: string; readonly category?: string; readonly limit: number; readonly offset: number }) => Effect.Effect<Page, SqlError>
@@ -341,6 +354,13 @@ export const make = Effect.gen(function*() {
       sql<{ public_key: string; name: string; added_by: string; created_at: unknown }>`SELECT * FROM store_publishers ORDER BY created_at, public_key`,
       (rows) => rows.map((r) => ({ publicKey: r.public_key, name: r.name, addedBy: r.added_by, createdAt: toDate(r.created_at) }))
     ),
+    isPublisher: (userId) => Effect.map(sql`SELECT 1 FROM store_publisher_accounts WHERE user_id = ${userId}`, (rows) => rows.length > 0),
+    setPublisher: (userId, publisher, by) =>
+      Effect.asVoid(
+        publisher
+          ? sql`INSERT INTO store_publisher_accounts (user_id, granted_by) VALUES (${userId}, ${by}) ON CONFLICT (user_id) DO NOTHING`
+          : sql`DELETE FROM store_publisher_accounts WHERE user_id = ${userId}`
+      ),
     addVersion: (v) =>
       sql.withTransaction(Effect.gen(function*() {
         const m = v.manifest

@@ -20,19 +20,22 @@ export interface Signature {
 /** The repository of an app: `<namespace>/<app id>`. */
 export const repositoryOf = (namespace: string, appId: string): string => (namespace === "" ? appId : `${namespace}/${appId}`)
 
-/** Sign an artifact's digest. */
-export const sign = (privateKey: NodeCrypto.KeyObject, repository: string, digest: string): Signature => ({
+/**
+ * Sign an artifact's digest. The payload names the app id (not a registry path), so the same
+ * signature holds in any registry and namespace.
+ */
+export const sign = (privateKey: NodeCrypto.KeyObject, appId: string, digest: string): Signature => ({
   publicKey: Signing.publicKeyOf(privateKey),
-  signature: Signing.sign(privateKey, Oci.signingPayload(repository, digest))
+  signature: Signing.sign(privateKey, Oci.signingPayload(appId, digest))
 })
 
-/** The signature artifact for a client's signature of `digest`. */
-export const signatureArtifact = (repository: string, digest: string, signature: Signature): Oci.Artifact =>
-  Oci.buildSignature(Oci.signingPayload(repository, digest), signature.signature, signature.publicKey)
+/** The signature artifact for a client's signature of `digest` of app `appId`. */
+export const signatureArtifact = (appId: string, digest: string, signature: Signature): Oci.Artifact =>
+  Oci.buildSignature(Oci.signingPayload(appId, digest), signature.signature, signature.publicKey)
 
-/** Whether a client's signature of `digest` verifies. */
-export const verifies = (repository: string, digest: string, signature: Signature): boolean =>
-  Signing.verify(signature.publicKey, Oci.signingPayload(repository, digest), signature.signature)
+/** Whether a client's signature of `digest` of app `appId` verifies. */
+export const verifies = (appId: string, digest: string, signature: Signature): boolean =>
+  Signing.verify(signature.publicKey, Oci.signingPayload(appId, digest), signature.signature)
 
 /** Push an artifact under `version` and, when given, its signature. */
 export const pushSigned = (
@@ -46,6 +49,7 @@ export const pushSigned = (
   Effect.gen(function*() {
     yield* ArtifactStore.push(store, repository, ArtifactStore.tagOf(version), artifact, progress)
     if (signature) {
-      yield* ArtifactStore.push(store, repository, Oci.signatureTag(artifact.digest), signatureArtifact(repository, artifact.digest, signature))
+      const appId = artifact.manifest.annotations?.[Oci.Annotation.title] ?? repository.slice(repository.lastIndexOf("/") + 1)
+      yield* ArtifactStore.push(store, repository, Oci.signatureTag(artifact.digest), signatureArtifact(appId, artifact.digest, signature))
     }
   })

@@ -79,7 +79,7 @@ const publishVersion = (version: string, options: { readonly allowedHosts?: Arra
     const store = yield* Store.Store
     const artifact = Oci.build(manifest(version, options.allowedHosts), [{ name: "main", bytes: wasm }])
     for (const blob of [artifact.config, ...artifact.layers]) yield* store.uploadBlob("hello", blob.descriptor.digest, blob.bytes)
-    const signature = options.signed === false ? null : Publish.sign(publisherKey, store.repositoryOf("hello"), artifact.digest)
+    const signature = options.signed === false ? null : Publish.sign(publisherKey, "hello", artifact.digest)
     return yield* store.publish({ appId: "hello", manifestBytes: artifact.manifestBytes, signature, userId: "author", isAdmin: false })
   })
 

@@ -208,7 +208,7 @@ export const make = Effect.gen(function*() {
               message: `${appId} ${app.version} is not signed: sign it with a publisher key (\`troupe skill keygen\`, then \`troupe skill publish --key\`), or set TROUPE_STORE_ALLOW_UNSIGNED=true on the server`
             })
           }
-        } else if (!Publish.verifies(repository, digest, signature)) {
+        } else if (!Publish.verifies(appId, digest, signature)) {
           return yield* new ArtifactRejected({
             reason: "bad_signature",
             digest,
@@ -221,7 +221,7 @@ export const make = Effect.gen(function*() {
         }
         yield* artifacts.putManifest(repository, ArtifactStoreModule.tagOf(app.version), manifestBytes)
         if (signature !== null) {
-          yield* ArtifactStoreModule.push(artifacts, repository, Oci.signatureTag(digest), Publish.signatureArtifact(repository, digest, signature))
+          yield* ArtifactStoreModule.push(artifacts, repository, Oci.signatureTag(digest), Publish.signatureArtifact(appId, digest, signature))
         }
         const version = yield* catalog.addVersion({ manifest: app, digest, publicKey: signature?.publicKey ?? null, size, publishedBy: userId, isAdmin }).pipe(
           Effect.catchTag("SqlError", (e) => Effect.fail(databaseDown(e)))
