@@ -14,6 +14,8 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Redacted from "effect/Redacted"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as LogLevel from "effect/LogLevel"
@@ -27,6 +29,11 @@ import * as Host from "../host/Host.ts"
 import * as KvStore from "../host/KvStore.ts"
 import * as Wasm from "../host/Wasm.ts"
 import * as Manifest from "../manifest/Manifest.ts"
+import * as ArtifactStore from "../store/ArtifactStore.ts"
+import * as Client from "../store/Client.ts"
+import * as Oci from "../store/Oci.ts"
+import * as Publish from "../store/Publish.ts"
+import * as Signing from "../store/Signing.ts"
 import * as Project from "./Project.ts"
 
 const out = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))
@@ -205,10 +212,80 @@ const runCommand = Command.make(
     }).pipe(Effect.catchAll(report), Effect.provide(logging))
 ).pipe(Command.withDescription("Run one export of a plugin in Troupe's host, with its limits and typed errors."))
 
+const keygenCommand = Command.make(
+  "keygen",
+  { outFile: Options.text("out").pipe(Options.withDefault("troupe-publisher.key"), Options.withDescription("Where to write the private key (mode 0600)")) },
+  ({ outFile }) =>
+    Effect.gen(function*() {
+      const exists = yield* Effect.promise(() => NodeFs.stat(outFile).then(() => true, () => false))
+      if (exists) return yield* err(`troupe: key_exists: ${outFile} exists; pass another --out`).pipe(Effect.zipRight(Effect.sync(() => void (process.exitCode = 1))))
+      const keys = Signing.generate()
+      yield* Effect.promise(() => NodeFs.writeFile(outFile, keys.privateKeyPem, { mode: 0o600 }))
+      yield* out(`Wrote the private key to ${outFile} (keep it secret). An admin trusts this public key with POST /v1/admin/publishers:`)
+      yield* out(keys.publicKey)
+    })
+).pipe(Command.withDescription("Create an Ed25519 publisher key pair; prints the public key (ed25519:<base64>) as the last line."))
+
+const publishCommand = Command.make(
+  "publish",
+  {
+    dir: dirArg,
+    server: Options.text("server").pipe(Options.optional, Options.withDescription("The Troupe server (its store API; API key in TROUPE_API_KEY, scope publish)")),
+    registry: Options.text("registry").pipe(Options.optional, Options.withDescription("Push to this OCI registry instead (TROUPE_REGISTRY_USERNAME/PASSWORD or TROUPE_REGISTRY_TOKEN)")),
+    namespace: Options.text("namespace").pipe(Options.withDefault("troupe"), Options.withDescription("The registry namespace (--registry)")),
+    key: Options.text("key").pipe(Options.optional, Options.withDescription("The publisher's private key (default troupe-publisher.key if it exists)"))
+  },
+  (args) =>
+    Effect.gen(function*() {
+      const built = yield* Project.build(args.dir, { optimize: "release" })
+      const manifest = Manifest.encode(built.project.manifest)
+      const keyPath = Option.getOrElse(args.key, () => "troupe-publisher.key")
+      const pem = yield* Effect.promise(() => NodeFs.readFile(keyPath, "utf8").catch(() => undefined))
+      if (pem === undefined && Option.isSome(args.key)) {
+        return yield* Effect.fail(new Project.ProjectError({ dir: args.dir, kind: "not_found", message: `cannot read the key ${keyPath}` }))
+      }
+      const privateKey = pem === undefined ? undefined : yield* Either.match(Signing.readPrivateKey(pem), {
+        onLeft: (why) => Effect.fail(new Project.ProjectError({ dir: args.dir, kind: "invalid_project", message: `${keyPath}: ${why}` })),
+        onRight: Effect.succeed
+      })
+      if (!privateKey) yield* err("troupe: warning: no publisher key (troupe skill keygen): publishing unsigned")
+      const modules = [{ name: "main", bytes: built.bytes }]
+      const bar = (sent: number, total: number) => {
+        const width = 30
+        const done = total === 0 ? width : Math.round((sent / total) * width)
+        process.stderr.write(`\r[${"#".repeat(done)}${" ".repeat(width - done)}] ${Wasm.formatBytes(sent)} / ${Wasm.formatBytes(total)}`)
+        if (sent >= total) process.stderr.write("\n")
+      }
+      if (Option.isSome(args.registry)) {
+        const store = ArtifactStore.makeRegistry({
+          url: args.registry.value,
+          ...(process.env.TROUPE_REGISTRY_USERNAME ? { username: process.env.TROUPE_REGISTRY_USERNAME } : {}),
+          ...(process.env.TROUPE_REGISTRY_PASSWORD ? { password: Redacted.make(process.env.TROUPE_REGISTRY_PASSWORD) } : {}),
+          ...(process.env.TROUPE_REGISTRY_TOKEN ? { token: Redacted.make(process.env.TROUPE_REGISTRY_TOKEN) } : {})
+        })
+        const artifact = Oci.build(manifest, modules)
+        const signature = privateKey ? Publish.sign(privateKey, manifest.id, artifact.digest) : undefined
+        const repository = Publish.repositoryOf(args.namespace, manifest.id)
+        yield* Publish.pushSigned(store, repository, manifest.version, artifact, signature, bar).pipe(
+          Effect.mapError((e) => new Project.ProjectError({ dir: args.dir, kind: "build_failed", message: `${e.code}: ${e.message}` }))
+        )
+        yield* out(`Published ${manifest.id} ${manifest.version} to ${args.registry.value}/${repository} (${artifact.digest}${signature ? `, signed by ${signature.publicKey}` : ", unsigned"})`)
+        return
+      }
+      if (Option.isNone(args.server)) return yield* Effect.fail(new Project.ProjectError({ dir: args.dir, kind: "invalid_project", message: "pass --server <url> (or --registry <url>)" }))
+      const token = process.env.TROUPE_API_KEY
+      if (!token) return yield* Effect.fail(new Project.ProjectError({ dir: args.dir, kind: "invalid_project", message: "set TROUPE_API_KEY to an API key with scope publish" }))
+      const published = yield* Client.publish({ url: args.server.value, token }, { manifest, modules, ...(privateKey ? { privateKey } : {}), progress: bar }).pipe(
+        Effect.mapError((e) => new Project.ProjectError({ dir: args.dir, kind: "build_failed", message: `${e.code}: ${e.message}` }))
+      )
+      yield* out(`Published ${published.app} ${published.version} (${published.digest})`)
+    }).pipe(Effect.catchAll(report), Effect.provide(logging))
+).pipe(Command.withDescription("Build, sign and publish the project through a Troupe server (--server) or straight to an OCI registry (--registry)."))
+
 /** `troupe skill …` with its precise type (for running it on its own, e.g. in tests). */
 export const skill = Command.make("skill").pipe(
-  Command.withDescription("Write, build, test and run skills (Extism WASM plugins)."),
-  Command.withSubcommands([newCommand, buildCommand, testCommand, runCommand])
+  Command.withDescription("Write, build, test, run, sign and publish skills (Extism WASM plugins)."),
+  Command.withSubcommands([newCommand, buildCommand, testCommand, runCommand, keygenCommand, publishCommand])
 )
 
 /** `troupe skill …`. */
