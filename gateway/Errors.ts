@@ -132,6 +132,11 @@ export const fromEntity = (e: Tagged): ApiFailure => {
     case "HoldExceeded":
     case "KeyConflict":
       return f(409, "credit_conflict", "The credit operation conflicts with an earlier one")
+    case "HandlerFailed":
+      // the entity refused the message for good (see runtime/EntityGuard.ts): never retried
+      return fields.reason === "unstorable"
+        ? f(400, "invalid_request", "A value in this request cannot be stored", { reason: "unstorable" })
+        : f(500, "internal_error", "Internal error")
     case "SkillTimeout":
     case "SkillMemoryExceeded":
     case "SkillEgressDenied":

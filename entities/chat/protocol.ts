@@ -18,16 +18,18 @@ import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import { Id } from "../../runtime/Ids.ts"
 import { SpendScope } from "../credit/protocol.ts"
+import * as EntityGuard from "../../runtime/EntityGuard.ts"
+import * as Storable from "../../runtime/Storable.ts"
 
 
 /** A client's id for a message it sends: retries with the same id create one message. */
 export const ClientMessageId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128), Schema.pattern(/^[\w.:-]+$/))
 
 /** What a user writes. */
-export const MessageText = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(32_000))
+export const MessageText = Storable.Text(32_000).pipe(Schema.minLength(1))
 
 /** A chat title. */
-export const Title = Schema.String.pipe(Schema.maxLength(200))
+export const Title = Storable.Text(200)
 
 /** How a turn ended (or that it is still running). */
 export const TurnStatus = Schema.Literal("running", "done", "failed", "cancelled")
@@ -176,7 +178,7 @@ export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserI
 }
 
 /** The Chat entity. */
-export const Chat = Entity.make("Chat", [
+export const Chat = EntityGuard.guard(Entity.make("Chat", [
   Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }),
   Rpc.make("Post", { payload: Post, success: Posted, error: Schema.Union(ChatNotFound, NotChatOwner, TurnInProgress) }),
   Rpc.make("RunTurn", { payload: RunTurn }),
@@ -196,4 +198,4 @@ export const Chat = Entity.make("Chat", [
   }),
   Rpc.make("Events", { payload: { afterSeq: Schema.Int.pipe(Schema.greaterThanOrEqualTo(0)) }, success: ChatEvent, error: ChatNotFound, stream: true }),
   Rpc.make("ReadShare", { payload: { shareId: Schema.String }, success: SharedSnapshot, error: ShareNotFound })
-])
+]))

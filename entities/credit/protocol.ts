@@ -12,6 +12,8 @@ import * as Entity from "@effect/cluster/Entity"
 import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
+import * as EntityGuard from "../../runtime/EntityGuard.ts"
+import * as Storable from "../../runtime/Storable.ts"
 
 /** An idempotency key: the same key always means the same operation. */
 export const IdempotencyKey = Schema.String.pipe(
@@ -124,7 +126,7 @@ export class Release extends Schema.Class<Release>("troupe/Credit/Release")({
 export class Grant extends Schema.Class<Grant>("troupe/Credit/Grant")({
   key: IdempotencyKey,
   amount: PositiveAmount,
-  reason: Schema.String.pipe(Schema.maxLength(200))
+  reason: Storable.Text(200)
 }) {
   [PrimaryKey.symbol]() {
     return this.key
@@ -138,7 +140,7 @@ export class Grant extends Schema.Class<Grant>("troupe/Credit/Grant")({
 export class Reverse extends Schema.Class<Reverse>("troupe/Credit/Reverse")({
   key: IdempotencyKey,
   amount: PositiveAmount,
-  reason: Schema.String.pipe(Schema.maxLength(200))
+  reason: Storable.Text(200)
 }) {
   [PrimaryKey.symbol]() {
     return this.key
@@ -180,7 +182,7 @@ export class LedgerPage extends Schema.Class<LedgerPage>("troupe/Credit/LedgerPa
 }) {}
 
 /** The Credit entity. */
-export const Credit = Entity.make("Credit", [
+export const Credit = EntityGuard.guard(Entity.make("Credit", [
   Rpc.make("Reserve", { payload: Reserve, success: Hold, error: Schema.Union(InsufficientCredits, KeyConflict) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("Settle", { payload: Settle, success: Settlement, error: Schema.Union(HoldNotFound, HoldNotActive) })
@@ -208,4 +210,4 @@ export const Credit = Entity.make("Credit", [
     success: LedgerPage
   }),
   Rpc.make("GetHold", { payload: { key: Schema.String }, success: Schema.NullOr(Hold) })
-])
+]))

@@ -15,6 +15,8 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import { Id } from "../../runtime/Ids.ts"
+import * as EntityGuard from "../../runtime/EntityGuard.ts"
+import * as Storable from "../../runtime/Storable.ts"
 
 
 /** A lowercase hex SHA-256 digest (how tokens and codes are stored). */
@@ -34,12 +36,8 @@ export const Scope = Schema.String.pipe(
   })
 )
 
-/** Text without NUL characters (Postgres refuses them in text and JSON columns), at most `max` long. */
-export const PlainText = (max: number) =>
-  Schema.String.pipe(
-    Schema.maxLength(max),
-    Schema.pattern(/^[^\u0000]*$/, { message: () => "must not contain NUL characters" })
-  )
+/** Text storage accepts (no NUL, no unpaired surrogate), at most `max` long. */
+export const PlainText = Storable.Text
 
 /** An email address (loosely checked: the verification mail proves it). */
 export const Email = Schema.String.pipe(
@@ -61,6 +59,9 @@ export const AllowedSkills = Schema.Array(Schema.String.pipe(
 
 /** Free-form user settings (a small JSON object). */
 export const Settings = Schema.Record({ key: Schema.String, value: Schema.Unknown })
+
+/** Settings as a user sends them: at most 16 KB of JSON that jsonb accepts. */
+export const SettingsInput = Storable.JsonObject(16_384)
 
 /** The user as they see themselves. */
 export class Profile extends Schema.Class<Profile>("troupe/User/Profile")({
@@ -226,7 +227,7 @@ export class Register extends Schema.Class<Register>("troupe/User/Register")({
   passwordHash: Schema.String.pipe(Schema.startsWith("$argon2id$")),
   inviteCodeHash: Schema.optional(Digest),
   emailCodeHash: Digest,
-  emailCodeExpiresAt: Schema.DateFromNumber,
+  emailCodeExpiresAt: Storable.DateTimeFromNumber,
   /**
    * When the invite is the initial admin invite, the email counts as verified without a code:
    * the invite, read from the server's own log or data dir, already proves the operator (the
@@ -244,7 +245,7 @@ export class Register extends Schema.Class<Register>("troupe/User/Register")({
 /** Replace the email verification code (resend). */
 export class SetEmailCode extends Schema.Class<SetEmailCode>("troupe/User/SetEmailCode")({
   codeHash: Digest,
-  expiresAt: Schema.DateFromNumber
+  expiresAt: Storable.DateTimeFromNumber
 }) {
   [PrimaryKey.symbol]() {
     return `email-code:${this.codeHash}`
@@ -255,7 +256,7 @@ export class SetEmailCode extends Schema.Class<SetEmailCode>("troupe/User/SetEma
 export class UpdateProfile extends Schema.Class<UpdateProfile>("troupe/User/UpdateProfile")({
   key: Id,
   displayName: Schema.optional(PlainText(80)),
-  settings: Schema.optional(Settings)
+  settings: Schema.optional(SettingsInput)
 }) {
   [PrimaryKey.symbol]() {
     return `profile:${this.key}`
@@ -302,7 +303,7 @@ export class CreateApiKey extends Schema.Class<CreateApiKey>("troupe/User/Create
   keyId: Id,
   name: PlainText(80).pipe(Schema.minLength(1)),
   scopes: Schema.Array(Scope).pipe(Schema.minItems(1), Schema.maxItems(20)),
-  expiresAt: Schema.optional(Schema.DateFromNumber),
+  expiresAt: Schema.optional(Storable.DateTimeFromNumber),
   spendCap: Schema.optional(Schema.Int.pipe(Schema.greaterThanOrEqualTo(0), Schema.lessThanOrEqualTo(1_000_000_000_000))),
   secretHash: Digest
 }) {
@@ -369,12 +370,12 @@ export const SessionOrigin = Schema.Struct({
   familyId: Id,
   /** The first refresh token's hash. */
   tokenHash: Digest,
-  userAgent: Schema.String.pipe(Schema.maxLength(300)),
-  ip: Schema.String.pipe(Schema.maxLength(64))
+  userAgent: Storable.Text(300),
+  ip: Storable.Text(64)
 })
 
 /** The User entity. */
-export const User = Entity.make("User", [
+export const User = EntityGuard.guard(Entity.make("User", [
   Rpc.make("Register", { payload: Register, success: Registered, error: Schema.Union(UserExists, InviteInvalid) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetEmailCode", { payload: SetEmailCode, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
@@ -425,4 +426,4 @@ export const User = Entity.make("User", [
     success: ChatPage
   }),
   Rpc.make("HasChat", { payload: { chatId: Id }, success: Schema.Boolean })
-])
+]))

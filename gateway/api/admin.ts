@@ -3,6 +3,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
+import * as Storable from "../../runtime/Storable.ts"
 import { PlainText } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
 import { BadRequest, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
@@ -38,7 +39,7 @@ export class AdminGroup extends HttpApiGroup.make("admin")
     HttpApiEndpoint.post("createInvite", "/v1/admin/invites")
       .setPayload(Schema.Struct({
         uses: Schema.Int.pipe(Schema.between(1, 10_000)),
-        expires_at: Schema.optional(Schema.Date),
+        expires_at: Schema.optional(Storable.DateTime),
         gift_credits: Schema.optional(Schema.Int.pipe(Schema.between(0, 1_000_000_000)))
       }))
       .addSuccess(Schema.extend(Invite, Schema.Struct({ code: Schema.String })).annotations({ identifier: "NewInvite", description: "`code` is shown only once" }), { status: 201 })

@@ -3,6 +3,7 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as Schema from "effect/Schema"
+import * as Storable from "../../runtime/Storable.ts"
 import { PlainText, Scope } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
 import { BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
@@ -23,7 +24,7 @@ export class ApiKeysGroup extends HttpApiGroup.make("api_keys")
       .setPayload(Schema.Struct({
         name: PlainText(80).pipe(Schema.minLength(1)),
         scopes: Schema.Array(Scope).pipe(Schema.minItems(1), Schema.maxItems(20)),
-        expires_at: Schema.optional(Schema.Date),
+        expires_at: Schema.optional(Storable.DateTime),
         spend_cap: Schema.optional(Schema.Int.pipe(Schema.nonNegative(), Schema.lessThanOrEqualTo(1_000_000_000_000)))
       }))
       .addSuccess(Schema.extend(ApiKey, Schema.Struct({ key: Schema.String })).annotations({ identifier: "NewApiKey", description: "`key` is shown only once" }), { status: 201 })

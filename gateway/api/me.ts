@@ -4,7 +4,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { PlainText } from "../../entities/user/protocol.ts"
+import { PlainText, SettingsInput } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
 import { BadRequest, Forbidden, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
 
@@ -25,7 +25,7 @@ export class MeGroup extends HttpApiGroup.make("me")
   .add(HttpApiEndpoint.get("get", "/v1/me").addSuccess(Me))
   .add(
     HttpApiEndpoint.patch("update", "/v1/me")
-      .setPayload(Schema.Struct({ display_name: Schema.optional(PlainText(80)), settings: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })) }))
+      .setPayload(Schema.Struct({ display_name: Schema.optional(PlainText(80)), settings: Schema.optional(SettingsInput) }))
       .addSuccess(Me)
   )
   .add(HttpApiEndpoint.del("delete", "/v1/me").addSuccess(HttpApiSchema.Empty(204)).annotate(OpenApi.Description, "Delete the account: every chat is crypto-shredded."))

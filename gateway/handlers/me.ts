@@ -7,7 +7,6 @@ import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
-import { fail } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
 import * as Tokens from "../Tokens.ts"
 import { call, noContent, toMe, withoutSessionCookies } from "./common.ts"
@@ -28,13 +27,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.Account)
-          const settings = payload.settings === undefined ? undefined : JSON.stringify(payload.settings)
-          if (settings !== undefined && settings.length > 16_384) {
-            return yield* fail(400, "invalid_request", "settings must be at most 16 KB of JSON", { issues: [{ path: "settings", message: "too large" }] })
-          }
-          if (settings !== undefined && settings.includes("\\u0000")) {
-            return yield* fail(400, "invalid_request", "settings must not contain NUL characters", { issues: [{ path: "settings", message: "must not contain NUL characters" }] })
-          }
+          // size, NUL characters and unpaired surrogates: refused by the schema (SettingsInput)
           const profile = yield* call(users(principal.userId).UpdateProfile(
             new UpdateProfile({
               key: Ids.make("p", 16),

@@ -88,9 +88,12 @@ describe("finding 5: nesting depth", () => {
       expect(r.status, path).toBe(400)
       expect(r.body.error.code).toBe("invalid_json")
     }
-    // 64 levels are fine as JSON (the route's schema decides the rest)
-    const ok = await request(server, "PATCH", "/v1/me", { token, body: `{"settings":{"a":${deep(62)}}}` })
+    // 64 levels are fine as JSON; the route's schema decides the rest (settings: 32 levels)
+    const ok = await request(server, "PATCH", "/v1/me", { token, body: `{"settings":{"a":${deep(30)}}}` })
     expect(ok.status).toBe(200)
+    const deepSettings = await request(server, "PATCH", "/v1/me", { token, body: `{"settings":{"a":${deep(40)}}}` })
+    expect(deepSettings.status).toBe(400)
+    expect(deepSettings.body.error.code).toBe("invalid_request")
   })
 })
 
