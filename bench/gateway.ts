@@ -91,7 +91,7 @@ const main = async () => {
     const email = "bench@example.com"
     const signup = await request(server, "POST", "/v1/auth/signup", { body: { email, username: "bench", password: "a long password 1", invite_code: initialInvite(server.dataDir) } })
     if (signup.status !== 201) throw new Error(`signup: ${JSON.stringify(signup.body)}`)
-    await request(server, "POST", "/v1/auth/verify_email", { body: { email, code: verificationCode(server.dataDir, email) } })
+    if (signup.body.email_verification === "sent") await request(server, "POST", "/v1/auth/verify_email", { body: { email, code: verificationCode(server.dataDir, email) } })
     const login = await request(server, "POST", "/v1/auth/login", { body: { login: "bench", password: "a long password 1" } })
     const token = login.body.access_token as string
 

@@ -20,6 +20,7 @@ import { OpenAiGroup } from "./openai/api.ts"
 import { MatesGroup } from "./api/mates.ts"
 import { MeGroup } from "./api/me.ts"
 import { CreditPackagesGroup, PaymentsGroup, PaymentWebhooksGroup } from "./api/payments.ts"
+import { SetupGroup } from "./api/setup.ts"
 import { StoreGroup } from "./api/store.ts"
 
 /** The whole API. */
@@ -37,6 +38,7 @@ export class TroupeApi extends HttpApi.make("troupe")
   .add(PaymentsGroup)
   .add(PaymentWebhooksGroup)
   .add(LlmGroup)
+  .add(SetupGroup)
   .add(OpenAiGroup)
   .add(StoreGroup)
   .annotate(OpenApi.Title, "Troupe API")

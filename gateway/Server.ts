@@ -1,6 +1,7 @@
 /**
  * The gateway as layers: the API's handlers and middleware, mounted on the runtime's `Routes`
- * under `/v1` (with `/v1/openapi.json`), the docs page at `/docs` and the share page at `/s/…`.
+ * under `/v1` (with `/v1/openapi.json`), the docs page at `/docs`, and the web app (`WebApp.ts`)
+ * on every other GET path, share pages `/s/…` included.
  *
  * Middleware around every API route, outermost first: CORS (allowlist), then per-client-address
  * rate limits (stricter on `/v1/auth/*`), the body checks of `Body.ts` (size, JSON content type,
@@ -28,6 +29,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type { Cache, RedisConnection } from "../runtime/Cache.ts"
 import type { TroupeConfig } from "../runtime/Config.ts"
+import type { Health } from "../runtime/Health.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
 import { errorResponse, Routes } from "../runtime/Http.ts"
 import * as SecurityHeaders from "../runtime/SecurityHeaders.ts"
@@ -48,8 +50,8 @@ import * as OpenAiWire from "./openai/wire.ts"
 import * as Mailer from "./Mailer.ts"
 import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
-import * as SharePage from "./SharePage.ts"
 import * as Tokens from "./Tokens.ts"
+import * as WebApp from "./WebApp.ts"
 import * as StoreHandlers from "./handlers/store.ts"
 import type * as Store from "../skills/store/Store.ts"
 
@@ -170,7 +172,7 @@ const layerApi = HttpApiBuilder.api(TroupeApi).pipe(
 const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer)
 
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
-export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig
+export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig | Health
 
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
@@ -182,7 +184,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     yield* router.mountApp(StoreHandlers.uploadPrefix, Effect.provide(StoreHandlers.uploadRoute, services), { includePrefix: true })
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
-    yield* router.get("/s/:token", SharePage.handler)
+    // the web app: every other GET path (client routes get index.html)
+    yield* WebApp.mount(router, WebApp.load())
   })
 ).pipe(
   Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/v1/openapi.json" })),

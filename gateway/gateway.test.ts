@@ -11,7 +11,7 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
 import { onboard, readEvents } from "./testing/flows.ts"
-import { initialInvite, request, startServer } from "./testing/server.ts"
+import { initialInvite, request, startServer, verificationCode } from "./testing/server.ts"
 import type { TestServer } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
@@ -39,16 +39,33 @@ afterAll(async () => {
 })
 
 describe("gateway on Postgres + Redis", () => {
-  it("first run: prints an admin invite once, keeps it in a 0600 file until the first admin signs up with it", async () => {
+  it("first run: prints an admin invite once, keeps it in a 0600 file until the first admin signs up with it (no mailed code without SMTP)", async () => {
     const path = NodePath.join(server.dataDir, "initial-admin-invite")
     expect(NodeFs.statSync(path).mode & 0o777).toBe(0o600)
     const invite = initialInvite(server.dataDir)
+    // a signed-out page learns where the invite is while the server has no admin
+    const before = await request(server, "GET", "/v1/setup")
+    expect(before.body).toEqual({ signup: "invite_only", needs_admin: true, initial_invite_file: path, mail: "outbox", outbox_dir: NodePath.join(server.dataDir, "outbox") })
     // invite-only by default
     const refused = await request(server, "POST", "/v1/auth/signup", { body: { email: "x@example.com", username: "xavier", password: "a long password 1" } })
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe("invite_required")
-    const admin = await onboard(server, "admin", invite)
+    // the initial invite proves the operator: no code is mailed, the account can sign in at once
+    const signup = await request(server, "POST", "/v1/auth/signup", { body: { email: "admin@example.com", username: "admin", password: "a long password 1", invite_code: invite } })
+    expect(signup.status).toBe(201)
+    expect(signup.body).toMatchObject({ role: "admin", email_verification: "not_needed" })
+    expect(() => verificationCode(server.dataDir, "admin@example.com")).toThrow()
+    const adminLogin = await request(server, "POST", "/v1/auth/login", { body: { login: "admin", password: "a long password 1" } })
+    expect(adminLogin.status).toBe(200)
+    const admin = { access: adminLogin.body.access_token as string }
     expect(NodeFs.existsSync(path)).toBe(false)
+    // and the server stops telling where its files are
+    expect((await request(server, "GET", "/v1/setup")).body).toEqual({ signup: "invite_only", needs_admin: false, initial_invite_file: null, mail: "outbox", outbox_dir: null })
+    // the admin sees the health of the server's parts through the API (the detailed page is on the admin port)
+    const health = await request(server, "GET", "/v1/admin/health", { token: admin.access })
+    expect(health.status).toBe(200)
+    expect(health.body).toMatchObject({ status: "healthy", failed: [], checks: { database: { status: "healthy" }, cache: { status: "healthy" } } })
+    expect((await request(server, "GET", "/v1/admin/health")).status).toBe(401)
     const me = await request(server, "GET", "/v1/me", { token: admin.access })
     expect(me.body).toMatchObject({ username: "admin", role: "admin", email_verified: true })
     // the invite was for one use
@@ -137,7 +154,8 @@ describe("gateway on Postgres + Redis", () => {
     expect((await request(server, "GET", `/v1/shares/${share.body.token}`)).status).toBe(200)
     const page = await fetch(server.url + `/s/${share.body.token}`)
     expect(page.status).toBe(200)
-    expect(page.headers.get("content-security-policy")).toContain("script-src 'nonce-")
+    expect(page.headers.get("content-type")).toContain("text/html")
+    expect(page.headers.get("content-security-policy")).toMatch(/script-src 'self' 'sha256-[A-Za-z0-9+/=]+'; /)
     expect((await request(server, "DELETE", `/v1/chats/${chatId}`, { token })).status).toBe(204)
     expect((await request(server, "GET", `/v1/chats/${chatId}`, { token })).status).toBe(404)
     expect((await request(server, "GET", `/v1/shares/${share.body.token}`)).status).toBe(404)
@@ -298,6 +316,7 @@ describe("gateway on Postgres + Redis", () => {
 
     // admin: users, grants (idempotent with a key); others may not
     expect((await request(server, "GET", "/v1/admin/users", { token })).body.error.code).toBe("admin_only")
+    expect((await request(server, "GET", "/v1/admin/health", { token })).body.error.code).toBe("admin_only")
     const users = await request(server, "GET", "/v1/admin/users?limit=100", { token: admin })
     expect(users.body.users.map((u: { username: string }) => u.username)).toContain("zoe")
     const before = (await request(server, "GET", "/v1/credits", { token })).body.available

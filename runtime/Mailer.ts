@@ -1,7 +1,7 @@
 /**
  * Outgoing mail (verification codes, invoices). Over SMTP when `SMTP_URL` is set; otherwise each
  * mail is written as an `.eml` file to `<data dir>/outbox/` (mode 0600), where an operator or a
- * test reads it. Messages are built by nodemailer either way. The gateway and the runners
+ * test reads it; the log names each such file (also when SMTP fails and the outbox takes the mail). Messages are built by nodemailer either way. The gateway and the runners
  * (invoices) use the same service.
  */
 import * as Config from "effect/Config"
@@ -61,8 +61,26 @@ const message = (from: string, mail: Mail) => ({
   attachments: (mail.attachments ?? []).map((a) => ({ filename: a.filename, content: Buffer.from(a.content), contentType: a.contentType }))
 })
 
-/** SMTP or the outbox, by the settings. */
+/**
+ * SMTP or the outbox, by the settings. A mail that is not delivered over SMTP — no `SMTP_URL`,
+ * or the SMTP server refused it — is written to the outbox, and the log says so with the file's
+ * path (never its content: it may hold a code), so an operator knows where to find it.
+ */
 export const make = (settings: MailerSettings): Context.Tag.Service<Mailer> => {
+  const composer = Nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" })
+  /** Write the mail as an `.eml` file (mode 0600); its path. */
+  const writeOutbox = (mail: Mail) =>
+    Effect.tryPromise({
+      try: async () => {
+        const info = await composer.sendMail(message(settings.from, mail))
+        await NodeFs.mkdir(settings.outboxDir, { recursive: true, mode: 0o700 })
+        const name = `${new Date().toISOString().replace(/[:.]/g, "-")}-${NodeCrypto.randomBytes(4).toString("hex")}.eml`
+        const path = NodePath.join(settings.outboxDir, name)
+        await NodeFs.writeFile(path, info.message as Buffer, { mode: 0o600 })
+        return path
+      },
+      catch: (e) => new MailError({ message: `outbox: ${(e as Error).message}` })
+    })
   if (Option.isSome(settings.smtpUrl)) {
     const transport = Nodemailer.createTransport(Redacted.value(settings.smtpUrl.value))
     return {
@@ -71,22 +89,22 @@ export const make = (settings: MailerSettings): Context.Tag.Service<Mailer> => {
         Effect.tryPromise({
           try: () => transport.sendMail(message(settings.from, mail)),
           catch: (e) => new MailError({ message: `SMTP: ${(e as Error).message}` })
-        }).pipe(Effect.asVoid)
+        }).pipe(
+          Effect.asVoid,
+          Effect.catchAll((smtp) =>
+            Effect.flatMap(writeOutbox(mail), (file) =>
+              Effect.logError("Could not send a mail over SMTP; it was written to the outbox instead").pipe(
+                Effect.annotateLogs({ file, to: mail.to, error: smtp.message })
+              ))
+          )
+        )
     }
   }
-  const composer = Nodemailer.createTransport({ streamTransport: true, buffer: true, newline: "unix" })
   return {
     kind: "outbox",
     send: (mail) =>
-      Effect.tryPromise({
-        try: async () => {
-          const info = await composer.sendMail(message(settings.from, mail))
-          await NodeFs.mkdir(settings.outboxDir, { recursive: true, mode: 0o700 })
-          const name = `${new Date().toISOString().replace(/[:.]/g, "-")}-${NodeCrypto.randomBytes(4).toString("hex")}.eml`
-          await NodeFs.writeFile(NodePath.join(settings.outboxDir, name), info.message as Buffer, { mode: 0o600 })
-        },
-        catch: (e) => new MailError({ message: `outbox: ${(e as Error).message}` })
-      })
+      Effect.flatMap(writeOutbox(mail), (file) =>
+        Effect.logWarning("Mail not sent (no SMTP_URL is set): it was written to the outbox").pipe(Effect.annotateLogs({ file, to: mail.to })))
   }
 }
 

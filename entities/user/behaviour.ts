@@ -150,12 +150,16 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               const clash = yield* repo.taken(payload.email, payload.username)
               if (clash) return yield* new UserExists({ field: clash })
               let role: "user" | "admin" = "user"
+              let verified = false
               if (payload.inviteCodeHash) {
                 const invite = yield* repo.inviteByHash(payload.inviteCodeHash)
                 if (!invite) return yield* new InviteInvalid({ reason: "unknown" })
                 if (invite.expires_at && new Date(invite.expires_at).getTime() <= Date.now()) return yield* new InviteInvalid({ reason: "expired" })
                 if (!(yield* repo.redeem(invite.invite_id))) return yield* new InviteInvalid({ reason: "used_up" })
-                if (invite.kind === "initial_admin") role = "admin"
+                if (invite.kind === "initial_admin") {
+                  role = "admin"
+                  verified = payload.initialInviteVerifiesEmail === true
+                }
               }
               yield* repo.insertUser({
                 email: payload.email,
@@ -168,6 +172,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                 Effect.catchIf(isUniqueViolation, () =>
                   Effect.flatMap(repo.taken(payload.email, payload.username), (field) => new UserExists({ field: field ?? "email" })))
               )
+              if (verified) yield* repo.markEmailVerified
               yield* repo.upsertMate(defaultMate)
             })
           )
@@ -333,7 +338,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             yield* reload
             return yield* new InvalidCode({ reason: "wrong" })
           }
-          yield* sql`UPDATE users SET email_verified_at = now(), email_code_hash = NULL, email_code_expires_at = NULL WHERE user_id = ${userId}`
+          yield* repo.markEmailVerified
           yield* reload
           return toProfile(yield* live)
         })),

@@ -228,6 +228,12 @@ export class Register extends Schema.Class<Register>("troupe/User/Register")({
   inviteCodeHash: Schema.optional(Digest),
   emailCodeHash: Digest,
   emailCodeExpiresAt: Storable.DateTimeFromNumber,
+  /**
+   * When the invite is the initial admin invite, the email counts as verified without a code:
+   * the invite, read from the server's own log or data dir, already proves the operator (the
+   * gateway asks for this when it cannot mail codes).
+   */
+  initialInviteVerifiesEmail: Schema.optional(Schema.Boolean),
   /** Credits granted at signup (key `signup:<userId>`). */
   startingCredits: Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
 }) {

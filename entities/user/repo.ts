@@ -348,6 +348,9 @@ export const make = (userId: string) =>
 
     const update = (fields: Record<string, unknown>) => sql`UPDATE users SET ${sql.update(fields)} WHERE user_id = ${userId}`
 
+    /** The email address is verified: the code is spent. */
+    const markEmailVerified = sql`UPDATE users SET email_verified_at = now(), email_code_hash = NULL, email_code_expires_at = NULL WHERE user_id = ${userId}`
+
     /** Wipe personal data of a deleted account (the row stays, so the id is never reused). */
     const wipe = sql.withTransaction(
       Effect.gen(function*() {
@@ -364,6 +367,6 @@ export const make = (userId: string) =>
     return {
       sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, deleteMate, apiKeys, insertApiKey,
       revokeApiKey, insertSession, session, refreshToken, rotate, revokeSession, revokeAllSessions, sessions, chats, allChatIds,
-      hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, wipe
+      hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe
     }
   })

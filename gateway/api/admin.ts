@@ -18,6 +18,22 @@ export const Invite = Schema.Struct({
   created_at: Schema.Date
 }).annotations({ identifier: "Invite" })
 
+export const AdminHealth = Schema.Struct({
+  status: Schema.Literal("healthy", "unhealthy"),
+  version: Schema.String,
+  uptime_seconds: Schema.Number,
+  failed: Schema.Array(Schema.String),
+  checks: Schema.Record({
+    key: Schema.String,
+    value: Schema.Struct({
+      status: Schema.Literal("healthy", "unhealthy"),
+      latency_ms: Schema.Number,
+      error: Schema.optional(Schema.String),
+      details: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown }))
+    })
+  })
+}).annotations({ identifier: "AdminHealth" })
+
 export class AdminGroup extends HttpApiGroup.make("admin")
   .add(
     HttpApiEndpoint.post("createInvite", "/v1/admin/invites")
@@ -46,6 +62,11 @@ export class AdminGroup extends HttpApiGroup.make("admin")
       .addSuccess(Schema.extend(Balance, Schema.Struct({ user_id: Schema.String })))
       .addError(NotFound)
       .annotate(OpenApi.Description, "Grant credits. With `idempotency_key`, retries grant once.")
+  )
+  .add(
+    HttpApiEndpoint.get("health", "/v1/admin/health")
+      .addSuccess(AdminHealth)
+      .annotate(OpenApi.Description, "The health of this server's parts (database, cache, blob store, cluster …) with latencies and details, as `/health/detailed` on the admin port shows them.")
   )
   .add(
     HttpApiEndpoint.get("cluster", "/v1/admin/cluster")

@@ -26,10 +26,10 @@ export class AuthGroup extends HttpApiGroup.make("auth")
   .add(
     HttpApiEndpoint.post("signup", "/v1/auth/signup")
       .setPayload(Schema.Struct({ invite_code: Schema.optional(PlainText(200)), email: Email, username: Username, password: Password }))
-      .addSuccess(Schema.Struct({ user_id: Schema.String, email: Schema.String, username: Schema.String, role: Schema.Literal("user", "admin"), email_verification: Schema.Literal("sent") }), { status: 201 })
+      .addSuccess(Schema.Struct({ user_id: Schema.String, email: Schema.String, username: Schema.String, role: Schema.Literal("user", "admin"), email_verification: Schema.Literal("sent", "not_needed") }), { status: 201 })
       .addError(Forbidden)
       .addError(Conflict)
-      .annotate(OpenApi.Description, "Create an account. Whether `invite_code` is needed depends on TROUPE_SIGNUP. A 6-digit code is mailed for /v1/auth/verify_email.")
+      .annotate(OpenApi.Description, "Create an account. Whether `invite_code` is needed depends on TROUPE_SIGNUP. A 6-digit code is mailed for /v1/auth/verify_email (`email_verification: sent`); the initial admin invite on a server without SMTP needs none (`not_needed`).")
   )
   .add(
     HttpApiEndpoint.post("verifyEmail", "/v1/auth/verify_email")

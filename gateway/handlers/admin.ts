@@ -4,6 +4,7 @@ import * as Effect from "effect/Effect"
 import { Credit, Grant } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
+import { Health } from "../../runtime/Health.ts"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as ClusterAdmin from "../../runtime/ClusterAdmin.ts"
 import { TroupeConfig } from "../../runtime/Config.ts"
@@ -13,6 +14,7 @@ import { CurrentPrincipal } from "../Auth.ts"
 import { ApiFailure } from "../Errors.ts"
 import * as FirstRun from "../FirstRun.ts"
 import * as Policy from "../Policy.ts"
+import pkg from "../../package.json" with { type: "json" }
 import { call } from "./common.ts"
 
 export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
@@ -20,6 +22,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
     const accounts = yield* Credit.client
     const users = yield* User.client
     const directory = yield* UserDirectory
+    const health = yield* Health
     const sql = yield* SqlClient.SqlClient
     const config = yield* TroupeConfig
     return handlers
@@ -94,6 +97,13 @@ export const layer = HttpApiBuilder.group(TroupeApi, "admin", (handlers) =>
           const balance = yield* call(accounts(payload.user_id).Grant(new Grant({ key, amount: payload.amount, reason: payload.reason })))
           yield* Effect.logInfo("Admin granted credits").pipe(Effect.annotateLogs({ admin: principal.userId, user_id: payload.user_id, amount: payload.amount }))
           return { user_id: payload.user_id, available: balance.available, reserved: balance.reserved }
+        }))
+      .handle("health", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Admin)
+          const report = yield* health.run({ detailed: true })
+          return { status: report.status, version: pkg.version, uptime_seconds: Math.round(process.uptime()), failed: report.failed, checks: report.checks }
         }))
   }))
 

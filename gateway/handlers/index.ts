@@ -11,6 +11,7 @@ import * as OpenAi from "../openai/handlers.ts"
 import * as Mates from "./mates.ts"
 import * as Me from "./me.ts"
 import * as Payments from "./payments.ts"
+import * as Setup from "./setup.ts"
 import * as Store from "./store.ts"
 
 /** The handlers of every group of `TroupeApi`. */
@@ -25,6 +26,7 @@ export const layer = Layer.mergeAll(
   Apps.layer,
   Payments.layer,
   Llm.layer,
+  Setup.layer,
   OpenAi.layer,
   Store.layer
 )

@@ -1,0 +1,483 @@
+/**
+ * The web app in a real browser: Debian's Chromium driven by playwright-core against
+ * `troupe start` on an empty data dir, its mates thinking with a scripted OpenAI-compatible server
+ * (real HTTP + SSE; it answers "You said: <message>" a word every 15 ms), as a new operator and
+ * their users would use it — first
+ * run, chats with streamed replies (reload mid-reply, cancel, delete), sanitised Markdown, API
+ * keys used from Node, a share link in a second browser, mates with allowlists, 2FA, admin,
+ * readable errors with retry, the 375 px layout, axe-core on the main pages, and the first-load
+ * JavaScript budget of the chat page. Screenshots go to `test-results/web/` (not committed).
+ *
+ * Chromium must be installed (`apt-get install -y chromium`; `.ci/setup.d/30-chromium.sh` does it
+ * in CI): without it these tests fail, they never skip.
+ */
+import axe from "axe-core"
+import * as OTPAuth from "otpauth"
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core"
+import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
+import * as NodePath from "node:path"
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { freePort, root, spawnTroupe, stop, waitFor, type Spawned } from "../../runtime/testing/process.ts"
+import * as Scripted from "../../skills/ai/testing/ScriptedServer.ts"
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+const shots = NodePath.join(root, "test-results", "web")
+const password = "a long password 1"
+
+let dataDir: string
+let server: Spawned
+let llm: Scripted.ScriptedServer
+let url: string
+let browser: Browser
+/** The admin's signed-in browser. */
+let admin: BrowserContext
+let page: Page
+/** Console messages about the Content Security Policy, from every page of every context. */
+const cspViolations: string[] = []
+const pageErrors: string[] = []
+let chatUrl = ""
+
+const watch = (p: Page) => {
+  p.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspViolations.push(`${p.url()}: ${m.text()}`)
+  })
+  p.on("pageerror", (e) => pageErrors.push(`${p.url()}: ${e.message}`))
+  p.on("dialog", (d) => void d.accept())
+  return p
+}
+
+/** Keep a picture of the page when a test fails. */
+const pictureOnFailure = (name: string) =>
+  onTestFailed(async () => {
+    for (const context of browser.contexts()) {
+      for (const [i, p] of context.pages().entries()) await p.screenshot({ path: NodePath.join(shots, `failed-${name}-${i}.png`), fullPage: true }).catch(() => undefined)
+    }
+  })
+
+const newContext = async (options: Parameters<Browser["newContext"]>[0] = {}) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: "light", ...options })
+  context.on("page", watch)
+  return context
+}
+
+const shot = (p: Page, name: string, fullPage = true) => p.screenshot({ path: NodePath.join(shots, `${name}.png`), fullPage })
+
+/** The serious and critical axe-core violations of the page as it is now. */
+const axeViolations = async (p: Page) => {
+  await p.evaluate(axe.source)
+  const result = await p.evaluate(async () => {
+    const run = (window as unknown as { axe: { run: (ctx: Document, o: object) => Promise<{ violations: Array<{ id: string; impact: string | null; help: string; nodes: Array<{ target: unknown[] }> }> }> } }).axe
+    return run.run(document, { resultTypes: ["violations"] })
+  })
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => JSON.stringify(n.target)).join(", ")}`)
+}
+
+/** The visible text of the last reply, whitespace folded. */
+const lastReply = (p: Page) => p.locator("article.turn").last().locator("[data-testid=reply-text]").innerText().then((t) => t.replace(/\s+/g, " ").trim())
+
+const words = (n: number, prefix = "w") => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`).join(" ")
+
+const sendFromComposer = async (p: Page, text: string) => {
+  await p.getByLabel(/^Message to/).fill(text)
+  await p.getByRole("button", { name: "Send", exact: true }).click()
+}
+
+beforeAll(async () => {
+  if (!NodeFs.existsSync(chromiumPath)) {
+    throw new Error(`Chromium is not installed at ${chromiumPath}: apt-get install -y chromium (CI: .ci/setup.d/30-chromium.sh)`)
+  }
+  if (!NodeFs.existsSync(NodePath.join(root, "web", "build", "index.html"))) {
+    throw new Error("The web app is not built: npm install (or npm run build:web) builds web/build")
+  }
+  NodeFs.mkdirSync(shots, { recursive: true })
+  dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-web-e2e-"))
+  llm = await Scripted.start({
+    models: ["scripted"],
+    responder: (request) => {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const last = [...(request.body.messages as Array<any>)].reverse().find((m) => m.role === "user")
+      const said = typeof last?.content === "string" ? last.content : (last?.content ?? []).map((p: { text?: string }) => p.text ?? "").join("")
+      return Scripted.text(`You said: ${said}`, { delayMs: 15 })
+    }
+  })
+  const port = await freePort()
+  url = `http://127.0.0.1:${port}`
+  server = spawnTroupe(["start"], {
+    TROUPE_DATA_DIR: dataDir,
+    TROUPE_PORT: String(port),
+    TROUPE_HOST: "127.0.0.1",
+    TROUPE_LLM_BASE_URL: llm.baseUrl,
+    TROUPE_LLM_MODEL: "scripted",
+    TROUPE_LLM_OLLAMA_URL: "off"
+  })
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+  })
+  await waitFor(`${url}/health`, { proc: server, timeoutMs: 90_000 })
+}, 120_000)
+
+afterAll(async () => {
+  await browser?.close()
+  if (server) await stop(server, "SIGTERM")
+  await llm?.close()
+  if (dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
+})
+
+describe("the web app in Chromium", () => {
+  it("a new operator learns where the invite is, signs up as admin without a mailed code and lands on the chats", async () => {
+    pictureOnFailure("t1")
+    admin = await newContext()
+    page = await admin.newPage()
+    await page.goto(url)
+    await page.waitForURL(`${url}/login`)
+    await page.getByRole("link", { name: "Create an account" }).click()
+    const firstRun = page.getByTestId("first-run")
+    const inviteFile = NodePath.join(dataDir, "initial-admin-invite")
+    await expect.poll(() => firstRun.innerText()).toContain(inviteFile)
+    await shot(page, "01-signup-first-run")
+    // the operator reads the code from the file the page names (it is also in the log)
+    const code = NodeFs.readFileSync(inviteFile, "utf8").trim()
+    expect(server.stdout()).toContain(`Admin invite code: ${code}`)
+    await page.getByLabel("Email").fill("root@example.com")
+    await page.getByLabel("Username").fill("root")
+    await page.getByLabel("Password").fill(password)
+    await page.getByLabel(/^Invite code/).fill(code)
+    await page.getByRole("button", { name: "Create account" }).click()
+    await page.waitForURL(`${url}/chats`)
+    await expect.poll(() => page.getByRole("heading", { name: "New chat" }).isVisible()).toBe(true)
+    await expect.poll(() => page.getByRole("link", { name: "Admin" }).isVisible()).toBe(true)
+    expect(NodeFs.existsSync(NodePath.join(dataDir, "outbox"))).toBe(false)
+    await shot(page, "02-chats-empty")
+  }, 60_000)
+
+  it("a chat's reply streams in word by word, Markdown rendered and sanitised (no script from a reply runs)", async () => {
+    pictureOnFailure("t2")
+    await page.getByLabel("Message", { exact: true }).fill("Hello mate")
+    await page.getByRole("button", { name: "Start chat" }).click()
+    await page.waitForURL(/\/chats\/c/)
+    chatUrl = page.url()
+    await expect.poll(() => lastReply(page), { timeout: 15_000 }).toBe("You said: Hello mate")
+
+    // watch the reply grow: record every text the page shows while it streams
+    await page.evaluate(() => {
+      const seen: string[] = []
+      ;(window as unknown as { __seen: string[] }).__seen = seen
+      new MutationObserver(() => {
+        const replies = document.querySelectorAll("article.turn [data-testid=reply-text]")
+        const text = replies[replies.length - 1]?.textContent?.replace(/\s+/g, " ").trim()
+        if (text && seen.at(-1) !== text) seen.push(text)
+      }).observe(document.querySelector(".messages")!, { subtree: true, childList: true, characterData: true })
+    })
+    const long = words(40)
+    await sendFromComposer(page, long)
+    await expect.poll(() => lastReply(page), { timeout: 15_000 }).toBe(`You said: ${long}`)
+    const seen = await page.evaluate(() => (window as unknown as { __seen: string[] }).__seen)
+    const growing = seen.filter((s) => s.startsWith("You said: w1"))
+    expect(growing.length).toBeGreaterThan(8)
+    for (let i = 1; i < growing.length; i++) expect(growing[i]!.startsWith(growing[i - 1]!)).toBe(true)
+
+    // Markdown with highlighted code; HTML in a reply is text, never markup that runs
+    const hostile = 'Look: <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [x](javascript:window.__pwned=3)\n\n```js\nconst answer = 42\n```'
+    await sendFromComposer(page, hostile)
+    const reply = page.locator("article.turn").last()
+    await expect.poll(() => reply.locator("pre code.hljs .hljs-keyword").count(), { timeout: 15_000 }).toBeGreaterThan(0)
+    // the javascript: link lost its target
+    expect(await reply.locator("a", { hasText: /^x$/ }).getAttribute("href")).toBeNull()
+    await reply.locator("a", { hasText: /^x$/ }).click()
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined()
+    expect(await reply.locator("img, script").count()).toBe(0)
+    expect(await reply.innerText()).toContain('<img src=x onerror="window.__pwned=1">')
+    await shot(page, "03-chat", false)
+  }, 90_000)
+
+  it("a reload mid-reply continues the reply without a gap or a duplicate", async () => {
+    pictureOnFailure("t3")
+    const long = words(300, "r")
+    await sendFromComposer(page, long)
+    await expect.poll(async () => /^You said: r1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(30)
+    await page.reload()
+    // right after the reload the reply is still running and shows what was said so far, once
+    const expected = `You said: ${long}`
+    await expect.poll(() => lastReply(page).catch(() => ""), { timeout: 15_000 }).toMatch(/^You said: r1 r2/)
+    const midway = await lastReply(page)
+    expect(expected.startsWith(midway)).toBe(true)
+    expect(midway.length).toBeLessThan(expected.length)
+    await expect.poll(() => lastReply(page), { timeout: 30_000 }).toBe(expected)
+    expect(await page.locator("article.turn").count()).toBe(4)
+  }, 90_000)
+
+  it("Stop cancels a running reply; a message can be deleted", async () => {
+    pictureOnFailure("t4")
+    await sendFromComposer(page, words(300, "c"))
+    await expect.poll(async () => /^You said: c1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(5)
+    await page.getByRole("button", { name: "Stop" }).click()
+    const turn = page.locator("article.turn").last()
+    await expect.poll(() => turn.getAttribute("data-status"), { timeout: 15_000 }).toBe("cancelled")
+    await expect.poll(() => turn.getByText("Stopped").isVisible()).toBe(true)
+    const stopped = await lastReply(page)
+    expect(stopped).toMatch(/^You said: c1 c2 c3 c4/)
+    expect(stopped.length).toBeLessThan(`You said: ${words(300, "c")}`.length)
+    // the composer works again, and the first message can be deleted
+    await expect.poll(() => page.getByRole("button", { name: "Stop" }).count()).toBe(0)
+    const first = page.locator("article.user").first()
+    await first.getByRole("button", { name: "Delete this message" }).click()
+    await expect.poll(() => page.locator("article.user", { hasText: "Hello mate" }).count(), { timeout: 10_000 }).toBe(0)
+  }, 60_000)
+
+  it("a share link opens in a second browser and decrypts there, read-only", async () => {
+    pictureOnFailure("t5")
+    await page.getByRole("button", { name: "Share" }).click()
+    let link = ""
+    await expect.poll(async () => (link = await page.getByTestId("secret-value").innerText())).not.toBe("")
+    expect(link).toMatch(new RegExp(`^${url}/s/c[\\w-]+\\.[\\w-]+#[\\w-]+$`))
+    await page.getByRole("button", { name: "Close" }).click()
+    const stranger = await newContext()
+    const shared = await stranger.newPage()
+    await shared.goto(link)
+    await expect.poll(() => shared.getByRole("heading", { level: 1 }).innerText(), { timeout: 15_000 }).toBe("Hello mate")
+    expect(await shared.getByText("You said: w1 w2 w3").count()).toBe(1)
+    expect(await shared.getByLabel(/^Message/).count()).toBe(0)
+    await shot(shared, "04-shared")
+    // without the fragment the page cannot read it
+    await shared.goto(link.split("#")[0]!)
+    await expect.poll(() => shared.getByRole("alert").innerText()).toContain("missing its key")
+    await stranger.close()
+  }, 60_000)
+
+  it("an API key made in the app works from Node with its scopes, and stops when revoked", async () => {
+    pictureOnFailure("t6")
+    await page.goto(`${url}/settings/keys`)
+    await page.getByLabel("Name").fill("backup script")
+    await page.getByRole("checkbox", { name: /^Chats/ }).check()
+    await page.getByLabel("Spend cap in credits (optional)").fill("50")
+    await page.getByRole("button", { name: "Create key" }).click()
+    const key = (await page.getByTestId("new-key").getByTestId("secret-value").innerText()).trim()
+    expect(key).toMatch(/^trp_/)
+    await shot(page, "05-api-key")
+    const auth = { authorization: `Bearer ${key}`, "content-type": "application/json" }
+    const chats = await fetch(`${url}/v1/chats`, { headers: auth })
+    expect(chats.status).toBe(200)
+    const chatId = chatUrl.split("/").pop()!
+    expect(((await chats.json()) as { chats: Array<{ id: string }> }).chats.map((c) => c.id)).toContain(chatId)
+    const posted = await fetch(`${url}/v1/chats/${chatId}/messages`, { method: "POST", headers: auth, body: JSON.stringify({ client_message_id: "from-node-1", text: "from Node" }) })
+    expect(posted.status).toBe(202)
+    // account management needs a session, not a key
+    expect((await fetch(`${url}/v1/api_keys`, { headers: auth })).status).toBe(403)
+    await page.reload()
+    await page.getByRole("button", { name: "Revoke backup script" }).click()
+    await expect.poll(() => page.getByText("No keys yet.").isVisible(), { timeout: 10_000 }).toBe(true)
+    const refused = await fetch(`${url}/v1/chats`, { headers: auth })
+    expect(refused.status).toBe(401)
+  }, 60_000)
+
+  it("a mate with an allowlist of skills from the installed apps", async () => {
+    pictureOnFailure("t7")
+    await page.goto(`${url}/mates`)
+    await page.getByRole("link", { name: "New mate" }).click()
+    await page.getByLabel("Name").fill("Researcher")
+    await page.getByLabel("Instructions (system prompt)").fill("Answer briefly and cite your sources.")
+    expect(await page.locator("fieldset .skills input[type=checkbox]").count()).toBeGreaterThan(1)
+    const skillId = "math.calculate"
+    await page.getByRole("checkbox", { name: /^math\.calculate/ }).check()
+    await shot(page, "06-mate-edit")
+    await page.getByRole("button", { name: "Create mate" }).click()
+    await page.waitForURL(`${url}/mates`)
+    await expect.poll(() => page.getByRole("heading", { name: "Researcher" }).isVisible()).toBe(true)
+    const mates = await page.evaluate(() => fetch("/v1/mates").then((r) => r.json())) as { mates: Array<{ id: string; name: string; allowed_skills: string[] }> }
+    const researcher = mates.mates.find((m) => m.name === "Researcher")!
+    expect(researcher.allowed_skills).toEqual([skillId])
+    // chat with it
+    await page.goto(`${url}/chats`)
+    await page.getByLabel("Mate").selectOption(researcher.id)
+    await page.getByLabel("Message", { exact: true }).fill('/math.calculate {"expression": "2^10 / 8"}')
+    await page.getByRole("button", { name: "Start chat" }).click()
+    await expect.poll(() => page.getByText("with Researcher").isVisible(), { timeout: 15_000 }).toBe(true)
+    // the skill call is shown inline, collapsed; opening it shows its input and result
+    const call = page.locator("article.turn details.call").first()
+    await expect.poll(() => call.locator("summary").innerText(), { timeout: 15_000 }).toMatch(/math\.calculate\s+done/)
+    await call.locator("summary").click()
+    expect(await call.innerText()).toContain('"expression": "2^10 / 8"')
+    expect(await call.innerText()).toContain("128")
+    // a skill outside the allowlist is refused
+    await sendFromComposer(page, '/web.read {"url": "https://example.com"}')
+    await expect.poll(() => page.locator("article.turn").last().innerText(), { timeout: 15_000 }).toMatch(/not allowed|allow|may not/i)
+    await shot(page, "07-mate-chat", false)
+  }, 60_000)
+
+  it("admin: health, invites, users and grants; a second person signs up with the invite and the mailed code", async () => {
+    pictureOnFailure("t8")
+    await page.goto(`${url}/admin`)
+    await expect.poll(() => page.getByTestId("health-status").innerText(), { timeout: 15_000 }).toBe("healthy")
+    await page.getByLabel("Gift credits").fill("10")
+    await page.getByRole("button", { name: "Create invite" }).click()
+    const invite = (await page.getByTestId("new-invite").getByTestId("secret-value").first().innerText()).trim()
+    expect(invite).toMatch(/^inv_/)
+    await page.getByRole("button", { name: "Grant credits to root" }).click()
+    await page.getByLabel("Credits", { exact: true }).fill("25")
+    await page.getByLabel("Reason").fill("welcome")
+    await page.getByRole("button", { name: "Grant", exact: true }).click()
+    await expect.poll(() => page.getByText(/Granted 25 credits to root/).isVisible()).toBe(true)
+    await shot(page, "08-admin")
+
+    const newcomer = await newContext()
+    const p = await newcomer.newPage()
+    await p.goto(`${url}/signup?invite=${invite}`)
+    await p.getByLabel("Email").fill("ada@example.com")
+    await p.getByLabel("Username").fill("ada")
+    await p.getByLabel("Password").fill(password)
+    await p.getByRole("button", { name: "Create account" }).click()
+    await p.waitForURL(/\/verify\?email=/)
+    // the server could not mail the code: its log names the file that holds it
+    let file = ""
+    await expect.poll(() => {
+      const line = server.logs().find((l) => typeof l.message === "string" && l.message.startsWith("Mail not sent") && (l.context as { to?: string }).to === "ada@example.com")
+      file = String((line?.context as { file?: string } | undefined)?.file ?? "")
+      return file
+    }, { timeout: 10_000 }).not.toBe("")
+    const code = /verification code is (\d{6})/.exec(NodeFs.readFileSync(file, "utf8"))![1]!
+    await p.getByLabel("Verification code").fill(code)
+    await p.getByRole("button", { name: "Verify" }).click()
+    await p.waitForURL(`${url}/chats`)
+    await p.goto(`${url}/credits`)
+    await expect.poll(() => p.getByTestId("available").innerText(), { timeout: 10_000 }).toBe("110")
+    expect(await p.getByRole("link", { name: "Admin" }).count()).toBe(0)
+    await newcomer.close()
+  }, 60_000)
+
+  it("credits: balance, ledger and spend per day", async () => {
+    pictureOnFailure("t9")
+    await page.goto(`${url}/credits`)
+    await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 10_000 }).toBe(true)
+    expect(await page.locator("table tbody tr").count()).toBeGreaterThan(3)
+    const chart = await page.getByRole("img", { name: /Credits spent per day/ }).getAttribute("aria-label")
+    expect(chart).toMatch(/: [1-9]\d* in all$/)
+    await shot(page, "09-credits")
+  }, 30_000)
+
+  it("shows a readable error with Retry when the server fails, and recovers", async () => {
+    pictureOnFailure("t10")
+    await page.route("**/v1/credits", (route) => route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "unavailable", message: "Service unavailable" } }) }))
+    await page.goto(`${url}/credits`)
+    const alert = page.getByRole("alert")
+    await expect.poll(() => alert.innerText(), { timeout: 10_000 }).toContain("The server is busy or restarting")
+    expect(await alert.innerText()).not.toContain("{")
+    await page.unroute("**/v1/credits")
+    await page.route("**/v1/credits", (route) => route.fulfill({ status: 502, contentType: "text/html", body: "<html>Bad gateway</html>" }))
+    await alert.getByRole("button", { name: "Retry" }).click()
+    await expect.poll(() => alert.innerText()).toContain("(502)")
+    await page.unroute("**/v1/credits")
+    await alert.getByRole("button", { name: "Retry" }).click()
+    await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 10_000 }).toBe(true)
+  }, 30_000)
+
+  it("turns 2FA on with the QR code and backup codes; signing in then asks for a code", async () => {
+    pictureOnFailure("t11")
+    await page.goto(`${url}/settings/security`)
+    await page.getByRole("button", { name: "Set up two-factor authentication" }).click()
+    const qr = page.getByRole("img", { name: /QR code/ })
+    await expect.poll(() => qr.evaluate((img) => (img as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0)
+    await page.getByText("Can't scan it?").click()
+    const secret = (await page.getByTestId("secret-value").innerText()).trim()
+    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: "SHA1" })
+    await shot(page, "10-2fa-setup")
+    await page.getByLabel("Enter the 6-digit code the app shows").fill(totp.generate())
+    await page.getByRole("button", { name: "Turn on" }).click()
+    await expect.poll(() => page.getByRole("list", { name: "Backup codes" }).locator("li").count(), { timeout: 10_000 }).toBe(10)
+    await page.getByRole("button", { name: "I saved them" }).click()
+    await expect.poll(() => page.getByText("Signing in asks for a code").isVisible()).toBe(true)
+
+    await page.getByRole("button", { name: "Sign out", exact: true }).click()
+    await page.waitForURL(`${url}/login`)
+    await page.getByLabel("Email or username").fill("root")
+    await page.getByLabel("Password").fill(password)
+    await page.getByRole("button", { name: "Sign in" }).click()
+    const codeField = page.getByLabel("Authentication code")
+    await expect.poll(() => codeField.isVisible(), { timeout: 10_000 }).toBe(true)
+    await codeField.fill("000000")
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await expect.poll(() => page.getByRole("alert").innerText()).toContain("That code is not right")
+    // the next step's code (the current one was spent turning 2FA on)
+    await codeField.fill(totp.generate({ timestamp: Date.now() + 30_000 }))
+    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.waitForURL(`${url}/chats`)
+  }, 60_000)
+
+  it("works at 375 px: nothing wider than the screen, the menu opens, the chat is usable", async () => {
+    pictureOnFailure("t12")
+    const phone = await newContext({ viewport: { width: 375, height: 812 }, storageState: await admin.storageState(), isMobile: true, hasTouch: true })
+    const p = await phone.newPage()
+    for (const path of ["/chats", chatUrl.replace(url, ""), "/mates", "/apps", "/credits", "/settings", "/settings/keys", "/admin"]) {
+      await p.goto(url + path)
+      await p.locator("main h1").first().waitFor()
+      await p.waitForTimeout(300)
+      const width = await p.evaluate(() => document.documentElement.scrollWidth)
+      expect(width, path).toBeLessThanOrEqual(375)
+      if (path === "/chats" || path === "/credits") await shot(p, `11-phone${path.replace(/\//g, "-")}`)
+      if (path.startsWith("/chats/")) await shot(p, "11-phone-chat", false)
+    }
+    await p.goto(chatUrl)
+    await p.getByRole("button", { name: "Menu" }).click()
+    await expect.poll(() => p.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Credits" }).isVisible()).toBe(true)
+    await shot(p, "12-phone-menu", false)
+    await p.getByRole("button", { name: "Menu" }).click()
+    await sendFromComposer(p, "from my phone")
+    await expect.poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: from my phone")
+    await phone.close()
+  }, 90_000)
+
+  it("axe-core finds no serious or critical violation on the main pages, light and dark", async () => {
+    pictureOnFailure("t13")
+    const signedOut = await newContext()
+    const anon = await signedOut.newPage()
+    const problems: string[] = []
+    for (const path of ["/login", "/signup"]) {
+      await anon.goto(url + path)
+      await anon.locator("main h1").waitFor()
+      problems.push(...(await axeViolations(anon)).map((v) => `${path}: ${v}`))
+    }
+    await signedOut.close()
+    const paths = ["/chats", chatUrl.replace(url, ""), "/mates", "/mates/new", "/apps", "/credits", "/settings", "/settings/security", "/settings/keys", "/admin"]
+    for (const scheme of ["light", "dark"] as const) {
+      const context = await newContext({ colorScheme: scheme, storageState: await admin.storageState() })
+      const p = await context.newPage()
+      for (const path of scheme === "light" ? paths : ["/chats", chatUrl.replace(url, ""), "/credits", "/settings/keys"]) {
+        await p.goto(url + path)
+        await p.locator("main h1").first().waitFor()
+        await p.waitForTimeout(500)
+        problems.push(...(await axeViolations(p)).map((v) => `${scheme} ${path}: ${v}`))
+      }
+      if (scheme === "dark") await shot(p, "13-dark-keys")
+      await context.close()
+    }
+    expect(problems).toEqual([])
+  }, 120_000)
+
+  it("the chat page's first load stays under 300 KB of compressed JavaScript", async () => {
+    pictureOnFailure("t14")
+    const context = await newContext({ storageState: await admin.storageState() })
+    const p = await context.newPage()
+    const scripts: Array<Promise<number>> = []
+    p.on("requestfinished", (request) => {
+      if (request.resourceType() === "script") scripts.push(request.sizes().then((s) => s.responseBodySize))
+    })
+    await p.goto(chatUrl)
+    await expect.poll(() => p.locator("article.turn").count(), { timeout: 10_000 }).toBeGreaterThan(0)
+    await p.waitForTimeout(1000)
+    const sizes = await Promise.all(scripts)
+    const total = sizes.reduce((a, b) => a + b, 0)
+    process.stdout.write(`web: chat page first load: ${sizes.length} scripts, ${(total / 1024).toFixed(1)} KB compressed JavaScript\n`)
+    expect(total).toBeGreaterThan(10_000)
+    expect(total).toBeLessThan(300 * 1024)
+    await context.close()
+  }, 60_000)
+
+  it("ran every page without a CSP violation or an uncaught error", () => {
+    expect(cspViolations).toEqual([])
+    expect(pageErrors).toEqual([])
+  })
+})
