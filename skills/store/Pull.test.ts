@@ -42,7 +42,7 @@ const trust: Pull.TrustPolicy = { trusted: [publisher.publicKey], allowUnsigned:
 
 const publish = async (version: string, signer: "publisher" | "stranger" | "none" = "publisher", modules = [{ name: "main", bytes: wasm }]) => {
   const artifact = Oci.build(manifest(version), modules)
-  const signature = signer === "none" ? undefined : Publish.sign(signer === "publisher" ? publisherKey : stranger, repo, artifact.digest)
+  const signature = signer === "none" ? undefined : Publish.sign(signer === "publisher" ? publisherKey : stranger, "hello", artifact.digest)
   await Effect.runPromise(Publish.pushSigned(store, repo, version, artifact, signature))
   return artifact
 }
@@ -82,7 +82,7 @@ describe("pull and verify", () => {
   it("refuses a wrong signature, even when unsigned artifacts are allowed", async () => {
     const artifact = await publish("1.3.0", "none")
     // the trusted publisher's key named on a stranger's signature
-    const forged = { publicKey: publisher.publicKey, signature: Publish.sign(stranger, repo, artifact.digest).signature }
+    const forged = { publicKey: publisher.publicKey, signature: Publish.sign(stranger, "hello", artifact.digest).signature }
     await Effect.runPromise(ArtifactStore.push(store, repo, Oci.signatureTag(artifact.digest), Publish.signatureArtifact(repo, artifact.digest, forged)))
     for (const allowUnsigned of [false, true]) {
       const e = await refusal(Pull.pull(store, repo, artifact.digest, { ...trust, allowUnsigned }))
