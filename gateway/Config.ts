@@ -62,8 +62,8 @@ export interface GatewaySettings {
     readonly loginAccountFailures?: Limit | undefined
     /** E-mail verification attempts per address, across codes (default 10 per hour). */
     readonly emailCodeAttempts?: Limit | undefined
-    /** Verification mails resent per address, whether or not it has an account (default 5 per hour). */
-    readonly emailResends?: Limit | undefined
+    /** Mails sent to one address on request (password reset links, verification codes resent), per purpose; default 5 an hour. */
+    readonly mailPerAddress?: Limit
   }
   readonly maxBodyBytes: number
   /** Prefix of the rate limiters' keys (in Redis). */
@@ -88,8 +88,7 @@ const check = <A>(name: string, message: string, ok: (a: A) => boolean) => (conf
 /** Defaults of the limits that settings may leave out. */
 export const defaultLimits = {
   loginAccountFailures: { points: 30, duration: Duration.hours(1) },
-  emailCodeAttempts: { points: 10, duration: Duration.hours(1) },
-  emailResends: { points: 5, duration: Duration.hours(1) }
+  emailCodeAttempts: { points: 10, duration: Duration.hours(1) }
 } satisfies Record<string, Limit>
 
 const limit = (name: string, points: number, duration: Duration.DurationInput): Config.Config<Limit> =>
@@ -166,7 +165,7 @@ const settings = (troupe: TroupeConfigShape) =>
       loginFailures: limit("TROUPE_RATE_LIMIT_LOGIN_FAILURES", 10, "15 minutes"),
       loginAccountFailures: limit("TROUPE_RATE_LIMIT_LOGIN_ACCOUNT", defaultLimits.loginAccountFailures.points, defaultLimits.loginAccountFailures.duration),
       emailCodeAttempts: limit("TROUPE_RATE_LIMIT_EMAIL_CODES", defaultLimits.emailCodeAttempts.points, defaultLimits.emailCodeAttempts.duration),
-      emailResends: limit("TROUPE_RATE_LIMIT_EMAIL_RESENDS", defaultLimits.emailResends.points, defaultLimits.emailResends.duration)
+      mailPerAddress: limit("TROUPE_RATE_LIMIT_MAIL", 5, "1 hour")
     }),
     maxBodyBytes: Config.integer("TROUPE_MAX_BODY_BYTES").pipe(
       Config.withDefault(256 * 1024),
@@ -265,5 +264,5 @@ export const make = (overrides: Partial<GatewaySettings> & { readonly dataDir: s
 export const variables: ReadonlyArray<string> = [
   "TROUPE_JWT_SECRET", "TROUPE_ACCESS_TOKEN_TTL", "TROUPE_SIGNUP", "TROUPE_SIGNUP_CREDITS", "TROUPE_CORS_ORIGINS",
   "TROUPE_SECURE_COOKIES", "TROUPE_TRUST_PROXY", "TROUPE_RATE_LIMIT_IP", "TROUPE_RATE_LIMIT_USER", "TROUPE_RATE_LIMIT_AUTH",
-  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER"
+  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_RATE_LIMIT_MAIL", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER"
 ]

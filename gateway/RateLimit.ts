@@ -16,7 +16,7 @@ import { defaultLimits, GatewayConfig, type Limit } from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 
 /** The limits the gateway applies. */
-export type Bucket = "ip" | "user" | "auth" | "login" | "loginAccount" | "emailCode" | "emailResend"
+export type Bucket = "ip" | "user" | "auth" | "login" | "loginAccount" | "emailCode" | "mail"
 
 /** The rate limiter service. */
 export class RateLimiter extends Context.Tag("troupe/gateway/RateLimiter")<RateLimiter, {
@@ -53,6 +53,7 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const redis = yield* RedisConnection
+    const mailLimit = config.rateLimits.mailPerAddress ?? { points: 5, duration: Duration.hours(1) }
     const make = (name: Bucket, limit: Limit): RateLimiterAbstract => {
       const options = { keyPrefix: `${config.rateLimitPrefix}${name}`, points: limit.points, duration: Math.round(Duration.toSeconds(limit.duration)) }
       const memory = new RateLimiterMemory(options)
@@ -68,7 +69,7 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
       login: config.rateLimits.loginFailures,
       loginAccount: config.rateLimits.loginAccountFailures ?? defaultLimits.loginAccountFailures,
       emailCode: config.rateLimits.emailCodeAttempts ?? defaultLimits.emailCodeAttempts,
-      emailResend: config.rateLimits.emailResends ?? defaultLimits.emailResends
+      mail: mailLimit
     }
     const buckets = Object.keys(limits) as Array<Bucket>
     const limiters = Object.fromEntries(buckets.map((b) => [b, make(b, limits[b])])) as Record<Bucket, RateLimiterAbstract>

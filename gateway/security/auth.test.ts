@@ -33,7 +33,7 @@ beforeAll(async () => {
         loginFailures: { points: 10, duration: Duration.minutes(15) },
         loginAccountFailures: { points: 25, duration: Duration.hours(1) },
         emailCodeAttempts: { points: 10, duration: Duration.hours(1) },
-        emailResends: { points: 5, duration: Duration.hours(1) }
+        mailPerAddress: { points: 5, duration: Duration.hours(1) }
       }
     }
   })
