@@ -2,16 +2,18 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, User } from "../../entities/user/protocol.ts"
+import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, SetResetToken, User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
 import * as Passwords from "../../entities/user/passwords.ts"
 import * as Secrets from "../../entities/user/secrets.ts"
+import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { cookies, CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
-import { fail } from "../Errors.ts"
+import { ApiFailure, fail } from "../Errors.ts"
 import * as FirstRun from "../FirstRun.ts"
 import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
@@ -20,6 +22,8 @@ import * as Tokens from "../Tokens.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
 const codeTtlMs = 30 * 60_000
+/** How long a password reset link is good for. */
+export const resetTtlMs = 30 * 60_000
 
 export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
   Effect.gen(function*() {
@@ -36,6 +40,24 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         subject: `Your Troupe verification code: ${code}`,
         text: `Your verification code is ${code}.\n\nIt expires in 30 minutes. If you did not sign up for Troupe, ignore this mail.\n`
       }).pipe(Effect.catchAll((e) => Effect.logError("Could not send the verification mail", e.message)))
+
+    /** Make and mail a reset link to the account of `email`, if there is one (run in the background). */
+    const mailResetLink = (email: string) =>
+      Effect.gen(function*() {
+        const userId = yield* directory.findUserId(email)
+        if (!userId) return
+        const profile = yield* retryTransient(users(userId).Profile())
+        // the address asked for must be the account's own (not its username)
+        if (profile.email.toLowerCase() !== email.toLowerCase()) return
+        const { token, hash } = Secrets.newResetToken(userId)
+        yield* retryTransient(users(userId).SetResetToken(new SetResetToken({ tokenHash: hash, expiresAt: new Date(Date.now() + resetTtlMs) })))
+        const link = `${Option.getOrElse(config.publicUrl, () => "").replace(/\/+$/, "")}/reset?token=${encodeURIComponent(token)}`
+        yield* mailer.send({
+          to: profile.email,
+          subject: "Reset your Troupe password",
+          text: `Someone (hopefully you) asked to reset the password of your Troupe account.\n\nSet a new password here (the link works once, for 30 minutes):\n${link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n`
+        })
+      }).pipe(Effect.catchAllCause((cause) => Effect.logError("Could not send a password reset link", cause)))
 
     /** Issue an access token and answer with the session's tokens (body and cookies). */
     const sessionResponse = (auth: { readonly userId: string; readonly familyId: string; readonly role: "user" | "admin" }, refresh: Tokens.RefreshToken) =>
@@ -62,6 +84,11 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           const invite = payload.invite_code?.trim()
           if (inviteNeeded && !invite) {
             return yield* fail(403, "invite_required", config.signup._tag === "Domains" ? "Signing up with this email domain needs an invite code" : "Signing up needs an invite code")
+          }
+          // the invite first: a bad one learns nothing about which addresses have accounts
+          if (invite) {
+            const state = yield* call(directory.inviteState(FirstRun.inviteDigest(invite)))
+            if (state !== "ok") return yield* fail(403, "invite_invalid", "The invite code is unknown, used up or expired", { reason: state })
           }
           const taken = yield* call(directory.taken(payload.email, payload.username))
           if (taken) return yield* fail(409, `${taken}_taken`, taken === "email" ? "An account with this email exists" : "This username is taken", { field: taken })
@@ -90,13 +117,19 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("verifyEmail", ({ payload }) =>
         Effect.gen(function*() {
+          // attempts count per address across codes (a resend does not start again), before the check
+          const address = payload.email.trim().toLowerCase()
+          yield* limiter.consume("emailCode", address)
           const userId = yield* call(directory.findUserId(payload.email))
           if (!userId) return yield* fail(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: "wrong" })
           const profile = yield* call(users(userId).VerifyEmail({ code: payload.code }))
+          yield* limiter.reset("emailCode", address)
           return { verified: profile.emailVerified }
         }))
       .handle("resendVerification", ({ payload }) =>
         Effect.gen(function*() {
+          // a mailbox cannot be flooded: resends per address, whether or not it has an account
+          yield* limiter.consume("mail", `verify:${payload.email.trim().toLowerCase()}`)
           const userId = yield* call(directory.findUserId(payload.email))
           if (userId) {
             const profile = yield* call(users(userId).Profile())
@@ -109,26 +142,65 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           // the same answer whether or not the address has an account
           return { sent: true }
         }))
+      .handle("passwordReset", ({ payload }) =>
+        Effect.gen(function*() {
+          const address = payload.email.trim().toLowerCase()
+          // per address: past the limit nothing more is mailed, and the answer does not change
+          const allowed = yield* limiter.consume("mail", `reset:${address}`).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+          // answered at once: how long the lookup and the mail take tells nobody whether the address has an account
+          if (allowed) yield* Effect.forkDaemon(mailResetLink(address))
+          return { accepted: true as const }
+        }))
+      .handle("passwordResetConfirm", ({ payload }) =>
+        Effect.gen(function*() {
+          const parsed = Secrets.parseResetToken(payload.token)
+          if (!parsed) return yield* fail(400, "reset_token_invalid", "Unknown password reset link")
+          const passwordHash = yield* Passwords.hash(payload.password)
+          const revoked = yield* call(users(parsed.userId).ResetPassword({ tokenHash: parsed.hash, passwordHash }))
+          yield* tokens.revoke(revoked)
+          // a new password ends the account's lockout (the login limits key on `u:<user id>`)
+          yield* limiter.reset("loginAccount", `u:${parsed.userId}`)
+          return { revoked_sessions: revoked.length }
+        }))
       .handle("login", ({ payload, request }) =>
         Effect.gen(function*() {
-          const loginKey = payload.login.trim().toLowerCase()
-          yield* limiter.check("login", loginKey)
-          const userId = yield* call(directory.findUserId(payload.login.trim()))
+          const login = payload.login.trim()
+          const userId = yield* call(directory.findUserId(login))
+          // one account, one key (by email or username alike); an unknown login by its text
+          const account = userId ? `u:${userId}` : `l:${login.toLowerCase()}`
+          const here = `${account}|${clientIp(request, config.trustProxy)}`
+          // attempts are taken before the password is checked (atomically: parallel guesses cannot
+          // all pass a check first); a good one is given back
+          yield* limiter.consume("login", here)
+          const lockout = Either.getLeft(yield* Effect.either(limiter.consume("loginAccount", account))).pipe(
+            Option.map((f) => new ApiFailure({ ...f, details: { ...(f.details as object), second_factor_accepted: true } })),
+            Option.getOrUndefined
+          )
           if (!userId) {
             yield* Passwords.verifyNobody(payload.password)
-            yield* limiter.penalize("login", loginKey)
-            return yield* fail(401, "invalid_credentials", "Wrong login or password")
+            return yield* (lockout ?? fail(401, "invalid_credentials", "Wrong login or password"))
           }
+          // locked out from elsewhere: only a password with a second factor is worth checking
+          if (lockout && !payload.totp_code) return yield* lockout
           const familyId = Ids.make("f", 16)
           const refresh = Tokens.newRefreshToken(userId, familyId)
           const auth = yield* call(users(userId).Login({
             password: payload.password,
             ...(payload.totp_code ? { totpCode: payload.totp_code } : {}),
+            ...(lockout ? { secondFactorRequired: true } : {}),
             session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
           })).pipe(
-            Effect.tapError((f) => (f.code === "invalid_credentials" || f.code === "invalid_totp" ? limiter.penalize("login", loginKey) : Effect.void))
+            Effect.catchAll((f) => {
+              // the password was right: the attempt is given back (the answer stays the lockout's)
+              const rightPassword = f.code === "totp_required" || f.code === "email_not_verified"
+              return Effect.zipRight(
+                rightPassword ? Effect.zipRight(limiter.refund("login", here), limiter.refund("loginAccount", account)) : Effect.void,
+                Effect.fail(lockout ?? f)
+              )
+            })
           )
-          yield* limiter.reset("login", loginKey)
+          yield* limiter.reset("login", here)
+          yield* limiter.refund("loginAccount", account)
           return yield* sessionResponse(auth, refresh)
         }))
       .handle("refresh", ({ payload, request }) =>

@@ -26,6 +26,7 @@ import * as UploadsServer from "../../uploads/Server.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
+import * as SkillCalls from "../../skills/Calls.ts"
 import * as Skills from "../../skills/Skills.ts"
 import type { StoreSettings } from "../../skills/store/Config.ts"
 import * as AppStore from "../../skills/store/index.ts"
@@ -110,7 +111,12 @@ export const startServer = async (options: {
   const app: Roles.App = {
     version: "test",
     migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations, ...UploadsRepo.migrations],
-    entities: Layer.merge(options.entities ?? Entities.layer, store.entities).pipe(Layer.provide(options.uploads ? UploadsAttachments.layer : Layer.empty)),
+    // skill invocations run in the SkillCall entity, over the same registry as the routes' listings
+    entities: Layer.mergeAll(
+      options.entities ?? Entities.layer,
+      store.entities,
+      SkillCalls.layer.pipe(Layer.provide(store.serving), Layer.provide(layerSkills))
+    ).pipe(Layer.provide(options.uploads ? UploadsAttachments.layer : Layer.empty)),
     routes: Layer.merge(options.uploads ? withUploads(options.uploads) : gatewayRoutes, options.extraRoutes ?? Layer.empty),
     startRoutes: options.preview
       ? PreviewServer.layerEmbedded.pipe(
