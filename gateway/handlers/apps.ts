@@ -5,6 +5,7 @@
  */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import { withHold } from "../../entities/credit/hold.ts"
 import { Credit } from "../../entities/credit/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
@@ -40,7 +41,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "apps", (handlers) =>
           const invoked = yield* entity(withHold(
             accounts(principal.userId),
             { key: `skill:${Ids.make("s")}`, amount: estimate.credits, scope: Policy.spendScope(principal) },
-            () => Effect.map(skills.invoke({ app: path.app, skill: path.skill, input: payload.input, userId: principal.userId }), (out) => ({ value: out.result, price: out.credits }))
+            () => Effect.map(skills.invoke({ app: path.app, skill: path.skill, input: payload.input, userId: principal.userId, calledBy: { apiKeyId: Option.getOrUndefined(principal.apiKey)?.keyId } }), (out) => ({ value: out.result, price: out.credits }))
           ))
           return { result: invoked.value, credits_charged: invoked.charged }
         }))
