@@ -65,6 +65,8 @@ export const startServer = async (options: {
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
   /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
   readonly env?: Record<string, string>
+  /** The master key (a restart that must read what the last run encrypted); default: a random one. */
+  readonly masterKey?: Uint8Array
   /** A data directory to use and keep (a restart of the same server); default: a fresh one, removed on close. */
   readonly dataDir?: string
   /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
@@ -85,7 +87,8 @@ export const startServer = async (options: {
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
-  if (options.uploads && options.databaseUrl) env.set("TROUPE_MASTER_KEY", Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64"))
+  // the uploads service reads the master key as a role does: give it the runner's
+  if (options.uploads) env.set("TROUPE_MASTER_KEY", Buffer.from(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64"))
   for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
@@ -125,10 +128,9 @@ export const startServer = async (options: {
       )
       : Layer.empty
   }
-  // the uploads service reads the master key as the role does (the data dir's key file): the runner's must be the same
   const masterKeys = options.uploads
     ? await Effect.runPromise(Roles.resolveMasterKeys(config))
-    : KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+    : KeyRing.masterKeys(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(
     Layer.buildWithScope(Roles.layerStart(app, config, masterKeys), scope).pipe(Effect.provide(Roles.layerLogging(config, "test")))
