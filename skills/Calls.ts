@@ -104,7 +104,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Skills> = Skil
             { key: holdKey(app, payload.skill, payload.apiKeyId), amount: estimate.credits, scope: payload.scope },
             () =>
               Effect.map(
-                withServices(skills.invoke({ app, skill: payload.skill, input: payload.input, userId: payload.userId })),
+                withServices(skills.invoke({ app, skill: payload.skill, input: payload.input, userId: payload.userId, calledBy: { apiKeyId: payload.apiKeyId } })),
                 (out) => ({ value: out.result, price: out.credits })
               )
           )
