@@ -18,6 +18,7 @@ import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import * as WebAuthn from "../WebAuthn.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
 const codeTtlMs = 30 * 60_000
@@ -32,6 +33,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
     const directory = yield* UserDirectory
+    const webauthn = yield* WebAuthn.make
 
     const mailCode = (email: string, code: string) =>
       mailer.send({
@@ -161,14 +163,37 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           }
           const familyId = Ids.make("f", 16)
           const refresh = Tokens.newRefreshToken(userId, familyId)
+          const passkey = payload.passkey
+            ? { assertion: payload.passkey.response, expected: yield* webauthn.expectLogin(payload.passkey.challenge_id) }
+            : undefined
           const auth = yield* call(users(userId).Login({
             password: payload.password,
             ...(payload.totp_code ? { totpCode: payload.totp_code } : {}),
+            ...(passkey ? { passkey } : {}),
             session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
           })).pipe(
-            Effect.tapError((f) => (f.code === "invalid_credentials" || f.code === "invalid_totp" ? limiter.penalize("login", loginKey) : Effect.void))
+            Effect.tapError((f) => (f.code === "invalid_credentials" || f.code === "invalid_totp" || f.code.startsWith("passkey_") ? limiter.penalize("login", loginKey) : Effect.void))
           )
           yield* limiter.reset("login", loginKey)
+          return yield* sessionResponse(auth, refresh)
+        }))
+      .handle("passkeyOptions", () =>
+        Effect.map(webauthn.authenticationOptions, ({ challengeId, options }) => ({ challenge_id: challengeId, options })))
+      .handle("passkeyLogin", ({ payload, request }) =>
+        Effect.gen(function*() {
+          const expected = yield* webauthn.expectLogin(payload.challenge_id)
+          const owner = yield* call(directory.findPasskeyOwner(payload.response.id))
+          const handle = webauthn.userHandle(payload.response.response.userHandle)
+          if (!owner || (handle !== undefined && handle !== owner)) {
+            return yield* fail(401, "passkey_unknown", "This passkey is not registered (or was removed)")
+          }
+          const familyId = Ids.make("f", 16)
+          const refresh = Tokens.newRefreshToken(owner, familyId)
+          const auth = yield* call(users(owner).PasskeyLogin({
+            assertion: payload.response,
+            expected,
+            session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
+          }))
           return yield* sessionResponse(auth, refresh)
         }))
       .handle("refresh", ({ payload, request }) =>
