@@ -429,8 +429,10 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           if (!u) return yield* new InvalidCredentials()
           const ok = yield* Passwords.verify(u.password_hash, payload.password)
           if (!ok) return yield* new InvalidCredentials()
+          // a lockout from other addresses lets through only what a guesser of the password cannot have
+          if (payload.secondFactorRequired && !u.totp_secret && !payload.passkey) return yield* new InvalidCredentials()
           if (!u.email_verified_at) return yield* new EmailNotVerified()
-          if (u.totp_secret && payload.passkey) {
+          if (payload.passkey && (u.totp_secret || payload.secondFactorRequired)) {
             // a passkey of this account is the second factor
             yield* usePasskey(payload.passkey)
           } else if (u.totp_secret) {

@@ -522,7 +522,9 @@ export const User = EntityGuard.guard(Entity.make("User", [
       totpCode: Schema.optional(Schema.String),
       /** A passkey assertion as the second factor (instead of a TOTP code). */
       passkey: Schema.optional(Schema.Struct({ assertion: AssertionJson, expected: Expected })),
-      session: SessionOrigin
+      session: SessionOrigin,
+      /** The account is locked out from elsewhere: only a correct password with a second factor gets in. */
+      secondFactorRequired: Schema.optional(Schema.Boolean)
     },
     success: Authenticated,
     error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp, PasskeyRefused)

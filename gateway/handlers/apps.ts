@@ -1,23 +1,47 @@
 /**
- * Handlers of `/v1/apps`: listing apps and skills, and invoking a skill. An invocation holds
- * the skill's estimate on the caller's credit account (under the API key's spend cap, if any)
- * with `withHold`: the actual price is settled, the hold released when the skill fails.
+ * Handlers of `/v1/apps`: listing apps and skills, and invoking a skill. An invocation is sent to
+ * the app's `SkillCall` entity on a runner (`skills/Calls.ts`), which holds the skill's estimate on
+ * the caller's credit account (under the API key's spend cap, if any), runs the skill where the
+ * skill host is, settles the actual price or releases the hold when the skill fails.
+ * `invokeSkill` is that invocation, shared by every entry that calls a skill for a caller (this
+ * group, the MCP server at `/mcp`).
  */
+import type * as Sharding from "@effect/cluster/Sharding"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
-import { withHold } from "../../entities/credit/hold.ts"
-import { Credit } from "../../entities/credit/protocol.ts"
-import * as Ids from "../../runtime/Ids.ts"
+import * as Option from "effect/Option"
+import { SkillCall } from "../../skills/Calls.ts"
 import { Skills } from "../../skills/Skills.ts"
 import { TroupeApi } from "../Api.ts"
+import type { Principal } from "../Auth.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { entity, fromEntity } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
 
+/**
+ * Call a skill for `principal` as a REST call does: the policy (scope `skills` or
+ * `skills:<app>`), then one `SkillCall.Invoke` to the app's entity on a runner, which holds the
+ * estimate on the caller's credits under the key's spend cap, runs the skill and settles the
+ * actual price (or releases the hold on failure).
+ */
+export const invokeSkill = (principal: Principal, call: { readonly app: string; readonly skill: string; readonly input: unknown }) =>
+  Effect.gen(function*() {
+    const calls = yield* SkillCall.client
+    yield* Policy.require(principal, Policy.InvokeSkill(call.app))
+    // volatile, sent once: a retry could run the skill twice
+    return yield* entity(calls(call.app).Invoke({
+      skill: call.skill,
+      input: call.input,
+      userId: principal.userId,
+      scope: Policy.spendScope(principal),
+      apiKeyId: Option.getOrUndefined(Option.map(principal.apiKey, (k) => k.keyId))
+    }))
+  })
+
 export const layer = HttpApiBuilder.group(TroupeApi, "apps", (handlers) =>
   Effect.gen(function*() {
     const skills = yield* Skills
-    const accounts = yield* Credit.client
+    const context = yield* Effect.context<Sharding.Sharding>()
     return handlers
       .handle("list", () =>
         Effect.gen(function*() {
@@ -32,16 +56,6 @@ export const layer = HttpApiBuilder.group(TroupeApi, "apps", (handlers) =>
           return yield* Effect.mapError(skills.get(path.app), fromEntity)
         }))
       .handle("invoke", ({ path, payload }) =>
-        Effect.gen(function*() {
-          const principal = yield* CurrentPrincipal
-          yield* Policy.require(principal, Policy.InvokeSkill(path.app))
-          const estimate = yield* Effect.mapError(skills.estimate({ app: path.app, skill: path.skill, input: payload.input }), fromEntity)
-          // not `call`: a retry would run the skill again (withHold retries each credit command itself)
-          const invoked = yield* entity(withHold(
-            accounts(principal.userId),
-            { key: `skill:${Ids.make("s")}`, amount: estimate.credits, scope: Policy.spendScope(principal) },
-            () => Effect.map(skills.invoke({ app: path.app, skill: path.skill, input: payload.input, userId: principal.userId }), (out) => ({ value: out.result, price: out.credits }))
-          ))
-          return { result: invoked.value, credits_charged: invoked.charged }
-        }))
+        Effect.flatMap(CurrentPrincipal, (principal) =>
+          Effect.provide(invokeSkill(principal, { app: path.app, skill: path.skill, input: payload.input }), context)))
   }))
