@@ -446,11 +446,10 @@ export class RevokeAllSessions extends Schema.Class<RevokeAllSessions>("troupe/U
   }
 }
 
-/** Add a chat to the user's index. */
+/** Add a chat to the user's index (its title stays in the chat, encrypted: this message is persisted in the clear). */
 export class AddChat extends Schema.Class<AddChat>("troupe/User/AddChat")({
   chatId: Id,
-  mateId: Id,
-  title: PlainText(200)
+  mateId: Id
 }) {
   [PrimaryKey.symbol]() {
     return `chat:${this.chatId}`
@@ -497,10 +496,10 @@ export const User = EntityGuard.guard(Entity.make("User", [
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("RemovePasskey", { payload: RemovePasskey, error: Schema.Union(UserNotFound, PasskeyNotFound) }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("UpdateProfile", { payload: UpdateProfile, success: Profile, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
-  Rpc.make("CreateMate", { payload: CreateMate, success: Mate, error: Schema.Union(UserNotFound, LimitReached) })
-    .annotate(ClusterSchema.Persisted, true),
-  Rpc.make("UpdateMate", { payload: UpdateMate, success: Mate, error: Schema.Union(UserNotFound, MateNotFound) })
-    .annotate(ClusterSchema.Persisted, true),
+  // volatile: they carry a system prompt, and a persisted message (and its reply) is stored in the
+  // clear; both are idempotent (by mate id), and the gateway retries them
+  Rpc.make("CreateMate", { payload: CreateMate, success: Mate, error: Schema.Union(UserNotFound, LimitReached) }),
+  Rpc.make("UpdateMate", { payload: UpdateMate, success: Mate, error: Schema.Union(UserNotFound, MateNotFound) }),
   Rpc.make("DeleteMate", { payload: DeleteMate, error: Schema.Union(UserNotFound, MateNotFound, DefaultMate) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("CreateApiKey", { payload: CreateApiKey, success: ApiKeyInfo, error: Schema.Union(UserNotFound, LimitReached) })
