@@ -12,13 +12,18 @@
  * in CI): without it these tests fail, they never skip.
  */
 import axe from "axe-core"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as OTPAuth from "otpauth"
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 import { freePort, root, spawnTroupe, stop, waitFor, type Spawned } from "../../runtime/testing/process.ts"
+import * as StoreClient from "../../skills/store/Client.ts"
+import * as Signing from "../../skills/store/Signing.ts"
 import * as Scripted from "../../skills/ai/testing/ScriptedServer.ts"
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
@@ -37,6 +42,22 @@ let page: Page
 const cspViolations: string[] = []
 const pageErrors: string[] = []
 let chatUrl = ""
+let researcherChatUrl = ""
+
+/** A signed app to publish to the server's store: the AssemblyScript hello plugin, its skill declared as one that writes (so it asks first). */
+const helloWasm = () => new Uint8Array(NodeFs.readFileSync(NodePath.join(fixturesDir(), "extism", "hello-from-assemblyscript.wasm")))
+const helloManifest = (version: string, allowedHosts: Array<string> = []) => ({
+  id: "hello",
+  name: "Hello",
+  version,
+  description: "Greets whoever asks, from AssemblyScript",
+  publisher: "Ada",
+  categories: ["fun"],
+  abi: "extism-v1",
+  permissions: { allowedHosts, wasi: false, hostFunctions: [] },
+  skills: [{ name: "hello", description: "Says hello (and writes it down)", input: { type: "object" }, output: { type: "string" }, pricing: { model: "fixed", credits: 1 }, sideEffects: "write" }]
+})
+const publisherKey = Either.getOrThrow(Signing.readPrivateKey(Signing.generate().privateKeyPem))
 
 const watch = (p: Page) => {
   p.on("console", (m) => {
@@ -306,8 +327,84 @@ describe("the web app in Chromium", () => {
     // a skill outside the allowlist is refused
     await sendFromComposer(page, '/web.read {"url": "https://example.com"}')
     await expect.poll(() => page.locator("article.turn").last().innerText(), { timeout: 15_000 }).toMatch(/not allowed|allow|may not/i)
+    researcherChatUrl = page.url()
     await shot(page, "07-mate-chat", false)
   }, 60_000)
+
+  it("admin store: browse, trust the key, install; a writing skill asks first (approve, deny); an upgrade's permission diff is approved", async () => {
+    pictureOnFailure("t7b")
+    // an author publishes a signed app from Node with an API key of scope publish (what `troupe skill publish` does)
+    const made = await page.evaluate(async () => {
+      const csrf = decodeURIComponent(document.cookie.split("; ").find((c) => c.startsWith("troupe_csrf="))!.split("=")[1]!)
+      const res = await fetch("/v1/api_keys", { method: "POST", headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify({ name: "publish", scopes: ["publish"] }) })
+      return (await res.json()) as { key: string }
+    })
+    const publish = (version: string, hosts: Array<string> = []) =>
+      Effect.runPromise(StoreClient.publish({ url, token: made.key }, { manifest: helloManifest(version, hosts), modules: [{ name: "main", bytes: helloWasm() }], privateKey: publisherKey }))
+    await publish("1.0.0")
+
+    await page.goto(`${url}/apps`)
+    await page.getByRole("link", { name: "Browse the app store" }).click()
+    await page.getByLabel("Search the store").fill("assemblyscript")
+    await page.getByRole("button", { name: "Search" }).click()
+    await expect.poll(() => page.getByRole("status").filter({ hasText: "app matches" }).innerText(), { timeout: 10_000 }).toContain("1 app matches")
+    await page.getByRole("link", { name: "Hello" }).click()
+    await page.waitForURL(`${url}/apps/store/hello`)
+    await expect.poll(() => page.getByText("signed by an untrusted key").isVisible(), { timeout: 10_000 }).toBe(true)
+    await page.getByRole("button", { name: "Trust this key" }).click()
+    await expect.poll(() => page.getByText("signed by a trusted key").isVisible(), { timeout: 10_000 }).toBe(true)
+    await page.getByRole("button", { name: "Install v1.0.0" }).click()
+    await expect.poll(() => page.getByRole("status").filter({ hasText: "Installed v1.0.0" }).isVisible(), { timeout: 20_000 }).toBe(true)
+    await expect.poll(() => page.getByText("v1.0.0 installed").isVisible()).toBe(true)
+    await shot(page, "14-store-app")
+
+    // the Researcher may use it now
+    await page.goto(`${url}/mates`)
+    await page.getByRole("link", { name: "Edit Researcher" }).click()
+    await page.getByRole("checkbox", { name: /^hello\.hello/ }).check()
+    await page.getByRole("button", { name: "Save" }).click()
+    await page.waitForURL(`${url}/mates`)
+
+    // a skill that changes things waits for the person: Approve runs it, Deny refuses it
+    await page.goto(researcherChatUrl)
+    await sendFromComposer(page, '/hello.hello {"name": "Ada"}')
+    let turn = page.locator("article.turn").last()
+    const ask = turn.getByRole("group", { name: "Confirmation needed" })
+    await expect.poll(() => ask.isVisible(), { timeout: 15_000 }).toBe(true)
+    expect(await ask.innerText()).toContain("wants to run hello.hello")
+    await shot(page, "15-confirmation", false)
+    await ask.getByRole("button", { name: "Approve" }).click()
+    await expect.poll(() => turn.locator("details.call summary").innerText(), { timeout: 15_000 }).toMatch(/hello\.hello\s+done/)
+    expect(await ask.getByTestId("confirmation-answer").innerText()).toBe("You approved this.")
+    await turn.locator("details.call summary").click()
+    expect(await turn.locator("details.call").innerText()).toContain("Hello from AssemblyScript!")
+    await expect.poll(() => turn.getAttribute("data-status"), { timeout: 15_000 }).toBe("done")
+    await sendFromComposer(page, '/hello.hello {"name": "Bob"}')
+    turn = page.locator("article.turn").last()
+    await expect.poll(() => turn.getByRole("button", { name: "Deny" }).isVisible(), { timeout: 15_000 }).toBe(true)
+    await turn.getByRole("button", { name: "Deny" }).click()
+    await expect.poll(() => turn.locator("details.call summary").innerText(), { timeout: 15_000 }).toMatch(/hello\.hello\s+failed/)
+    expect(await turn.getByTestId("confirmation-answer").innerText()).toContain("You denied this")
+    await turn.locator("details.call summary").click()
+    expect(await turn.locator("details.call").innerText()).toContain("confirmation_declined")
+
+    // an upgrade that wants the network waits with its diff until the admin approves it
+    await publish("1.1.0", ["api.example.com"])
+    await page.goto(`${url}/apps/store/hello`)
+    await page.getByRole("button", { name: "Upgrade to v1.1.0" }).click()
+    const pending = page.getByRole("region", { name: "Upgrade to v1.1.0 waits for your approval" })
+    await expect.poll(() => pending.isVisible(), { timeout: 20_000 }).toBe(true)
+    const change = pending.getByRole("row").filter({ hasText: "permissions.allowedHosts" })
+    expect(await change.innerText()).toContain("asks for more")
+    expect(await change.innerText()).toContain("api.example.com")
+    expect(await page.getByText("v1.0.0 installed").isVisible()).toBe(true)
+    await shot(page, "16-store-upgrade-diff")
+    await pending.getByRole("button", { name: "Approve v1.1.0" }).click()
+    await expect.poll(() => page.getByText("v1.1.0 installed").isVisible(), { timeout: 20_000 }).toBe(true)
+    expect(await pending.count()).toBe(0)
+    const apps = await page.evaluate(() => fetch("/v1/apps/hello").then((r) => r.json())) as { version: string }
+    expect(apps.version).toBe("1.1.0")
+  }, 90_000)
 
   it("admin: health, invites, users and grants; a second person signs up with the invite and the mailed code", async () => {
     pictureOnFailure("t8")
@@ -373,7 +470,38 @@ describe("the web app in Chromium", () => {
     await page.unroute("**/v1/credits")
     await alert.getByRole("button", { name: "Retry" }).click()
     await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 10_000 }).toBe(true)
-  }, 30_000)
+
+    // a slow server: the page says it is still trying, then shows the answer
+    await page.route("**/v1/credits", async (route) => {
+      await new Promise((r) => setTimeout(r, 4_000))
+      await route.continue()
+    })
+    await page.goto(`${url}/credits`)
+    await expect.poll(() => page.getByRole("status").filter({ hasText: "slow to answer" }).isVisible(), { timeout: 10_000 }).toBe(true)
+    await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 15_000 }).toBe(true)
+    await page.unroute("**/v1/credits")
+
+    // the server unreachable when the app opens: a readable notice with Retry, not a blank page
+    await page.route("**/v1/me", (route) => route.abort("connectionrefused"))
+    await page.goto(`${url}/chats`)
+    const down = page.getByRole("alert")
+    await expect.poll(() => down.innerText(), { timeout: 10_000 }).toContain("Cannot reach the server")
+    expect(await down.innerText()).toContain("Could not reach the server")
+    await shot(page, "17-server-down")
+    await page.unroute("**/v1/me")
+    await down.getByRole("button", { name: "Retry" }).click()
+    await expect.poll(() => page.getByRole("heading", { name: "New chat" }).isVisible(), { timeout: 10_000 }).toBe(true)
+
+    // a form's refusal reads as a sentence next to the form
+    await page.goto(`${url}/mates/new`)
+    await page.getByLabel("Name").waitFor()
+    await page.getByRole("button", { name: "Create mate" }).click()
+    const refusal = page.getByRole("alert")
+    await expect.poll(() => refusal.innerText(), { timeout: 10_000 }).toMatch(/\w+ \w+/)
+    expect(await refusal.innerText()).not.toMatch(/[{}]/)
+    expect(await page.locator("main").innerText()).not.toMatch(/"error"|"code"/)
+    await shot(page, "18-form-refusal")
+  }, 60_000)
 
   it("turns 2FA on with the QR code and backup codes; signing in then asks for a code", async () => {
     pictureOnFailure("t11")
@@ -411,14 +539,23 @@ describe("the web app in Chromium", () => {
     pictureOnFailure("t12")
     const phone = await newContext({ viewport: { width: 375, height: 812 }, storageState: await admin.storageState(), isMobile: true, hasTouch: true })
     const p = await phone.newPage()
-    for (const path of ["/chats", chatUrl.replace(url, ""), "/mates", "/apps", "/credits", "/settings", "/settings/keys", "/admin"]) {
+    const signedOut = await newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true })
+    const anon = await signedOut.newPage()
+    for (const path of ["/login", "/signup"]) {
+      await anon.goto(url + path)
+      await anon.locator("main h1").first().waitFor()
+      expect(await anon.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(375)
+      await shot(anon, `11-phone${path.replace(/\//g, "-")}`)
+    }
+    await signedOut.close()
+    const paths = ["/chats", chatUrl.replace(url, ""), "/mates", "/mates/new", "/apps", "/apps/store", "/apps/store/hello", "/credits", "/settings", "/settings/security", "/settings/keys", "/admin"]
+    for (const path of paths) {
       await p.goto(url + path)
       await p.locator("main h1").first().waitFor()
       await p.waitForTimeout(300)
       const width = await p.evaluate(() => document.documentElement.scrollWidth)
       expect(width, path).toBeLessThanOrEqual(375)
-      if (path === "/chats" || path === "/credits") await shot(p, `11-phone${path.replace(/\//g, "-")}`)
-      if (path.startsWith("/chats/")) await shot(p, "11-phone-chat", false)
+      await shot(p, path.startsWith("/chats/") ? "11-phone-chat" : `11-phone${path.replace(/\//g, "-")}`, !path.startsWith("/chats/"))
     }
     await p.goto(chatUrl)
     await p.getByRole("button", { name: "Menu" }).click()
@@ -429,6 +566,63 @@ describe("the web app in Chromium", () => {
     await expect.poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: from my phone")
     await phone.close()
   }, 90_000)
+
+  it("works with the keyboard alone: skip link, sign-in, a chat sent and a dialog opened and closed, focus always visible", async () => {
+    pictureOnFailure("t12b")
+    const context = await newContext()
+    const p = await context.newPage()
+    /** Press Tab until the focused element is the one wanted (at most `max` presses); how many it took. */
+    const tabTo = async (wanted: (el: { tag: string; name: string }) => boolean, max = 40) => {
+      for (let i = 1; i <= max; i++) {
+        await p.keyboard.press("Tab")
+        const el = await p.evaluate(() => {
+          const a = document.activeElement as HTMLElement | null
+          const labelled = a?.id ? document.querySelector(`label[for="${a.id}"]`)?.textContent : undefined
+          return { tag: a?.tagName.toLowerCase() ?? "", name: (a?.getAttribute("aria-label") ?? labelled ?? a?.textContent ?? "").trim() }
+        })
+        if (wanted(el)) return i
+      }
+      throw new Error("not reachable with Tab")
+    }
+    /** The focused element shows a focus ring. */
+    const ringed = () => p.evaluate(() => {
+      const style = getComputedStyle(document.activeElement!)
+      return style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2
+    })
+    await p.goto(`${url}/login`)
+    await p.locator("main h1").waitFor()
+    await tabTo((e) => e.name === "Skip to content")
+    expect(await ringed()).toBe(true)
+    await tabTo((e) => e.name === "Email or username")
+    await p.keyboard.type("ada")
+    await p.keyboard.press("Tab")
+    await p.keyboard.type(password)
+    await p.keyboard.press("Enter")
+    await p.waitForURL(`${url}/chats`)
+    // a new chat from the keyboard
+    await p.getByRole("heading", { name: "New chat" }).waitFor()
+    await tabTo((e) => e.tag === "textarea")
+    await p.keyboard.type("typed, not clicked")
+    await p.keyboard.press("Enter")
+    await p.waitForURL(/\/chats\/c/)
+    await expect.poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: typed, not clicked")
+    // the share dialog: opened with Enter, focus inside it, closed with Escape
+    await tabTo((e) => e.name === "Share")
+    expect(await ringed()).toBe(true)
+    await p.keyboard.press("Enter")
+    const dialog = p.getByRole("dialog", { name: "Share this chat" })
+    await expect.poll(() => dialog.isVisible(), { timeout: 10_000 }).toBe(true)
+    expect(await p.evaluate(() => document.activeElement?.closest("dialog") !== null)).toBe(true)
+    await p.keyboard.press("Escape")
+    await expect.poll(() => dialog.isVisible()).toBe(false)
+    // the menu of every page is reachable: Credits by Tab and Enter
+    await p.goto(`${url}/chats`)
+    await p.getByRole("heading", { name: "New chat" }).waitFor()
+    await tabTo((e) => e.tag === "a" && e.name === "Credits")
+    await p.keyboard.press("Enter")
+    await p.waitForURL(`${url}/credits`)
+    await context.close()
+  }, 60_000)
 
   it("axe-core finds no serious or critical violation on the main pages, light and dark", async () => {
     pictureOnFailure("t13")
@@ -441,17 +635,18 @@ describe("the web app in Chromium", () => {
       problems.push(...(await axeViolations(anon)).map((v) => `${path}: ${v}`))
     }
     await signedOut.close()
-    const paths = ["/chats", chatUrl.replace(url, ""), "/mates", "/mates/new", "/apps", "/credits", "/settings", "/settings/security", "/settings/keys", "/admin"]
+    // the pages with every kind of control (forms, tables, dialogs' openers, the chat, the store), light and dark
+    const paths = ["/chats", chatUrl.replace(url, ""), "/mates/new", "/apps/store/hello", "/credits", "/settings/security", "/settings/keys", "/admin"]
     for (const scheme of ["light", "dark"] as const) {
       const context = await newContext({ colorScheme: scheme, storageState: await admin.storageState() })
       const p = await context.newPage()
-      for (const path of scheme === "light" ? paths : ["/chats", chatUrl.replace(url, ""), "/credits", "/settings/keys"]) {
+      for (const path of scheme === "light" ? paths : [chatUrl.replace(url, ""), "/credits"]) {
         await p.goto(url + path)
         await p.locator("main h1").first().waitFor()
-        await p.waitForTimeout(500)
+        await p.waitForFunction(() => !/^Loading/.test(document.querySelector("main [role=status]")?.textContent?.trim() ?? ""), undefined, { timeout: 10_000 })
         problems.push(...(await axeViolations(p)).map((v) => `${scheme} ${path}: ${v}`))
       }
-      if (scheme === "dark") await shot(p, "13-dark-keys")
+      if (scheme === "dark") await shot(p, "13-dark-credits")
       await context.close()
     }
     expect(problems).toEqual([])
