@@ -54,6 +54,8 @@ export interface GatewaySettings {
     readonly auth: Limit
     /** Failed logins per account (brute force). */
     readonly loginFailures: Limit
+    /** Mails sent to one address on request (password reset links); default 5 an hour. */
+    readonly mailPerAddress?: Limit
   }
   readonly maxBodyBytes: number
   /** Prefix of the rate limiters' keys (in Redis). */
@@ -146,7 +148,8 @@ const settings = (troupe: TroupeConfigShape) =>
       perIp: limit("TROUPE_RATE_LIMIT_IP", 1200, "60 seconds"),
       perUser: limit("TROUPE_RATE_LIMIT_USER", 600, "60 seconds"),
       auth: limit("TROUPE_RATE_LIMIT_AUTH", 30, "60 seconds"),
-      loginFailures: limit("TROUPE_RATE_LIMIT_LOGIN_FAILURES", 10, "15 minutes")
+      loginFailures: limit("TROUPE_RATE_LIMIT_LOGIN_FAILURES", 10, "15 minutes"),
+      mailPerAddress: limit("TROUPE_RATE_LIMIT_MAIL", 5, "1 hour")
     }),
     maxBodyBytes: Config.integer("TROUPE_MAX_BODY_BYTES").pipe(
       Config.withDefault(256 * 1024),
@@ -245,5 +248,5 @@ export const make = (overrides: Partial<GatewaySettings> & { readonly dataDir: s
 export const variables: ReadonlyArray<string> = [
   "TROUPE_JWT_SECRET", "TROUPE_ACCESS_TOKEN_TTL", "TROUPE_SIGNUP", "TROUPE_SIGNUP_CREDITS", "TROUPE_CORS_ORIGINS",
   "TROUPE_SECURE_COOKIES", "TROUPE_TRUST_PROXY", "TROUPE_RATE_LIMIT_IP", "TROUPE_RATE_LIMIT_USER", "TROUPE_RATE_LIMIT_AUTH",
-  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER"
+  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_RATE_LIMIT_MAIL", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER"
 ]

@@ -118,6 +118,12 @@ export const fromEntity = (e: Tagged): ApiFailure => {
       return fields.reuse
         ? f(401, "refresh_token_reused", "This refresh token was already used: the session is revoked, sign in again")
         : f(401, "invalid_refresh_token", "Unknown, revoked or expired refresh token")
+    case "ResetTokenInvalid":
+      return fields.reason === "used"
+        ? f(400, "reset_token_used", "This password reset link was used already: ask for a new one")
+        : fields.reason === "expired"
+        ? f(400, "reset_token_expired", "This password reset link expired (links last 30 minutes): ask for a new one")
+        : f(400, "reset_token_invalid", "Unknown password reset link")
     case "ApiKeyInvalid":
       return f(401, "invalid_api_key", "Unknown, revoked or expired API key", { reason: fields.reason })
     case "ApiKeyNotFound":

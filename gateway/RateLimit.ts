@@ -16,7 +16,7 @@ import { GatewayConfig, type Limit } from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 
 /** The limits the gateway applies. */
-export type Bucket = "ip" | "user" | "auth" | "login"
+export type Bucket = "ip" | "user" | "auth" | "login" | "mail"
 
 /** The rate limiter service. */
 export class RateLimiter extends Context.Tag("troupe/gateway/RateLimiter")<RateLimiter, {
@@ -48,6 +48,7 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
   Effect.gen(function*() {
     const config = yield* GatewayConfig
     const redis = yield* RedisConnection
+    const mailLimit = config.rateLimits.mailPerAddress ?? { points: 5, duration: Duration.hours(1) }
     const make = (name: Bucket, limit: Limit): RateLimiterAbstract => {
       const options = { keyPrefix: `${config.rateLimitPrefix}${name}`, points: limit.points, duration: Math.round(Duration.toSeconds(limit.duration)) }
       const memory = new RateLimiterMemory(options)
@@ -60,13 +61,15 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
       ip: make("ip", config.rateLimits.perIp),
       user: make("user", config.rateLimits.perUser),
       auth: make("auth", config.rateLimits.auth),
-      login: make("login", config.rateLimits.loginFailures)
+      login: make("login", config.rateLimits.loginFailures),
+      mail: make("mail", mailLimit)
     }
     const points: Record<Bucket, number> = {
       ip: config.rateLimits.perIp.points,
       user: config.rateLimits.perUser.points,
       auth: config.rateLimits.auth.points,
-      login: config.rateLimits.loginFailures.points
+      login: config.rateLimits.loginFailures.points,
+      mail: mailLimit.points
     }
     const refused = (e: unknown) => (e instanceof RateLimiterRes ? tooMany(e.msBeforeNext) : undefined)
     return RateLimiter.of({

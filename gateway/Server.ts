@@ -52,6 +52,7 @@ import { RateLimiter } from "./RateLimit.ts"
 import * as RateLimit from "./RateLimit.ts"
 import * as Tokens from "./Tokens.ts"
 import * as WebApp from "./WebApp.ts"
+import * as Mcp from "./mcp/Server.ts"
 import * as StoreHandlers from "./handlers/store.ts"
 import type * as Store from "../skills/store/Store.ts"
 
@@ -174,6 +175,9 @@ const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
 export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig | Health
 
+/** The version the MCP server announces. */
+const mcpVersion = "1.0.0"
+
 /** The gateway's routes on `Routes`, given its configuration. */
 export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Routes.use((router) =>
   Effect.gen(function*() {
@@ -182,6 +186,9 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     // app store blobs are raw and large: outside the JSON API (mounted before it), authenticated the same way
     const services = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding | Store.Store>()
     yield* router.mountApp(StoreHandlers.uploadPrefix, Effect.provide(StoreHandlers.uploadRoute, services), { includePrefix: true })
+    // the MCP server (JSON-RPC over Streamable HTTP): skills as tools, billed as REST calls
+    const mcpServices = yield* Effect.context<Mcp.Requirements>()
+    yield* router.mountApp(Mcp.path, Effect.provide(Mcp.route(mcpVersion), mcpServices), { includePrefix: true })
     yield* router.mountApp("/v1", app, { includePrefix: true })
     yield* router.mountApp("/docs", app, { includePrefix: true })
     // the web app: every other GET path (client routes get index.html)

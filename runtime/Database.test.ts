@@ -4,10 +4,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
+import * as NodeNet from "node:net"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import * as Database from "./Database.ts"
 import * as Migrations from "./Migrations.ts"
+import { freePort } from "./testing/process.ts"
 import { createTestDatabase } from "./testing/services.ts"
 
 const tmp = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-db-"))
@@ -104,4 +106,42 @@ describe("embedded PGlite", () => {
       )
       expect(rows).toEqual([{ v: "still here" }])
     }), { timeout: 60_000 })
+})
+
+describe("Postgres not up yet", () => {
+  it.live("a process waits for a database that starts after it, and still refuses a wrong one at once", () =>
+    Effect.gen(function*() {
+      // a TCP front for the test database that begins to listen 1.5 s after the process asked
+      const port = yield* Effect.promise(() => freePort())
+      const target = new URL(pg.url)
+      const front = NodeNet.createServer((socket) => {
+        const upstream = NodeNet.connect(Number(target.port || 5432), target.hostname)
+        socket.pipe(upstream).pipe(socket)
+        socket.on("error", () => upstream.destroy())
+        upstream.on("error", () => socket.destroy())
+      })
+      const opened = setTimeout(() => front.listen(port, "127.0.0.1"), 1_500)
+      yield* Effect.addFinalizer(() => Effect.sync(() => {
+        clearTimeout(opened)
+        front.close()
+      }))
+      const url = new URL(pg.url)
+      url.host = `127.0.0.1:${port}`
+      const started = Date.now()
+      const rows = yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1 AS one`).pipe(
+        Effect.provide(Database.layerPostgres({ url: Redacted.make(url.toString()), maxConnections: 2 }))
+      )
+      expect(rows).toEqual([{ one: 1 }])
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_400)
+
+      // a database that does not exist is a refusal, not a wait
+      const missing = new URL(pg.url)
+      missing.pathname = "/no_such_database_here"
+      const before = Date.now()
+      const exit = yield* Effect.exit(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`SELECT 1`).pipe(
+        Effect.provide(Database.layerPostgres({ url: Redacted.make(missing.toString()), maxConnections: 2 }))
+      ))
+      expect(exit._tag).toBe("Failure")
+      expect(Date.now() - before).toBeLessThan(20_000) // a wait would last 90 s
+    }).pipe(Effect.scoped), { timeout: 60_000 })
 })

@@ -42,6 +42,22 @@ const poolGauges = (kind: string, total: () => number, idle: () => number, waiti
   { name: "troupe_db_pool_waiting_requests", help: "Requests waiting for a database connection", labels: { kind }, value: waiting() }
 ]
 
+/**
+ * Whether a failure to reach Postgres may pass — it is still starting, or this host is too busy to
+ * finish a connection in time — as opposed to a refusal (wrong password, no such database).
+ */
+const isUnreachable = (error: SqlError): boolean => {
+  const cause = error.cause as { code?: unknown; message?: unknown } | undefined
+  return ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "57P03"].includes(String(cause?.code ?? "")) ||
+    /timeout exceeded|Connection terminated/i.test(String(cause?.message ?? ""))
+}
+
+/**
+ * A process that starts beside its database (a compose stack, a busy CI host) waits for it:
+ * backing off up to 3 s between tries, for at most 90 s, before it gives up.
+ */
+const startRetry = Schedule.exponential("200 millis").pipe(Schedule.union(Schedule.spaced("3 seconds")), Schedule.upTo("90 seconds"))
+
 /** Postgres over a `pg` pool we own, so its figures can be reported. */
 export const layerPostgres = (options: {
   readonly url: Redacted.Redacted
@@ -66,7 +82,12 @@ export const layerPostgres = (options: {
         // idle client errors (server restart): the pool discards the client; queries report their own errors
       })
       const client = yield* PgClient.fromPool({ acquire: Effect.succeed(pool) })
-      yield* client`SELECT 1`
+      yield* client`SELECT 1`.pipe(
+        Effect.tapError((e) =>
+          isUnreachable(e) ? Effect.logWarning("database not reachable yet, retrying", { cause: String((e.cause as Error | undefined)?.message ?? e.message) }) : Effect.void
+        ),
+        Effect.retry({ while: isUnreachable, schedule: startRetry })
+      )
       return Context.make(PgClient.PgClient, client).pipe(
         Context.add(SqlClient.SqlClient, client),
         Context.add(DatabaseInfo, {

@@ -28,6 +28,7 @@ import {
   ChatPage,
   ChatRef,
   DefaultMate,
+  EmailChanged,
   defaultMateId,
   EmailNotVerified,
   InvalidCode,
@@ -41,6 +42,7 @@ import {
   Profile,
   Register,
   Registered,
+  ResetTokenInvalid,
   SessionInfo,
   TotpRequired,
   TotpSetup,
@@ -202,6 +204,71 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* live
           yield* repo.update({ email_code_hash: payload.codeHash, email_code_expires_at: payload.expiresAt, email_code_attempts: 0 })
           yield* reload
+        })),
+
+      SetResetToken: ({ payload }) =>
+        die(Effect.gen(function*() {
+          yield* live
+          yield* repo.insertResetToken(payload.tokenHash, payload.expiresAt)
+        })),
+
+      ResetPassword: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = row && !row.deleted_at ? row : undefined
+          if (!u) return yield* new ResetTokenInvalid({ reason: "unknown" })
+          const token = yield* repo.resetToken(payload.tokenHash)
+          if (!token) return yield* new ResetTokenInvalid({ reason: "unknown" })
+          if (token.used_at) return yield* new ResetTokenInvalid({ reason: "used" })
+          if (new Date(token.expires_at).getTime() <= Date.now()) return yield* new ResetTokenInvalid({ reason: "expired" })
+          const revoked = yield* sql.withTransaction(
+            Effect.gen(function*() {
+              if (!(yield* repo.useResetToken(payload.tokenHash))) return yield* new ResetTokenInvalid({ reason: "used" })
+              yield* repo.update({ password_hash: payload.passwordHash })
+              // the link came by mail: the address is proven
+              if (!u.email_verified_at) yield* repo.markEmailVerified
+              yield* sql`DELETE FROM user_refresh_tokens WHERE user_id = ${userId}`
+              return yield* repo.revokeAllSessions("password_reset")
+            })
+          )
+          yield* reload
+          yield* Effect.logInfo("Password reset").pipe(Effect.annotateLogs({ user_id: userId, revoked_sessions: revoked.length }))
+          return revoked
+        })),
+
+      BeginEmailChange: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = yield* live
+          if (!(yield* Passwords.verify(u.password_hash, payload.password))) return yield* new InvalidCredentials()
+          const clash = yield* repo.taken(payload.email, u.username)
+          if (clash === "email") return yield* new UserExists({ field: "email" })
+          yield* repo.update({
+            pending_email: payload.email,
+            pending_email_code_hash: payload.codeHash,
+            pending_email_expires_at: payload.expiresAt,
+            pending_email_attempts: 0
+          })
+          yield* reload
+        })),
+
+      ConfirmEmailChange: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = yield* live
+          if (!u.pending_email || !u.pending_email_code_hash || !u.pending_email_expires_at) return yield* new InvalidCode({ reason: "none" })
+          if (u.pending_email_attempts >= limits.emailCodeAttempts) return yield* new InvalidCode({ reason: "too_many_attempts" })
+          if (new Date(u.pending_email_expires_at).getTime() <= Date.now()) return yield* new InvalidCode({ reason: "expired" })
+          if (!Secrets.sameDigest(Secrets.emailChangeCodeDigest(userId, u.pending_email, payload.code), u.pending_email_code_hash)) {
+            yield* sql`UPDATE users SET pending_email_attempts = pending_email_attempts + 1 WHERE user_id = ${userId}`
+            yield* reload
+            return yield* new InvalidCode({ reason: "wrong" })
+          }
+          const previousEmail = u.email
+          yield* sql`UPDATE users SET email = ${u.pending_email}, email_verified_at = now(), pending_email = NULL,
+                     pending_email_code_hash = NULL, pending_email_expires_at = NULL, pending_email_attempts = 0 WHERE user_id = ${userId}`.pipe(
+            Effect.catchIf(isUniqueViolation, () => new UserExists({ field: "email" }))
+          )
+          yield* reload
+          yield* Effect.logInfo("E-mail address changed").pipe(Effect.annotateLogs({ user_id: userId }))
+          return new EmailChanged({ profile: toProfile(yield* live), previousEmail })
         })),
 
       UpdateProfile: ({ payload }) =>

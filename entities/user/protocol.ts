@@ -216,6 +216,17 @@ export class LimitReached extends Schema.TaggedError<LimitReached>()("LimitReach
   limit: Schema.Number
 }) {}
 
+/** The password reset link is unknown, was used already, or expired. */
+export class ResetTokenInvalid extends Schema.TaggedError<ResetTokenInvalid>()("ResetTokenInvalid", {
+  reason: Schema.Literal("unknown", "used", "expired")
+}) {}
+
+/** An e-mail change took effect: the account now, and the address it had before (to be told). */
+export class EmailChanged extends Schema.Class<EmailChanged>("troupe/User/EmailChanged")({
+  profile: Profile,
+  previousEmail: Schema.String
+}) {}
+
 // ---------------------------------------------------------------------------------------------
 // Commands (persisted)
 
@@ -249,6 +260,16 @@ export class SetEmailCode extends Schema.Class<SetEmailCode>("troupe/User/SetEma
 }) {
   [PrimaryKey.symbol]() {
     return `email-code:${this.codeHash}`
+  }
+}
+
+/** Store a password reset link's digest (the link itself is mailed by the caller). */
+export class SetResetToken extends Schema.Class<SetResetToken>("troupe/User/SetResetToken")({
+  tokenHash: Digest,
+  expiresAt: Storable.DateTimeFromNumber
+}) {
+  [PrimaryKey.symbol]() {
+    return `reset-token:${this.tokenHash}`
   }
 }
 
@@ -379,6 +400,7 @@ export const User = EntityGuard.guard(Entity.make("User", [
   Rpc.make("Register", { payload: Register, success: Registered, error: Schema.Union(UserExists, InviteInvalid) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetEmailCode", { payload: SetEmailCode, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("SetResetToken", { payload: SetResetToken, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("UpdateProfile", { payload: UpdateProfile, success: Profile, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("CreateMate", { payload: CreateMate, success: Mate, error: Schema.Union(UserNotFound, LimitReached) })
     .annotate(ClusterSchema.Persisted, true),
@@ -403,6 +425,21 @@ export const User = EntityGuard.guard(Entity.make("User", [
     payload: { password: Schema.String, totpCode: Schema.optional(Schema.String), session: SessionOrigin },
     success: Authenticated,
     error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp)
+  }),
+  // volatile: a link is good once, so a replayed message must be refused like a replayed link
+  Rpc.make("ResetPassword", {
+    payload: { tokenHash: Digest, passwordHash: Schema.String.pipe(Schema.startsWith("$argon2id$")) },
+    success: Schema.Array(Schema.String),
+    error: ResetTokenInvalid
+  }),
+  Rpc.make("BeginEmailChange", {
+    payload: { email: Email, password: Schema.String, codeHash: Digest, expiresAt: Storable.DateTimeFromNumber },
+    error: Schema.Union(UserNotFound, InvalidCredentials, UserExists)
+  }),
+  Rpc.make("ConfirmEmailChange", {
+    payload: { code: Schema.String },
+    success: EmailChanged,
+    error: Schema.Union(UserNotFound, InvalidCode, UserExists)
   }),
   Rpc.make("Refresh", {
     payload: { familyId: Id, tokenHash: Digest, nextTokenHash: Digest },

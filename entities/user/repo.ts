@@ -128,6 +128,26 @@ export const migrations: ReadonlyArray<Migration> = [
     name: "user_sessions_revoked_index",
     run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
       sql`CREATE INDEX IF NOT EXISTS user_sessions_revoked_at ON user_sessions (revoked_at) WHERE revoked_at IS NOT NULL`)
+  },
+  {
+    // password reset links (single use, stored as digests) and the e-mail change waiting for its code
+    id: 2026120790,
+    name: "user_password_reset_email_change",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`
+        CREATE TABLE IF NOT EXISTS user_reset_tokens (
+          token_hash TEXT PRIMARY KEY,
+          user_id TEXT NOT NULL,
+          expires_at TIMESTAMPTZ NOT NULL,
+          used_at TIMESTAMPTZ,
+          created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        );
+        CREATE INDEX IF NOT EXISTS user_reset_tokens_user ON user_reset_tokens (user_id);
+        ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email TEXT;
+        ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email_code_hash TEXT;
+        ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email_expires_at TIMESTAMPTZ;
+        ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email_attempts INT NOT NULL DEFAULT 0;
+      `)
   }
 ]
 
@@ -146,6 +166,10 @@ export interface UserRow {
   readonly totp_secret: Uint8Array | null
   readonly totp_pending: Uint8Array | null
   readonly totp_last_step: string | number
+  readonly pending_email: string | null
+  readonly pending_email_code_hash: string | null
+  readonly pending_email_expires_at: Date | null
+  readonly pending_email_attempts: number
   readonly created_at: Date
   readonly deleted_at: Date | null
 }
@@ -346,6 +370,26 @@ export const make = (userId: string) =>
         Effect.forEach(hashes, (h) => sql`INSERT INTO user_backup_codes (user_id, code_hash) VALUES (${userId}, ${h})`, { discard: true })
       )
 
+    /** Store a password reset link's digest. */
+    const insertResetToken = (tokenHash: string, expiresAt: Date) =>
+      sql`INSERT INTO user_reset_tokens (token_hash, user_id, expires_at) VALUES (${tokenHash}, ${userId}, ${expiresAt})
+          ON CONFLICT (token_hash) DO NOTHING`
+
+    const resetToken = (tokenHash: string) =>
+      Effect.map(
+        sql<{ expires_at: Date; used_at: Date | null }>`SELECT expires_at, used_at FROM user_reset_tokens WHERE token_hash = ${tokenHash} AND user_id = ${userId}`,
+        (rows) => rows[0]
+      )
+
+    /** Spend a reset link (false if it was spent already); every other open link of the user is spent with it. */
+    const useResetToken = (tokenHash: string) =>
+      Effect.gen(function*() {
+        const used = yield* sql`UPDATE user_reset_tokens SET used_at = now() WHERE token_hash = ${tokenHash} AND user_id = ${userId} AND used_at IS NULL RETURNING token_hash`
+        if (used.length === 0) return false
+        yield* sql`UPDATE user_reset_tokens SET used_at = now() WHERE user_id = ${userId} AND used_at IS NULL`
+        return true
+      })
+
     const update = (fields: Record<string, unknown>) => sql`UPDATE users SET ${sql.update(fields)} WHERE user_id = ${userId}`
 
     /** The email address is verified: the code is spent. */
@@ -360,6 +404,8 @@ export const make = (userId: string) =>
         yield* sql`UPDATE user_api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_backup_codes WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_refresh_tokens WHERE user_id = ${userId}`
+        yield* sql`DELETE FROM user_reset_tokens WHERE user_id = ${userId}`
+        yield* sql`UPDATE users SET pending_email = NULL, pending_email_code_hash = NULL WHERE user_id = ${userId}`
         yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '' WHERE user_id = ${userId}`
       })
     )
@@ -367,6 +413,7 @@ export const make = (userId: string) =>
     return {
       sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, deleteMate, apiKeys, insertApiKey,
       revokeApiKey, insertSession, session, refreshToken, rotate, revokeSession, revokeAllSessions, sessions, chats, allChatIds,
-      hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe
+      hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe,
+      insertResetToken, resetToken, useResetToken
     }
   })

@@ -22,6 +22,22 @@ export const emailCode = (): string => String(NodeCrypto.randomInt(0, 1_000_000)
 /** The stored digest of an email verification code (bound to its user). */
 export const emailCodeDigest = (userId: string, code: string): string => digest("email-code", userId, code.trim())
 
+/** The stored digest of the code confirming a new e-mail address (bound to the user and that address). */
+export const emailChangeCodeDigest = (userId: string, email: string, code: string): string =>
+  digest("email-change", userId, email.toLowerCase(), code.trim())
+
+/** A password reset link's token, `<userId>.<secret>`, and the digest the User entity stores. */
+export const newResetToken = (userId: string): { readonly token: string; readonly hash: string } => {
+  const secret = randomSecret()
+  return { token: `${userId}.${secret}`, hash: digest("password-reset", secret) }
+}
+
+/** The user and digest of a reset token, or undefined when it is not one. */
+export const parseResetToken = (token: string): { readonly userId: string; readonly hash: string } | undefined => {
+  const m = /^([a-z0-9]{1,64})\.([A-Za-z0-9_-]{40,60})$/.exec(token.trim())
+  return m ? { userId: m[1]!, hash: digest("password-reset", m[2]!) } : undefined
+}
+
 const base32 = "abcdefghjkmnpqrstuvwxyz23456789"
 
 /** A one-time backup code, `xxxxx-xxxxx` (about 50 bits). */

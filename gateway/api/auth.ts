@@ -55,6 +55,18 @@ export class AuthGroup extends HttpApiGroup.make("auth")
       .addError(Forbidden)
       .annotate(OpenApi.Description, "Rotate the refresh token (body, or the troupe_refresh cookie with X-CSRF-Token). A reused refresh token revokes its whole session: 401 `refresh_token_reused`.")
   )
+  .add(
+    HttpApiEndpoint.post("passwordReset", "/v1/auth/password_reset")
+      .setPayload(Schema.Struct({ email: Email }))
+      .addSuccess(Schema.Struct({ accepted: Schema.Literal(true) }), { status: 202 })
+      .annotate(OpenApi.Description, "Ask for a password reset link (`<TROUPE_PUBLIC_URL>/reset?token=…`, single use, valid 30 minutes) by mail. The answer is the same whether or not the address has an account; at most TROUPE_RATE_LIMIT_MAIL mails per address.")
+  )
+  .add(
+    HttpApiEndpoint.post("passwordResetConfirm", "/v1/auth/password_reset/confirm")
+      .setPayload(Schema.Struct({ token: PlainText(200).pipe(Schema.minLength(1)), password: Password }))
+      .addSuccess(Schema.Struct({ revoked_sessions: Schema.Number }))
+      .annotate(OpenApi.Description, "Set a new password with the link's token. Every session and refresh token of the account is revoked. 400 `reset_token_used`, `reset_token_expired` or `reset_token_invalid`.")
+  )
   .add(HttpApiEndpoint.post("logout", "/v1/auth/logout").addSuccess(HttpApiSchema.Empty(204)).middleware(Authentication))
   .add(HttpApiEndpoint.post("logoutAll", "/v1/auth/logout_all").addSuccess(Schema.Struct({ revoked_sessions: Schema.Number })).middleware(Authentication))
   .add(

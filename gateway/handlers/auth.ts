@@ -3,10 +3,11 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, User } from "../../entities/user/protocol.ts"
+import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, SetResetToken, User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
 import * as Passwords from "../../entities/user/passwords.ts"
 import * as Secrets from "../../entities/user/secrets.ts"
+import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { cookies, CurrentPrincipal } from "../Auth.ts"
@@ -20,6 +21,8 @@ import * as Tokens from "../Tokens.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
 const codeTtlMs = 30 * 60_000
+/** How long a password reset link is good for. */
+export const resetTtlMs = 30 * 60_000
 
 export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
   Effect.gen(function*() {
@@ -36,6 +39,24 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         subject: `Your Troupe verification code: ${code}`,
         text: `Your verification code is ${code}.\n\nIt expires in 30 minutes. If you did not sign up for Troupe, ignore this mail.\n`
       }).pipe(Effect.catchAll((e) => Effect.logError("Could not send the verification mail", e.message)))
+
+    /** Make and mail a reset link to the account of `email`, if there is one (run in the background). */
+    const mailResetLink = (email: string) =>
+      Effect.gen(function*() {
+        const userId = yield* directory.findUserId(email)
+        if (!userId) return
+        const profile = yield* retryTransient(users(userId).Profile())
+        // the address asked for must be the account's own (not its username)
+        if (profile.email.toLowerCase() !== email.toLowerCase()) return
+        const { token, hash } = Secrets.newResetToken(userId)
+        yield* retryTransient(users(userId).SetResetToken(new SetResetToken({ tokenHash: hash, expiresAt: new Date(Date.now() + resetTtlMs) })))
+        const link = `${Option.getOrElse(config.publicUrl, () => "").replace(/\/+$/, "")}/reset?token=${encodeURIComponent(token)}`
+        yield* mailer.send({
+          to: profile.email,
+          subject: "Reset your Troupe password",
+          text: `Someone (hopefully you) asked to reset the password of your Troupe account.\n\nSet a new password here (the link works once, for 30 minutes):\n${link}\n\nIf you did not ask for this, ignore this mail: your password stays as it is.\n`
+        })
+      }).pipe(Effect.catchAllCause((cause) => Effect.logError("Could not send a password reset link", cause)))
 
     /** Issue an access token and answer with the session's tokens (body and cookies). */
     const sessionResponse = (auth: { readonly userId: string; readonly familyId: string; readonly role: "user" | "admin" }, refresh: Tokens.RefreshToken) =>
@@ -108,6 +129,25 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           }
           // the same answer whether or not the address has an account
           return { sent: true }
+        }))
+      .handle("passwordReset", ({ payload }) =>
+        Effect.gen(function*() {
+          const address = payload.email.trim().toLowerCase()
+          // per address: past the limit nothing more is mailed, and the answer does not change
+          const allowed = yield* limiter.consume("mail", `reset:${address}`).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
+          // answered at once: how long the lookup and the mail take tells nobody whether the address has an account
+          if (allowed) yield* Effect.forkDaemon(mailResetLink(address))
+          return { accepted: true as const }
+        }))
+      .handle("passwordResetConfirm", ({ payload }) =>
+        Effect.gen(function*() {
+          const parsed = Secrets.parseResetToken(payload.token)
+          if (!parsed) return yield* fail(400, "reset_token_invalid", "Unknown password reset link")
+          const passwordHash = yield* Passwords.hash(payload.password)
+          const revoked = yield* call(users(parsed.userId).ResetPassword({ tokenHash: parsed.hash, passwordHash }))
+          yield* tokens.revoke(revoked)
+          yield* limiter.reset("login", parsed.userId)
+          return { revoked_sessions: revoked.length }
         }))
       .handle("login", ({ payload, request }) =>
         Effect.gen(function*() {

@@ -3,11 +3,14 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { DeleteAccount, UpdateProfile, User } from "../../entities/user/protocol.ts"
+import * as Secrets from "../../entities/user/secrets.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
+import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
+import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
 import { call, noContent, toMe, withoutSessionCookies } from "./common.ts"
 
@@ -16,6 +19,8 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
     const users = yield* User.client
     const tokens = yield* Tokens.Tokens
     const config = yield* GatewayConfig
+    const mailer = yield* Mailer
+    const limiter = yield* RateLimiter
     return handlers
       .handle("get", () =>
         Effect.gen(function*() {
@@ -44,6 +49,37 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
           const revoked = yield* call(users(principal.userId).DeleteAccount(new DeleteAccount({})))
           yield* tokens.revoke([...revoked, ...Option.toArray(principal.familyId)])
           return withoutSessionCookies(noContent(), config)
+        }))
+      .handle("changeEmail", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          yield* limiter.consume("mail", `email-change:${payload.email.toLowerCase()}`)
+          const code = Secrets.emailCode()
+          yield* call(users(principal.userId).BeginEmailChange({
+            email: payload.email,
+            password: payload.password,
+            codeHash: Secrets.emailChangeCodeDigest(principal.userId, payload.email, code),
+            expiresAt: new Date(Date.now() + 30 * 60_000)
+          }))
+          yield* mailer.send({
+            to: payload.email,
+            subject: `Confirm your new Troupe e-mail address: ${code}`,
+            text: `Your verification code is ${code}.\n\nEnter it in Troupe to make this your account's e-mail address. It expires in 30 minutes. If you did not ask for this, ignore this mail.\n`
+          }).pipe(Effect.catchAll((e) => Effect.logError("Could not send the e-mail change code", e.message)))
+          return { pending_email: payload.email, confirmation: "sent" as const }
+        }))
+      .handle("confirmEmail", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const changed = yield* call(users(principal.userId).ConfirmEmailChange({ code: payload.code }))
+          yield* mailer.send({
+            to: changed.previousEmail,
+            subject: "Your Troupe e-mail address was changed",
+            text: `The e-mail address of your Troupe account (${changed.profile.username}) was changed from ${changed.previousEmail} to ${changed.profile.email}.\n\nIf you did not do this, reset your password and tell your Troupe administrator.\n`
+          }).pipe(Effect.catchAll((e) => Effect.logError("Could not tell the old address of an e-mail change", e.message)))
+          return toMe(changed.profile)
         }))
       .handle("sessions", () =>
         Effect.gen(function*() {
