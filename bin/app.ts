@@ -13,22 +13,25 @@ import * as PreviewConfig from "../preview/Config.ts"
 import * as PreviewServer from "../preview/Server.ts"
 import * as Mailer from "../runtime/Mailer.ts"
 import type * as Roles from "../runtime/Roles.ts"
-import * as SkillHost from "../skills/host/Host.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
 import * as Ai from "../skills/ai/App.ts"
 import * as AiPrices from "../skills/ai/Prices.ts"
 import * as AiSettings from "../skills/ai/Settings.ts"
+import * as SkillCalls from "../skills/Calls.ts"
+import * as SkillsConfig from "../skills/Config.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
 import * as AppStore from "../skills/store/index.ts"
 import pkg from "../package.json" with { type: "json" }
 
 /**
- * The skills registry (first-party apps, the installed apps of the app store, KV in SQL); one
- * instance per process (layers are shared by reference).
+ * The skills registry (first-party apps, the installed apps of the app store, KV in SQL) and the
+ * skill host with the operator's `TROUPE_SKILLS_*` settings; one instance per process (layers are
+ * shared by reference). Runners run the calls (`SkillCall`, chat turns); a gateway keeps the
+ * registry to list apps and never loads a plugin (installed artifacts are pulled on a first call).
  */
 const skills = AppStore.layerServing.pipe(
-  Layer.provideMerge(Skills.layer().pipe(Layer.provideMerge(SkillHost.layer()), Layer.provide(SkillKv.layerSql())))
+  Layer.provideMerge(Layer.unwrapEffect(Effect.map(SkillsConfig.fromEnv, (options) => Skills.layerSql(options))))
 )
 
 /** Troupe as the roles see it. */
@@ -36,9 +39,14 @@ export const app: Roles.App = {
   version: pkg.version,
   migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
   // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given;
-  // the AppInstall entity (installs are written where the master key is)
-  entities: Layer.merge(Ai.layerEntities(Entities.layerWith).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))), AppStore.entities),
-  // the public API; skills run in the serving process (first-party apps, installed apps, KV in SQL)
+  // the AppInstall entity (installs are written where the master key is); the SkillCall entity (REST
+  // skill invocations run where the skill host is)
+  entities: Layer.mergeAll(
+    Ai.layerEntities(Entities.layerWith),
+    SkillCalls.layer.pipe(Layer.provide(Ai.layerFirstPartyServices)),
+    AppStore.entities
+  ).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))),
+  // the public API: the registry for listings and the store; invocations are sent to SkillCall
   routes: Gateway.layer.pipe(Layer.provide(skills)),
   // the preview beside the gateway: the web app's sessions may use it
   startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),
@@ -50,6 +58,7 @@ export const app: Roles.App = {
       Mailer.config,
       role === "runner" ? Effect.void : GatewayConfig.validate(config),
       role === "start" ? PreviewConfig.fromEnv : Effect.void,
+      SkillsConfig.fromEnv,
       role === "gateway" ? AiSettings.defaultPriceFromEnv : AiSettings.fromEnv
     ], { discard: true })
 }

@@ -13,6 +13,7 @@
  */
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as PreviewSessions from "../preview/Sessions.ts"
+import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
 import * as HttpApiSwagger from "@effect/platform/HttpApiSwagger"
@@ -31,7 +32,7 @@ import type { Cache, RedisConnection } from "../runtime/Cache.ts"
 import type { TroupeConfig } from "../runtime/Config.ts"
 import type { Health } from "../runtime/Health.ts"
 import { TroupeConfig as TroupeConfigTag } from "../runtime/Config.ts"
-import { errorResponse, Routes } from "../runtime/Http.ts"
+import { errorResponse, registerRouteTemplates, Routes } from "../runtime/Http.ts"
 import * as SecurityHeaders from "../runtime/SecurityHeaders.ts"
 import * as UserDirectory from "../entities/user/directory.ts"
 import * as Prices from "../skills/ai/Prices.ts"
@@ -175,6 +176,13 @@ const layerServices = Layer.mergeAll(Tokens.layer, RateLimit.layer, Mailer.layer
 /** What the gateway needs from the role: cluster membership (client is enough), the platform, skills. */
 export type Requirements = Sharding.Sharding | SqlClient.SqlClient | Cache | RedisConnection | Skills | GatewayConfig | Store.Store | TroupeConfig | Health
 
+/** The API's endpoints as `{ method, path }` with `:param` templates (`/v1/chats/:id/events`). */
+export const apiRouteTemplates = (): ReadonlyArray<{ readonly method: string; readonly path: string }> => {
+  const templates: Array<{ readonly method: string; readonly path: string }> = []
+  HttpApi.reflect(TroupeApi, { onGroup: () => {}, onEndpoint: ({ endpoint }) => void templates.push({ method: endpoint.method, path: endpoint.path }) })
+  return templates
+}
+
 /** The version the MCP server announces. */
 const mcpVersion = "1.0.0"
 
@@ -190,6 +198,8 @@ export const layerWith: Layer.Layer<never, unknown, Requirements | Routes> = Rou
     const mcpServices = yield* Effect.context<Mcp.Requirements>()
     yield* router.mountApp(Mcp.path, Effect.provide(Mcp.route(mcpVersion), mcpServices), { includePrefix: true })
     yield* router.mountApp("/v1", app, { includePrefix: true })
+    // metrics label the API's requests by its route templates (the API is mounted whole)
+    yield* registerRouteTemplates(apiRouteTemplates())
     yield* router.mountApp("/docs", app, { includePrefix: true })
     // the web app: every other GET path (client routes get index.html)
     yield* WebApp.mount(router, WebApp.load())

@@ -416,6 +416,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           if (!u) return yield* new InvalidCredentials()
           const ok = yield* Passwords.verify(u.password_hash, payload.password)
           if (!ok) return yield* new InvalidCredentials()
+          // a lockout from other addresses lets through only what a guesser of the password cannot have
+          if (payload.secondFactorRequired && !u.totp_secret) return yield* new InvalidCredentials()
           if (!u.email_verified_at) return yield* new EmailNotVerified()
           if (u.totp_secret) {
             const code = payload.totpCode?.trim()

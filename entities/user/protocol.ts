@@ -422,7 +422,13 @@ export const User = EntityGuard.guard(Entity.make("User", [
   Rpc.make("Profile", { success: Profile, error: UserNotFound }),
   Rpc.make("VerifyEmail", { payload: { code: Schema.String }, success: Profile, error: Schema.Union(UserNotFound, InvalidCode) }),
   Rpc.make("Login", {
-    payload: { password: Schema.String, totpCode: Schema.optional(Schema.String), session: SessionOrigin },
+    payload: {
+      password: Schema.String,
+      totpCode: Schema.optional(Schema.String),
+      session: SessionOrigin,
+      /** The account is locked out from elsewhere: only a correct password with a second factor gets in. */
+      secondFactorRequired: Schema.optional(Schema.Boolean)
+    },
     success: Authenticated,
     error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp)
   }),

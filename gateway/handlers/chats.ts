@@ -20,6 +20,7 @@ import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post, Rename } fr
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
+import * as Metrics from "../../runtime/Metrics.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import type { Principal } from "../Auth.ts"
@@ -199,6 +200,15 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           const posted = yield* call(chatClient(path.id).Post(
             new Post({ clientMessageId: payload.client_message_id, authorId: principal.userId, text: payload.text, ...(scope ? { scope } : {}) })
           ))
+          // the post's line ties the turn to who asked (the turn's own line comes from its runner)
+          yield* Effect.logInfo("chat post").pipe(Effect.annotateLogs({
+            chat_id: path.id,
+            turn_id: posted.turnId,
+            message_id: posted.messageId,
+            user_id: principal.userId,
+            ...(Option.isSome(principal.apiKey) ? { api_key_id: principal.apiKey.value.keyId } : {}),
+            duplicate: posted.duplicate
+          }))
           return { message_id: posted.messageId, turn_id: posted.turnId, seq: posted.seq, duplicate: posted.duplicate }
         }))
       .handle("events", ({ path, urlParams, request }) =>
@@ -207,7 +217,8 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* Policy.require(principal, Policy.ReadChats)
           yield* owned(principal, path.id)
           const after = urlParams.after ?? lastEventId(request.headers["last-event-id"]) ?? 0
-          return HttpServerResponse.stream(events(path.id, after), {
+          // counted open while the response streams (until the client goes or the stream ends)
+          return HttpServerResponse.stream(Stream.unwrapScoped(Effect.as(Metrics.trackStream("chat"), events(path.id, after))), {
             contentType: "text/event-stream; charset=utf-8",
             headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no", connection: "keep-alive" }
           })

@@ -23,6 +23,7 @@ import * as PreviewServer from "../../preview/Server.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
+import * as SkillCalls from "../../skills/Calls.ts"
 import * as Skills from "../../skills/Skills.ts"
 import type { StoreSettings } from "../../skills/store/Config.ts"
 import * as AppStore from "../../skills/store/index.ts"
@@ -94,7 +95,12 @@ export const startServer = async (options: {
   const app: Roles.App = {
     version: "test",
     migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
-    entities: Layer.merge(options.entities ?? Entities.layer, store.entities),
+    // skill invocations run in the SkillCall entity, over the same registry as the routes' listings
+    entities: Layer.mergeAll(
+      options.entities ?? Entities.layer,
+      store.entities,
+      SkillCalls.layer.pipe(Layer.provide(store.serving), Layer.provide(layerSkills))
+    ),
     routes: Layer.merge(
       Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(store.serving), Layer.provide(layerSkills)),
       options.extraRoutes ?? Layer.empty
