@@ -194,8 +194,8 @@ describe("User entity", () => {
       const s = session()
       yield* user.Login({ password: "correct horse", session: s.origin })
       yield* user.BeginTotp({ issuer: "Troupe" })
-      yield* user.AddChat(new AddChat({ chatId: "c1", mateId: "default", title: "one" }))
-      yield* user.AddChat(new AddChat({ chatId: "c2", mateId: "default", title: "two" }))
+      yield* user.AddChat(new AddChat({ chatId: "c1", mateId: "default" }))
+      yield* user.AddChat(new AddChat({ chatId: "c2", mateId: "default" }))
       expect((yield* user.Chats({ limit: 10 })).chats.map((c) => c.chatId)).toEqual(["c2", "c1"])
       yield* user.CreateApiKey(new CreateApiKey({ keyId: "dk", name: "k", scopes: ["read"], secretHash: Secrets.digest("dk") }))
 

@@ -168,7 +168,7 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* call(users(principal.userId).GetMate({ mateId }))
           const chatId = Ids.make("c", 20)
           const title = payload.title ?? ""
-          yield* call(users(principal.userId).AddChat(new AddChat({ chatId, mateId, title })))
+          yield* call(users(principal.userId).AddChat(new AddChat({ chatId, mateId })))
           const summary = yield* call(chatClient(chatId).Create(new Create({ ownerId: principal.userId, mateId, ...(payload.title !== undefined ? { title } : {}) })))
           return toChat(summary)
         }))

@@ -62,6 +62,8 @@ export const startServer = async (options: {
   readonly logLevel?: "none" | "error" | "warning" | "info" | "debug"
   /** More variables of the runtime's configuration (`TROUPE_PUBLIC_URL`, `TROUPE_METRICS_TOKEN`, …). */
   readonly env?: Record<string, string>
+  /** The master key (a restart that must read what the last run encrypted); default: a random one. */
+  readonly masterKey?: Uint8Array
   /** A data directory to use and keep (a restart of the same server); default: a fresh one, removed on close. */
   readonly dataDir?: string
   /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
@@ -112,7 +114,7 @@ export const startServer = async (options: {
       )
       : Layer.empty
   }
-  const masterKeys = KeyRing.masterKeys(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+  const masterKeys = KeyRing.masterKeys(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(
     Layer.buildWithScope(Roles.layerStart(app, config, masterKeys), scope).pipe(Effect.provide(Roles.layerLogging(config, "test")))
