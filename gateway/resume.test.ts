@@ -39,6 +39,7 @@ const flakyChat = Chat.toLayer(
       Post: unused,
       RunTurn: unused,
       Wake: unused,
+      Attachment: unused,
       Confirm: unused,
       Cancel: unused,
       DeleteMessage: unused,

@@ -51,7 +51,9 @@ export const ChatEvent = Schema.Union(
   Schema.Struct({ ...base, kind: Schema.Literal("cancelled"), messageId: Schema.NullOr(Schema.String) }),
   Schema.Struct({ ...base, kind: Schema.Literal("error"), code: Schema.String, message: Schema.String }),
   Schema.Struct({ ...base, kind: Schema.Literal("restarted"), attempt: Schema.Number }),
-  Schema.Struct({ ...base, kind: Schema.Literal("message_deleted"), messageId: Schema.String })
+  Schema.Struct({ ...base, kind: Schema.Literal("message_deleted"), messageId: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("attachment_ready"), uploadId: Schema.String, name: Schema.String, contentType: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("attachment_rejected"), uploadId: Schema.String, name: Schema.String, code: Schema.String, message: Schema.String })
 )
 export type ChatEvent = typeof ChatEvent.Type
 
@@ -192,6 +194,20 @@ export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserI
   }
 }
 
+/**
+ * An upload named for the chat (or attached to one of its messages) is ready or was rejected:
+ * journaled as `attachment_ready` / `attachment_rejected`. Volatile (it carries the file's name).
+ */
+export class AttachmentNews extends Schema.Class<AttachmentNews>("troupe/Chat/AttachmentNews")({
+  byUserId: Id,
+  uploadId: Id,
+  status: Schema.Literal("ready", "rejected"),
+  name: Storable.Text(255),
+  contentType: Schema.String.pipe(Schema.maxLength(255)),
+  code: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
+  message: Schema.optional(Storable.Text(1000))
+}) {}
+
 /** The Chat entity. */
 export const Chat = EntityGuard.guard(Entity.make("Chat", [
   Rpc.make("Create", { payload: Create, success: ChatSummary, error: ChatExists }),
@@ -209,6 +225,7 @@ export const Chat = EntityGuard.guard(Entity.make("Chat", [
   Rpc.make("Rename", { payload: Rename, success: ChatSummary, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Share", { payload: { byUserId: Id }, success: ShareCreated, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Summary", { success: ChatSummary, error: ChatNotFound }),
+  Rpc.make("Attachment", { payload: AttachmentNews, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("History", {
     payload: { before: Schema.optional(Schema.Number), limit: Schema.Int.pipe(Schema.between(1, 200)) },
     success: HistoryPage,

@@ -37,6 +37,7 @@ const stubChat = Chat.toLayer(
       Post: unused,
       RunTurn: unused,
       Wake: unused,
+      Attachment: unused,
       Confirm: unused,
       Cancel: unused,
       DeleteMessage: unused,
