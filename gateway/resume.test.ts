@@ -43,6 +43,7 @@ const flakyChat = Chat.toLayer(
       Confirm: unused,
       Cancel: unused,
       DeleteMessage: unused,
+      Rename: unused,
       Delete: unused,
       Share: unused,
       Summary: () => (address.entityId === "gone" ? Effect.fail(new ChatNotFound({ chatId: address.entityId })) : Effect.succeed(summary())),

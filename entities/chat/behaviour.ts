@@ -223,6 +223,17 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* Effect.logInfo("Chat deleted").pipe(Effect.annotateLogs({ chat: chatId }))
         }),
 
+      Rename: ({ payload }) =>
+        journal.locked(
+          Effect.gen(function*() {
+            yield* journal.requireOwner(payload.byUserId)
+            const title = yield* journal.encrypt(payload.title.replace(/\s+/g, " ").trim(), "title")
+            yield* repo.setTitle(title)
+            journal.setTitle(title)
+            return yield* summary
+          }).pipe(Effect.catchTags(chatGone(chatId)))
+        ),
+
       Share: ({ payload }) =>
         Effect.gen(function*() {
           const chat = yield* journal.requireOwner(payload.byUserId)

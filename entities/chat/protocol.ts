@@ -183,6 +183,9 @@ export class DeleteMessage extends Schema.Class<DeleteMessage>("troupe/Chat/Dele
   }
 }
 
+/** Give the chat another title (volatile: the title is content, stored only encrypted). */
+export class Rename extends Schema.Class<Rename>("troupe/Chat/Rename")({ title: Title, byUserId: Id }) {}
+
 /** Delete the chat: its data key is destroyed, so everything it held becomes unreadable. */
 export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserId: Id }) {
   [PrimaryKey.symbol]() {
@@ -219,6 +222,7 @@ export const Chat = EntityGuard.guard(Entity.make("Chat", [
   Rpc.make("DeleteMessage", { payload: DeleteMessage, error: Schema.Union(ChatNotFound, NotChatOwner, MessageNotFound) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("Delete", { payload: Delete, error: NotChatOwner }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Rename", { payload: Rename, success: ChatSummary, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Share", { payload: { byUserId: Id }, success: ShareCreated, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Summary", { success: ChatSummary, error: ChatNotFound }),
   Rpc.make("Attachment", { payload: AttachmentNews, error: Schema.Union(ChatNotFound, NotChatOwner) }),

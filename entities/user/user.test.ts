@@ -41,6 +41,7 @@ const stubChat = Chat.toLayer(
       Confirm: unused,
       Cancel: unused,
       DeleteMessage: unused,
+      Rename: unused,
       Delete: () => Effect.sync(() => void deletedChats.push(address.entityId)),
       Share: unused,
       Summary: unused,

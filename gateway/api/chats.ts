@@ -78,6 +78,12 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
       .setPath(Schema.Struct({ id: Id, message_id: Id }))
       .addSuccess(HttpApiSchema.Empty(204))
   )
+  .add(
+    HttpApiEndpoint.patch("rename", "/v1/chats/:id").setPath(ChatPath)
+      .setPayload(Schema.Struct({ title: PlainText(200) }))
+      .addSuccess(Chat)
+      .annotate(OpenApi.Description, "Rename the chat (an empty title makes it untitled).")
+  )
   .add(HttpApiEndpoint.del("delete", "/v1/chats/:id").setPath(ChatPath).addSuccess(HttpApiSchema.Empty(204)))
   .add(
     HttpApiEndpoint.post("share", "/v1/chats/:id/share").setPath(ChatPath)

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
+import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post, Rename } from "../../entities/chat/protocol.ts"
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
@@ -252,6 +252,12 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* Policy.require(principal, Policy.WriteChats)
           yield* call(chatClient(path.id).Confirm(new Confirm({ callId: payload.call_id, approve: payload.approve, byUserId: principal.userId })))
           return { call_id: payload.call_id, approved: payload.approve }
+        }))
+      .handle("rename", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          return toChat(yield* call(chatClient(path.id).Rename(new Rename({ title: payload.title, byUserId: principal.userId }))))
         }))
       .handle("deleteMessage", ({ path }) =>
         Effect.gen(function*() {
