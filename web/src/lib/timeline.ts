@@ -122,7 +122,11 @@ const str = (v: unknown): string => (typeof v === "string" ? v : "")
 
 /** Show a message the user just posted (before its event arrives). */
 export const addPosted = (t: Timeline, posted: { message_id: string; turn_id: string }, text: string, files: string[] = []): void => {
-  if (hasMessage(t, posted.message_id)) return
+  if (hasMessage(t, posted.message_id)) {
+    // the event stream was first: keep what only the page knows (the names of the files sent)
+    for (const item of t.items) if (item.type === "user" && item.id === posted.message_id && files.length > 0) item.files = files
+    return
+  }
   t.items.push({ type: "user", id: posted.message_id, text, turnId: posted.turn_id, createdAt: new Date().toISOString(), ...(files.length > 0 ? { files } : {}) })
   turnOf(t, posted.turn_id)
 }
