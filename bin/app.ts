@@ -19,6 +19,7 @@ import * as Ai from "../skills/ai/App.ts"
 import * as AiPrices from "../skills/ai/Prices.ts"
 import * as AiSettings from "../skills/ai/Settings.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
+import * as StoreCli from "../skills/store/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
 import * as AppStore from "../skills/store/index.ts"
 import pkg from "../package.json" with { type: "json" }
@@ -55,4 +56,7 @@ export const app: Roles.App = {
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */
-export const commands = [PreviewCli.command, SkillCli.command] as const
+export const commands = [PreviewCli.command, SkillCli.command, StoreCli.command] as const
+
+/** Extra `troupe admin …` subcommands (`admin apps`). */
+export const adminCommands = [StoreCli.adminCommand] as const
