@@ -354,11 +354,10 @@ export class RevokeAllSessions extends Schema.Class<RevokeAllSessions>("troupe/U
   }
 }
 
-/** Add a chat to the user's index. */
+/** Add a chat to the user's index (its title stays in the chat, encrypted: this message is persisted in the clear). */
 export class AddChat extends Schema.Class<AddChat>("troupe/User/AddChat")({
   chatId: Id,
-  mateId: Id,
-  title: PlainText(200)
+  mateId: Id
 }) {
   [PrimaryKey.symbol]() {
     return `chat:${this.chatId}`
@@ -402,10 +401,10 @@ export const User = EntityGuard.guard(Entity.make("User", [
   Rpc.make("SetEmailCode", { payload: SetEmailCode, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetResetToken", { payload: SetResetToken, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("UpdateProfile", { payload: UpdateProfile, success: Profile, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
-  Rpc.make("CreateMate", { payload: CreateMate, success: Mate, error: Schema.Union(UserNotFound, LimitReached) })
-    .annotate(ClusterSchema.Persisted, true),
-  Rpc.make("UpdateMate", { payload: UpdateMate, success: Mate, error: Schema.Union(UserNotFound, MateNotFound) })
-    .annotate(ClusterSchema.Persisted, true),
+  // volatile: they carry a system prompt, and a persisted message (and its reply) is stored in the
+  // clear; both are idempotent (by mate id), and the gateway retries them
+  Rpc.make("CreateMate", { payload: CreateMate, success: Mate, error: Schema.Union(UserNotFound, LimitReached) }),
+  Rpc.make("UpdateMate", { payload: UpdateMate, success: Mate, error: Schema.Union(UserNotFound, MateNotFound) }),
   Rpc.make("DeleteMate", { payload: DeleteMate, error: Schema.Union(UserNotFound, MateNotFound, DefaultMate) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("CreateApiKey", { payload: CreateApiKey, success: ApiKeyInfo, error: Schema.Union(UserNotFound, LimitReached) })
@@ -422,7 +421,13 @@ export const User = EntityGuard.guard(Entity.make("User", [
   Rpc.make("Profile", { success: Profile, error: UserNotFound }),
   Rpc.make("VerifyEmail", { payload: { code: Schema.String }, success: Profile, error: Schema.Union(UserNotFound, InvalidCode) }),
   Rpc.make("Login", {
-    payload: { password: Schema.String, totpCode: Schema.optional(Schema.String), session: SessionOrigin },
+    payload: {
+      password: Schema.String,
+      totpCode: Schema.optional(Schema.String),
+      session: SessionOrigin,
+      /** The account is locked out from elsewhere: only a correct password with a second factor gets in. */
+      secondFactorRequired: Schema.optional(Schema.Boolean)
+    },
     success: Authenticated,
     error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp)
   }),
