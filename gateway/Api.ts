@@ -49,7 +49,10 @@ export class TroupeApi extends HttpApi.make("troupe")
   .annotate(OpenApi.Transform, (spec) => replaceDecodeError(spec))
 {}
 
-/** A one-line summary of each operation (by operation id); the document test requires one for every operation. */
+/**
+ * A one-line summary of each operation (by operation id), or `OpenApi.Summary` on the endpoint:
+ * `gateway/openapi.test.ts` fails for an operation without one.
+ */
 const summaries: Readonly<Record<string, string>> = {
   "auth.signup": "Create an account",
   "auth.verifyEmail": "Verify the email address with the mailed code",
@@ -62,12 +65,18 @@ const summaries: Readonly<Record<string, string>> = {
   "auth.logoutAll": "Sign out every session",
   "auth.totpSetup": "Start two-factor authentication",
   "auth.totpConfirm": "Turn on two-factor authentication",
+  "auth.passkeyOptions": "Start a passkey sign-in",
+  "auth.passkeyLogin": "Sign in with a passkey",
   "me.get": "Your profile",
   "me.update": "Change your profile and settings",
   "me.delete": "Delete your account",
   "me.changeEmail": "Change your email address",
   "me.confirmEmail": "Confirm a new email address",
   "me.sessions": "Your sessions",
+  "me.passkeys": "Your passkeys",
+  "me.addPasskey": "Register a passkey",
+  "me.passkeyRegistrationOptions": "Start registering a passkey",
+  "me.removePasskey": "Remove a passkey",
   "api_keys.create": "Create an API key",
   "api_keys.list": "Your API keys",
   "api_keys.revoke": "Revoke an API key",
@@ -75,6 +84,7 @@ const summaries: Readonly<Record<string, string>> = {
   "chats.list": "Your chats",
   "chats.get": "A chat with its messages",
   "chats.delete": "Delete a chat",
+  "chats.rename": "Rename a chat",
   "chats.post": "Post a message (starts the mate's turn)",
   "chats.events": "Follow a chat's events (Server-Sent Events)",
   "chats.cancel": "Cancel the running turn",
