@@ -28,6 +28,7 @@ export const layerWith = <E, R>(turns: Layer.Layer<Turn.TurnRunner, E, R>) =>
     ChatBehaviour.layer,
     ChatTurns.layerTurnSweeper(),
     UserBehaviour.layer,
+    UserBehaviour.layerPromptSealer,
     // payments read their settings (provider, seller) and send invoices with the runtime's mailer
     Layer.mergeAll(PaymentBehaviour.layer, PaymentBehaviour.layerPoller).pipe(
       Layer.provide(PaymentConfig.layerProvider),

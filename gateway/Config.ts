@@ -52,9 +52,17 @@ export interface GatewaySettings {
     readonly perUser: Limit
     /** `/v1/auth/*`, per client address. */
     readonly auth: Limit
-    /** Failed logins per account (brute force). */
+    /** Login attempts per account and client address (brute force); a success refunds its attempt. */
     readonly loginFailures: Limit
-    /** Mails sent to one address on request (password reset links); default 5 an hour. */
+    /**
+     * Login attempts per account from anywhere (slower; default 30 per hour). Past it, only a
+     * correct password with a second factor gets in, so a lockout from other addresses does not
+     * keep the owner out.
+     */
+    readonly loginAccountFailures?: Limit | undefined
+    /** E-mail verification attempts per address, across codes (default 10 per hour). */
+    readonly emailCodeAttempts?: Limit | undefined
+    /** Mails sent to one address on request (password reset links, verification codes resent), per purpose; default 5 an hour. */
     readonly mailPerAddress?: Limit
   }
   readonly maxBodyBytes: number
@@ -76,6 +84,12 @@ export class GatewayConfig extends Context.Tag("troupe/gateway/GatewayConfig")<G
 
 const check = <A>(name: string, message: string, ok: (a: A) => boolean) => (config: Config.Config<A>) =>
   Config.mapOrFail(config, (a) => (ok(a) ? Either.right(a) : Either.left(ConfigError.InvalidData([name], message))))
+
+/** Defaults of the limits that settings may leave out. */
+export const defaultLimits = {
+  loginAccountFailures: { points: 30, duration: Duration.hours(1) },
+  emailCodeAttempts: { points: 10, duration: Duration.hours(1) }
+} satisfies Record<string, Limit>
 
 const limit = (name: string, points: number, duration: Duration.DurationInput): Config.Config<Limit> =>
   Config.string(name).pipe(
@@ -149,6 +163,8 @@ const settings = (troupe: TroupeConfigShape) =>
       perUser: limit("TROUPE_RATE_LIMIT_USER", 600, "60 seconds"),
       auth: limit("TROUPE_RATE_LIMIT_AUTH", 30, "60 seconds"),
       loginFailures: limit("TROUPE_RATE_LIMIT_LOGIN_FAILURES", 10, "15 minutes"),
+      loginAccountFailures: limit("TROUPE_RATE_LIMIT_LOGIN_ACCOUNT", defaultLimits.loginAccountFailures.points, defaultLimits.loginAccountFailures.duration),
+      emailCodeAttempts: limit("TROUPE_RATE_LIMIT_EMAIL_CODES", defaultLimits.emailCodeAttempts.points, defaultLimits.emailCodeAttempts.duration),
       mailPerAddress: limit("TROUPE_RATE_LIMIT_MAIL", 5, "1 hour")
     }),
     maxBodyBytes: Config.integer("TROUPE_MAX_BODY_BYTES").pipe(

@@ -12,11 +12,11 @@ import * as Option from "effect/Option"
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible"
 import type { RateLimiterAbstract } from "rate-limiter-flexible"
 import { RedisConnection } from "../runtime/Cache.ts"
-import { GatewayConfig, type Limit } from "./Config.ts"
+import { defaultLimits, GatewayConfig, type Limit } from "./Config.ts"
 import { ApiFailure } from "./Errors.ts"
 
 /** The limits the gateway applies. */
-export type Bucket = "ip" | "user" | "auth" | "login" | "mail"
+export type Bucket = "ip" | "user" | "auth" | "login" | "loginAccount" | "emailCode" | "mail"
 
 /** The rate limiter service. */
 export class RateLimiter extends Context.Tag("troupe/gateway/RateLimiter")<RateLimiter, {
@@ -26,6 +26,11 @@ export class RateLimiter extends Context.Tag("troupe/gateway/RateLimiter")<RateL
   readonly check: (bucket: Bucket, key: string) => Effect.Effect<void, ApiFailure>
   /** Count a failure (failed logins). */
   readonly penalize: (bucket: Bucket, key: string) => Effect.Effect<void>
+  /**
+   * Give back one point `consume` took (an attempt that turned out good). Attempts are consumed
+   * before they are checked, atomically, so parallel attempts cannot all pass a `check` first.
+   */
+  readonly refund: (bucket: Bucket, key: string) => Effect.Effect<void>
   /** Forget `key` (a successful login clears its failures). */
   readonly reset: (bucket: Bucket, key: string) => Effect.Effect<void>
   readonly kind: "redis" | "memory"
@@ -57,20 +62,18 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
         onSome: (client) => new RateLimiterRedis({ ...options, storeClient: client, insuranceLimiter: memory })
       })
     }
-    const limiters: Record<Bucket, RateLimiterAbstract> = {
-      ip: make("ip", config.rateLimits.perIp),
-      user: make("user", config.rateLimits.perUser),
-      auth: make("auth", config.rateLimits.auth),
-      login: make("login", config.rateLimits.loginFailures),
-      mail: make("mail", mailLimit)
+    const limits: Record<Bucket, Limit> = {
+      ip: config.rateLimits.perIp,
+      user: config.rateLimits.perUser,
+      auth: config.rateLimits.auth,
+      login: config.rateLimits.loginFailures,
+      loginAccount: config.rateLimits.loginAccountFailures ?? defaultLimits.loginAccountFailures,
+      emailCode: config.rateLimits.emailCodeAttempts ?? defaultLimits.emailCodeAttempts,
+      mail: mailLimit
     }
-    const points: Record<Bucket, number> = {
-      ip: config.rateLimits.perIp.points,
-      user: config.rateLimits.perUser.points,
-      auth: config.rateLimits.auth.points,
-      login: config.rateLimits.loginFailures.points,
-      mail: mailLimit.points
-    }
+    const buckets = Object.keys(limits) as Array<Bucket>
+    const limiters = Object.fromEntries(buckets.map((b) => [b, make(b, limits[b])])) as Record<Bucket, RateLimiterAbstract>
+    const points = Object.fromEntries(buckets.map((b) => [b, limits[b].points])) as Record<Bucket, number>
     const refused = (e: unknown) => (e instanceof RateLimiterRes ? tooMany(e.msBeforeNext) : undefined)
     return RateLimiter.of({
       kind: Option.isSome(redis) ? "redis" : "memory",
@@ -89,6 +92,7 @@ export const layer: Layer.Layer<RateLimiter, never, GatewayConfig | RedisConnect
         ),
       penalize: (bucket, key) =>
         Effect.tryPromise({ try: () => limiters[bucket].penalty(key, 1), catch: (e) => e }).pipe(Effect.ignore),
+      refund: (bucket, key) => Effect.tryPromise({ try: () => limiters[bucket].reward(key, 1), catch: (e) => e }).pipe(Effect.ignore),
       reset: (bucket, key) => Effect.tryPromise({ try: () => limiters[bucket].delete(key), catch: (e) => e }).pipe(Effect.ignore)
     })
   })

@@ -72,7 +72,9 @@ export const layerPostgres = (options: {
             connectionString: Redacted.value(options.url),
             max: options.maxConnections,
             application_name: options.applicationName ?? "troupe",
-            connectionTimeoutMillis: 10_000,
+            // a wait this long means the pool is exhausted or the host starved: fail rather than hang, but
+            // not so early that a busy host (a runner starting beside others on two cores) dies at start
+            connectionTimeoutMillis: 30_000,
             idleTimeoutMillis: 30_000
           })
         ),

@@ -121,9 +121,39 @@ describe("HTTP server", () => {
     for (const p of ["/v1//auth/login", "/v1/%61uth/login", "/v1/%2e%2e/x", "/v1/./auth", "v1/auth", "/v1\\auth", "/v1/%7e"]) expect(Http.isCanonicalPath(p), p).toBe(false)
   })
 
-  it("groups routes for metric labels without ids", () => {
-    expect(Http.routeGroup("/v1/chats/AbC123xyz/messages?x=1")).toBe("/v1/chats")
-    expect(Http.routeGroup("/health")).toBe("/health")
-    expect(Http.routeGroup("/api/v1/image?url=x")).toBe("/api/v1")
+  it("labels requests by route template, without ids", () => {
+    const served: Http.ServedRoutes = {
+      routes: [{ method: "GET", path: "/health" }, { method: "POST", path: "/echo" }, { method: "GET", path: "/api/v1/image" }],
+      mounts: [["/docs"]]
+    }
+    Effect.runSync(Http.registerRouteTemplates([
+      { method: "POST", path: "/v1/chats/:id/messages" },
+      { method: "GET", path: "/v1/chats/:id/events" },
+      { method: "GET", path: "/v1/chats" }
+    ]))
+    expect(Http.routeTemplate(served, "POST", "/v1/chats/AbC123xyz/messages?x=1")).toBe("/v1/chats/:id/messages")
+    expect(Http.routeTemplate(served, "GET", "/v1/chats/AbC123xyz/events")).toBe("/v1/chats/:id/events")
+    expect(Http.routeTemplate(served, "GET", "/v1/chats?before=3")).toBe("/v1/chats")
+    expect(Http.routeTemplate(served, "GET", "/health")).toBe("/health")
+    expect(Http.routeTemplate(served, "HEAD", "/health")).toBe("/health")
+    expect(Http.routeTemplate(served, "GET", "/api/v1/image?url=x")).toBe("/api/v1/image")
+    expect(Http.routeTemplate(served, "GET", "/docs/swagger.css")).toBe("/docs/*")
+    // a method or path no route takes: one bounded label, never the path
+    expect(Http.routeTemplate(served, "DELETE", "/v1/chats/AbC123xyz/messages")).toBe("unmatched")
+    expect(Http.routeTemplate(served, "GET", "/AbC123xyz")).toBe("unmatched")
   })
+
+  it.live("labels the served router's requests by their route", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      const adminPort = yield* Effect.promise(freePort)
+      yield* Layer.launch(serve(port, [], { port: adminPort })).pipe(Effect.forkScoped)
+      yield* Effect.sleep("300 millis")
+      yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/echo`, { method: "POST", body: "x", headers: { "content-type": "text/plain" } }))
+      yield* Effect.promise(() => fetch(`http://127.0.0.1:${port}/nothing-here-123`))
+      const text = yield* Effect.promise(() => fetch(`http://127.0.0.1:${adminPort}/metrics`).then((r) => r.text()))
+      expect(text).toMatch(/^troupe_http_requests_total\{method="POST",route="\/echo",status="200"\} \d+$/m)
+      expect(text).toMatch(/^troupe_http_requests_total\{method="GET",route="unmatched",status="404"\} \d+$/m)
+      expect(text).not.toContain("nothing-here-123")
+    }).pipe(Effect.scoped))
 })

@@ -15,6 +15,7 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as Cause from "effect/Cause"
+import * as FindMyWay from "find-my-way-ts"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
@@ -40,12 +41,66 @@ export const errorResponse = (status: number, code: string, message: string, det
 /** Default request body limit (routes that take uploads raise it for themselves). */
 export const defaultMaxBodyBytes = 1024 * 1024
 
+const largeBodyPaths = new Set<string>()
+
+/**
+ * Let requests to `path` (exactly, without its query) declare bodies over `defaultMaxBodyBytes`:
+ * the route that takes them streams them and enforces its own limit.
+ */
+export const allowLargeBodies = (path: string): void => {
+  largeBodyPaths.add(path)
+}
+
+const mayBeLarge = (url: string) => largeBodyPaths.has(url.split("?")[0]!)
+
 const requestIdRe = /^[A-Za-z0-9._-]{1,128}$/
 
-/** Group a path for metrics without unbounded label values: `/v1/chats/abc` → `/v1/chats`. */
-export const routeGroup = (path: string): string => {
-  const segments = path.split("?")[0]!.split("/").filter((s) => s.length > 0).slice(0, 2)
-  return "/" + segments.map((s) => (/^[a-z_]+$/.test(s) || /^v\d+$/.test(s) ? s : ":id")).join("/")
+/**
+ * Route templates (`/v1/chats/:id/events`) for metric labels: the routes of the router being served
+ * and the ones modules register for apps they mount whole (the gateway's HTTP API). A path matches
+ * its template, never a raw id, so labels stay bounded; a path no route takes is `unmatched`.
+ */
+const registeredTemplates: Array<{ readonly method: string; readonly path: string }> = []
+let templateMatcher: { readonly router: FindMyWay.Router<string>; readonly served: ServedRoutes | undefined } | undefined
+
+/** What the middleware reads of the router it serves: its routes and mounted prefixes. */
+export interface ServedRoutes {
+  readonly routes: Iterable<{ readonly method: string; readonly path: string }>
+  readonly mounts: Iterable<readonly [string, ...ReadonlyArray<unknown>]>
+}
+
+/** Add route templates (method and path as the router spells them, `:param` for parameters). */
+export const registerRouteTemplates = (routes: Iterable<{ readonly method: string; readonly path: string }>): Effect.Effect<void> =>
+  Effect.sync(() => {
+    for (const r of routes) registeredTemplates.push(r)
+    templateMatcher = undefined
+  })
+
+const buildMatcher = (served: ServedRoutes | undefined): FindMyWay.Router<string> => {
+  const router = FindMyWay.make<string>({ caseSensitive: true, ignoreTrailingSlash: false })
+  const add = (method: string, path: string) => {
+    if (!path.startsWith("/") && path !== "*") return
+    try {
+      if (method === "*") router.all(path as FindMyWay.PathInput, path)
+      else router.on(method.toUpperCase(), path as FindMyWay.PathInput, path)
+    } catch {
+      // the same template twice (a route and a registered one): the first stays
+    }
+  }
+  for (const r of registeredTemplates) add(r.method, r.path)
+  if (served) {
+    for (const r of served.routes) add(r.method, r.path)
+    for (const [prefix] of served.mounts) add("*", `${prefix}/*`)
+  }
+  return router
+}
+
+/** The route template a request matched (`unmatched` when none did), for metric labels. */
+export const routeTemplate = (served: ServedRoutes | undefined, method: string, url: string): string => {
+  if (templateMatcher === undefined || templateMatcher.served !== served) templateMatcher = { router: buildMatcher(served), served }
+  const path = url.split("?")[0]!
+  const found = templateMatcher.router.find(method.toUpperCase(), path) ?? (method.toUpperCase() === "HEAD" ? templateMatcher.router.find("GET", path) : undefined)
+  return found?.handler ?? "unmatched"
 }
 
 const defaultErrorCodes: Record<number, readonly [string, string]> = {
@@ -93,7 +148,7 @@ const withErrorBody = (response: HttpServerResponse.HttpServerResponse, requestI
  * around an app. Responses are finished in a pre-response handler because the server sends
  * the response before the middleware regains control.
  */
-export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false }) => HttpMiddleware.make((app) =>
+export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false }, served?: ServedRoutes) => HttpMiddleware.make((app) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const incoming = request.headers["x-request-id"]
@@ -110,7 +165,7 @@ export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false 
     const declared = Number(request.headers["content-length"] ?? "0")
     const exit = yield* (!isCanonicalPath(request.url)
       ? Effect.succeed(errorResponse(404, "not_found", "No such route"))
-      : declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"]
+      : declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"] && !mayBeLarge(request.url)
       ? Effect.succeed(errorResponse(413, "payload_too_large", `Request body larger than ${defaultMaxBodyBytes} bytes`))
       // routes match their exact spelling: /v1/AUTH/login is not /v1/auth/login
       : HttpRouter.withRouterConfig(app, { caseSensitive: true })).pipe(
@@ -124,7 +179,7 @@ export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false 
       if (!expected) yield* Effect.logError("Unhandled error", exit.cause).pipe(Effect.annotateLogs({ request_id: requestId }))
     }
     const seconds = (performance.now() - start) / 1000
-    const route = isCanonicalPath(request.url) ? routeGroup(request.url) : "/:invalid"
+    const route = isCanonicalPath(request.url) ? routeTemplate(served, request.method, request.url) : "unmatched"
     const statusText = String(status || (exit._tag === "Success" ? exit.value.status : 500))
     yield* Metric.increment(Metric.taggedWithLabels(Telemetry.httpRequests, [labelOf("method", request.method), labelOf("route", route), labelOf("status", statusText)]))
     yield* Metric.update(Metric.taggedWithLabels(Telemetry.httpRequestDuration, [labelOf("route", route)]), seconds)
@@ -221,7 +276,7 @@ export const layerAdminRoutes = (options: { readonly service: string; readonly v
 
 /** The admin listener: `layerAdminRoutes` served on `host:port` (logs the address it bound). */
 export const layerAdminServer = (options: AdminOptions & { readonly service: string; readonly version: string }) =>
-  AdminRoutes.serve(middleware).pipe(
+  AdminRoutes.unwrap((router) => HttpServer.serve(router, makeMiddleware({ hsts: false }, router))).pipe(
     HttpServer.withLogAddress,
     Layer.provide(layerAdminRoutes(options)),
     Layer.provide(NodeHttpServer.layer(() => NodeHttp.createServer({ keepAliveTimeout: 65_000 }), { port: options.port, host: options.host }))
@@ -229,7 +284,7 @@ export const layerAdminServer = (options: AdminOptions & { readonly service: str
 
 /** Serve `Routes` on `host:port` with the middleware (HSTS when the public URL is https). */
 export const layerServer = (options: { readonly host: string; readonly port: number; readonly hsts?: boolean }) =>
-  Routes.serve(makeMiddleware({ hsts: options.hsts ?? false })).pipe(
+  Routes.unwrap((router) => HttpServer.serve(router, makeMiddleware({ hsts: options.hsts ?? false }, router))).pipe(
     HttpServer.withLogAddress,
     Layer.provide(NodeHttpServer.layer(() => NodeHttp.createServer({ keepAliveTimeout: 65_000 }), { port: options.port, host: options.host }))
   )

@@ -46,6 +46,10 @@ export interface TurnIds {
   readonly apiKeyId?: string | null | undefined
 }
 
+/** The API key id in a spend scope's id (`api_key:<id>`, what the gateway gives capped keys' turns). */
+export const apiKeyOfScope = (scopeId: string | null | undefined): string | undefined =>
+  scopeId?.startsWith("api_key:") ? scopeId.slice("api_key:".length) : undefined
+
 const idAnnotations = (ids: TurnIds) => ({
   chat_id: ids.chatId,
   turn_id: ids.turnId,

@@ -130,7 +130,7 @@ const layerClusterStorageSql = (config: TroupeConfigShape, service: string) =>
     : Layer.empty
 
 /** Connections of the cluster's own pool (lock refresh, runner list, message storage polls). */
-const clusterConnections = 3
+const clusterConnections = 4
 
 /** Run migrations once while the role starts. */
 export const layerMigrations = (app: App): Layer.Layer<never, unknown, SqlClient.SqlClient> =>

@@ -16,13 +16,15 @@
  * `Errors.describe(e)` gives the status, code, message and details.
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
-import { AppNotFound, InvalidInput, ManifestError, SkillFailed, SkillNotFound, SkillTimeout } from "./Errors.ts"
+import { AppNotFound, describe as describeError, InvalidInput, ManifestError, SkillFailed, SkillNotFound, SkillTimeout } from "./Errors.ts"
 import type { AdmissionError, InvokeError } from "./Errors.ts"
 import * as FirstParty from "./firstparty/apps.ts"
 import * as Host from "./host/Host.ts"
@@ -31,6 +33,7 @@ import * as JsonSchema from "./manifest/JsonSchema.ts"
 import * as Manifest from "./manifest/Manifest.ts"
 import * as Pricing from "./Pricing.ts"
 import * as Skill from "./Skill.ts"
+import * as Metrics from "../runtime/Metrics.ts"
 
 /** A skill as listed to clients and to the LLM. */
 export const SkillDescription = Schema.Struct({
@@ -80,6 +83,8 @@ export interface InvokeRequest {
   readonly config?: Readonly<Record<string, string>>
   /** The install's secrets (keys declared `secret: true`). */
   readonly secrets?: Readonly<Record<string, string>>
+  /** Who called, for the call's log line (ids only: chat, turn, API key, call). */
+  readonly calledBy?: Metrics.SkillCallIds
 }
 
 /** What a call cost and used. */
@@ -207,9 +212,13 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
       return Effect.succeed({ id, limits, inputBytes, units: units.right, credits })
     }
 
-    const invoke = (request: InvokeRequest): Effect.Effect<InvokeResult, InvokeError> =>
-      Effect.gen(function*() {
+    const invoke = (request: InvokeRequest): Effect.Effect<InvokeResult, InvokeError> => {
+      // counted once the skill is known (an unknown app's name is caller input, never a label)
+      let known = false
+      const began = performance.now()
+      return Effect.gen(function*() {
         const { app, skill } = yield* find(request.app, request.skill)
+        known = true
         const priced = yield* check(app, skill, request.input)
         const given = app.settings ? yield* app.settings : { config: request.config ?? {}, secrets: request.secrets ?? {} }
         const { config, secrets } = yield* Skill.resolveConfig(app.manifest, priced.id, given.config, given.secrets)
@@ -252,11 +261,25 @@ export const make = (apps: ReadonlyArray<Skill.App> = []) =>
           ...(output.usage?.outputTokens !== undefined ? { outputTokens: output.usage.outputTokens } : {})
         }
         const credits = Pricing.price(skill.spec.pricing, usage, priced.limits)
-        yield* Effect.logDebug("skill invoked").pipe(
-          Effect.annotateLogs({ skill: priced.id, duration_ms: Math.round(durationMs * 100) / 100, credits, user_id: request.userId })
-        )
         return { result: output.result, credits, estimate: priced.credits, usage }
-      }).pipe(Effect.withSpan("skills.invoke", { attributes: { app: request.app, skill: request.skill } }))
+      }).pipe(
+        Effect.onExit((exit) => {
+          if (!known) return Effect.void
+          const seconds = (performance.now() - began) / 1000
+          const ids = { userId: request.userId, ...request.calledBy }
+          if (exit._tag === "Success") {
+            return Effect.zipRight(
+              Metrics.skillCalled({ app: request.app, skill: request.skill, seconds, credits: exit.value.credits }, ids),
+              Metrics.creditsChargedFor("skill", exit.value.credits)
+            )
+          }
+          const failure = Cause.failureOption(exit.cause)
+          const code = Option.isSome(failure) ? describeError(failure.value).code : Cause.isInterruptedOnly(exit.cause) ? "interrupted" : "internal_error"
+          return Metrics.skillCalled({ app: request.app, skill: request.skill, seconds, code }, ids)
+        }),
+        Effect.withSpan("skills.invoke", { attributes: { app: request.app, skill: request.skill } })
+      )
+    }
 
     return Skills.of({
       list: Effect.map(Ref.get(registry), (map) => [...map.values()].map(describeApp)),

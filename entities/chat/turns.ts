@@ -33,12 +33,13 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
 import { retryTransient } from "../../runtime/Cluster.ts"
+import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
 import { SpendScope } from "../credit/protocol.ts"
 import type { Journal } from "./journal.ts"
 import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
 import * as Repo from "./repo.ts"
-import type { TurnEmission, TurnFailed, TurnInput, TurnRunnerService } from "./turn.ts"
+import { ChatAttachments, type TurnEmission, type TurnFailed, type TurnInput, type TurnRunnerService, withAttachments } from "./turn.ts"
 
 /** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
 const deltaWindowMs = 30
@@ -68,6 +69,19 @@ interface Progress {
   pending: ReadonlyArray<EventBody>
 }
 
+/** What the metrics and the turn's log line need of one attempt (set as it goes). */
+interface Watch {
+  ids?: Metrics.TurnIds
+  attempt?: number
+  /** `performance.now()` when the attempt started (its hold made and start journaled). */
+  startedAt?: number
+  /** When the mate's first output came. */
+  firstAt?: number
+  /** The error code the turn ended with, and what it was charged (set by `finish`). */
+  code?: string
+  charged?: number | null
+}
+
 interface RunningTurn {
   fiber: Fiber.RuntimeFiber<void, unknown> | undefined
   cancelRequested: boolean
@@ -95,10 +109,13 @@ export const make = (options: {
     const running = new Map<string, RunningTurn>()
     /** Turns created here since the entity started (saves reading them back). */
     const knownTurns = new Map<string, Repo.TurnRow>()
+    /** How turns ended here (their error code and charge), read once by `run` for the metrics. */
+    const endings = new Map<string, { readonly code: string | undefined; readonly charged: number | null }>()
     /** The turn in progress, if any (this entity is the only writer of its turns). */
     let busy: string | null = (yield* Effect.orDie(repo.runningTurns))[0]?.turnId ?? null
 
     const hold = (turn: Repo.TurnRow) => ({ key: turn.holdKey, durable: true })
+    const attachments = yield* Effect.serviceOption(ChatAttachments)
 
     /** What the mate needs: the message and the messages before it. */
     const turnInput = (turn: Repo.TurnRow) =>
@@ -110,6 +127,7 @@ export const make = (options: {
         const present = decrypted.filter((m) => m !== undefined)
         const current = present.find((m) => m.id === turn.messageId)
         const scope = spendScope(turn)
+        const files = Option.isSome(attachments) ? yield* attachments.value.ofMessage(chatId, turn.messageId) : []
         const input: TurnInput = {
           chatId,
           turnId: turn.turnId,
@@ -117,7 +135,7 @@ export const make = (options: {
           ownerId: chat.ownerId,
           accountId: turn.accountId,
           ...(scope ? { scope } : {}),
-          text: current?.text ?? "",
+          text: withAttachments(current?.text ?? "", files),
           history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text })),
           attempt: turn.attempts + 1
         }
@@ -151,6 +169,8 @@ export const make = (options: {
             { status, charged, replyMessageId: replyId }
           ))
           knownTurns.delete(turn.turnId)
+          const error = all.find((b) => b.kind === "error")
+          endings.set(turn.turnId, { code: error?.kind === "error" ? error.code : undefined, charged })
           if (busy === turn.turnId) busy = null
           if (finished) return status
           return (yield* Effect.orDie(repo.turn(turn.turnId)))?.status ?? status
@@ -165,7 +185,7 @@ export const make = (options: {
      * turn's last write (one write and one stream chunk fewer per turn). Fails as the mate fails,
      * after journaling what came before (or leaving it pending).
      */
-    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress): Effect.Effect<void, TurnFailed> =>
+    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
         const queue = yield* Effect.acquireRelease(Queue.unbounded<Exclude<TurnEmission, { kind: "cost" }> | typeof endOfTurn>(), Queue.shutdown)
         const producer = yield* mates.run(input, (emission) => {
@@ -175,6 +195,7 @@ export const make = (options: {
             return
           }
           if (emission.kind === "delta") progress.reply += emission.text
+          if (emission.kind === "delta" && watch.firstAt === undefined) watch.firstAt = performance.now()
           Queue.unsafeOffer(queue, emission)
         }).pipe(
           Effect.ensuring(Queue.offer(queue, endOfTurn)),
@@ -229,7 +250,7 @@ export const make = (options: {
       )
 
     /** One attempt: hold, announce, let the mate work, end the turn by how that went. */
-    const attempt = (turn: Repo.TurnRow, entry: RunningTurn) =>
+    const attempt = (turn: Repo.TurnRow, entry: RunningTurn, watch: Watch) =>
       Effect.gen(function*() {
         const turnId = turn.turnId
         if (turn.attempts >= maxTurnAttempts) {
@@ -249,7 +270,11 @@ export const make = (options: {
               Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: held.amount }], () =>
                 [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
             )
-            const fiber = yield* Effect.fork(journalEmissions(turnId, input, progress))
+            watch.ids = { chatId, turnId, userId: input.ownerId, apiKeyId: Metrics.apiKeyOfScope(turn.scopeId) }
+            watch.attempt = attempt
+            watch.startedAt = performance.now()
+            yield* Metrics.turnStarted(watch.ids, attempt)
+            const fiber = yield* Effect.fork(journalEmissions(turnId, input, progress, watch))
             entry.fiber = fiber
             if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
             const beat = yield* Effect.fork(heartbeat(turnId))
@@ -308,6 +333,31 @@ export const make = (options: {
         }
       })
 
+    /**
+     * Count an attempt's end and write the turn's log line (an attempt that never started, refused
+     * for credits or given up, is not a turn that ran: only its ending is forgotten).
+     */
+    const observe = (turnId: string, watch: Watch, status: TurnStatus | "interrupted") =>
+      Effect.suspend(() => {
+        const ending = endings.get(turnId)
+        endings.delete(turnId)
+        if (watch.ids === undefined || watch.startedAt === undefined) return Effect.void
+        const end = performance.now()
+        const first = watch.firstAt === undefined ? Effect.void : Metrics.turnFirstOutput((watch.firstAt - watch.startedAt) / 1000)
+        const charged = ending?.charged ?? null
+        return Effect.all([
+          first,
+          Metrics.creditsChargedFor("turn", charged ?? 0),
+          Metrics.turnEnded(watch.ids, {
+            status: status === "running" ? "interrupted" : status,
+            seconds: (end - watch.startedAt) / 1000,
+            code: ending?.code,
+            charged,
+            attempt: watch.attempt
+          })
+        ], { discard: true })
+      })
+
     /** Run one attempt of a turn to its end (a no-op for a turn that runs here or has ended). */
     const run = (turnId: string) =>
       Effect.gen(function*() {
@@ -324,9 +374,11 @@ export const make = (options: {
           })
         )
         if (!claim) return
-        yield* attempt(claim.turn, claim.entry).pipe(
+        const watch: Watch = {}
+        yield* attempt(claim.turn, claim.entry, watch).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(
+              Effect.zipRight(observe(turnId, watch, Exit.isSuccess(exit) ? exit.value : "interrupted")),
               Effect.zipRight(Deferred.succeed(claim.entry.done, Exit.isSuccess(exit) ? exit.value : "failed"))
             )
           )

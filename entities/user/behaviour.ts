@@ -6,11 +6,13 @@
  * `Chat.Delete` on account deletion).
  */
 import * as Entity from "@effect/cluster/Entity"
+import * as Singleton from "@effect/cluster/Singleton"
 import type * as Sharding from "@effect/cluster/Sharding"
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as OTPAuth from "otpauth"
 import { deleteProcessedFor, retryTransient } from "../../runtime/Cluster.ts"
 import { isUniqueViolation } from "../../runtime/Database.ts"
@@ -18,6 +20,7 @@ import { instrument } from "../../runtime/EntityMetrics.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { Chat, Delete } from "../chat/protocol.ts"
 import { Credit, Grant } from "../credit/protocol.ts"
+import * as Passkeys from "./passkeys.ts"
 import * as Passwords from "./passwords.ts"
 import {
   ApiKeyGrant,
@@ -39,6 +42,9 @@ import {
   LimitReached,
   Mate,
   MateNotFound,
+  PasskeyExists,
+  PasskeyNotFound,
+  PasskeyRefused,
   Profile,
   Register,
   Registered,
@@ -65,7 +71,7 @@ export const defaultMate = {
 }
 
 /** Limits per account. */
-export const limits = { mates: 50, apiKeys: 50, emailCodeAttempts: 5, refreshTokenDays: 30 }
+export const limits = { mates: 50, apiKeys: 50, passkeys: 20, emailCodeAttempts: 5, refreshTokenDays: 30 }
 
 const toProfile = (u: Repo.UserRow) =>
   new Profile({
@@ -80,11 +86,11 @@ const toProfile = (u: Repo.UserRow) =>
     createdAt: new Date(u.created_at)
   })
 
-const toMate = (m: Repo.MateRow) =>
+const toMate = (m: Repo.MateRow, systemPrompt: string) =>
   new Mate({
     mateId: m.mate_id,
     name: m.name,
-    systemPrompt: m.system_prompt,
+    systemPrompt,
     model: m.model,
     allowedSkills: Repo.json(m.allowed_skills),
     isDefault: m.is_default,
@@ -132,21 +138,51 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     const dataKeyId = `user:${userId}`
     const totpAad = (kind: string) => `user:${userId}:${kind}`
 
+    /** A mate's prompt is sealed with the user's data key, bound to the mate. */
+    const promptAad = (mateId: string) => `user:${userId}:mate:${mateId}:prompt`
+    const sealPrompt = (mateId: string, prompt: string) => keyRing.encryptText(dataKeyId, prompt, promptAad(mateId)).pipe(Effect.orDie)
+    const mateOf = (m: Repo.MateRow) =>
+      Effect.map(
+        m.system_prompt_sealed ? keyRing.decryptText(Repo.bytes(m.system_prompt_sealed), promptAad(m.mate_id)).pipe(Effect.orDie) : Effect.succeed(m.system_prompt),
+        (prompt) => toMate(m, prompt)
+      )
+    const mateById = (mateId: string) => Effect.flatMap(repo.mates, (rows) => mateOf(rows.find((m) => m.mate_id === mateId)!))
+
     let row = yield* Effect.orDie(repo.user)
     let keys = new Map<string, Repo.ApiKeyRow>()
     const reloadKeys = Effect.map(repo.apiKeys, (rows) => {
       keys = new Map(rows.map((k) => [k.key_id, k]))
     })
     if (row && !row.deleted_at) yield* Effect.orDie(reloadKeys)
+    // prompts written before they were sealed: sealed now (layerPromptSealer wakes every user that has some)
+    if (row && !row.deleted_at) {
+      const plaintext = yield* Effect.orDie(repo.plaintextPrompts)
+      if (plaintext.length > 0) {
+        yield* keyRing.createDataKey(dataKeyId).pipe(Effect.orDie)
+        yield* Effect.forEach(plaintext, (m) => Effect.flatMap(sealPrompt(m.mate_id, m.system_prompt), (sealed) => repo.sealPrompt(m.mate_id, m.system_prompt, sealed)), { discard: true }).pipe(Effect.orDie)
+        yield* Effect.logInfo("Sealed mates' system prompts").pipe(Effect.annotateLogs({ user_id: userId, mates: plaintext.length }))
+      }
+    }
 
     const reload = Effect.map(repo.user, (u) => {
       row = u
     })
     const live = Effect.suspend(() => (row && !row.deleted_at ? Effect.succeed(row) : Effect.fail(new UserNotFound({ userId }))))
 
+    /** Check an assertion with one of this user's passkeys and move its counter forward. */
+    const usePasskey = (passkey: { readonly assertion: Passkeys.AssertionOf; readonly expected: Passkeys.Expected }) =>
+      Effect.gen(function*() {
+        const stored = (yield* repo.passkeys).find((p) => p.credential_id === passkey.assertion.id)
+        if (!stored) return yield* new PasskeyRefused({ reason: "unknown_credential" })
+        const counter = yield* Passkeys.verify(stored, passkey.assertion, passkey.expected)
+        yield* repo.usePasskey(stored.credential_id, counter)
+      })
+
     const register = (payload: Register) =>
       Effect.gen(function*() {
         if (!row) {
+          yield* keyRing.createDataKey(dataKeyId).pipe(Effect.orDie)
+          const defaultPrompt = yield* sealPrompt(defaultMate.mateId, defaultMate.systemPrompt)
           yield* sql.withTransaction(
             Effect.gen(function*() {
               const clash = yield* repo.taken(payload.email, payload.username)
@@ -175,7 +211,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                   Effect.flatMap(repo.taken(payload.email, payload.username), (field) => new UserExists({ field: field ?? "email" })))
               )
               if (verified) yield* repo.markEmailVerified
-              yield* repo.upsertMate(defaultMate)
+              yield* repo.upsertMate({ ...defaultMate, sealedPrompt: defaultPrompt })
             })
           )
           yield* reload
@@ -293,10 +329,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* live
           const mates = yield* repo.mates
           const existing = mates.find((m) => m.mate_id === payload.mateId)
-          if (existing) return toMate(existing)
+          if (existing) return yield* mateOf(existing)
           if (mates.length >= limits.mates) return yield* new LimitReached({ what: "mates", limit: limits.mates })
-          yield* repo.upsertMate({ ...payload, isDefault: false })
-          return toMate((yield* repo.mates).find((m) => m.mate_id === payload.mateId)!)
+          yield* keyRing.createDataKey(dataKeyId).pipe(Effect.orDie)
+          const { systemPrompt, ...mate } = payload
+          yield* repo.upsertMate({ ...mate, sealedPrompt: yield* sealPrompt(payload.mateId, systemPrompt), isDefault: false })
+          return yield* mateById(payload.mateId)
         })),
 
       UpdateMate: ({ payload }) =>
@@ -304,15 +342,17 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* live
           const current = (yield* repo.mates).find((m) => m.mate_id === payload.mateId)
           if (!current) return yield* new MateNotFound({ mateId: payload.mateId })
+          const prompt = payload.systemPrompt ?? (yield* mateOf(current)).systemPrompt
+          yield* keyRing.createDataKey(dataKeyId).pipe(Effect.orDie)
           yield* repo.upsertMate({
             mateId: current.mate_id,
             name: payload.name ?? current.name,
-            systemPrompt: payload.systemPrompt ?? current.system_prompt,
+            sealedPrompt: yield* sealPrompt(current.mate_id, prompt),
             model: payload.model ?? current.model,
             allowedSkills: payload.allowedSkills ?? Repo.json(current.allowed_skills),
             isDefault: current.is_default
           })
-          return toMate((yield* repo.mates).find((m) => m.mate_id === payload.mateId)!)
+          return yield* mateById(payload.mateId)
         })),
 
       DeleteMate: ({ payload }) =>
@@ -362,7 +402,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       AddChat: ({ payload }) =>
         die(Effect.gen(function*() {
           yield* live
-          yield* repo.addChat(payload)
+          yield* repo.addChat({ chatId: payload.chatId, mateId: payload.mateId })
         })),
 
       RemoveChat: ({ payload }) => Effect.orDie(repo.removeChat(payload.chatId)),
@@ -416,8 +456,13 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           if (!u) return yield* new InvalidCredentials()
           const ok = yield* Passwords.verify(u.password_hash, payload.password)
           if (!ok) return yield* new InvalidCredentials()
+          // a lockout from other addresses lets through only what a guesser of the password cannot have
+          if (payload.secondFactorRequired && !u.totp_secret && !payload.passkey) return yield* new InvalidCredentials()
           if (!u.email_verified_at) return yield* new EmailNotVerified()
-          if (u.totp_secret) {
+          if (payload.passkey && (u.totp_secret || payload.secondFactorRequired)) {
+            // a passkey of this account is the second factor
+            yield* usePasskey(payload.passkey)
+          } else if (u.totp_secret) {
             const code = payload.totpCode?.trim()
             if (!code) return yield* new TotpRequired()
             if (/^\d{6}$/.test(code)) {
@@ -433,6 +478,45 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           }
           yield* repo.insertSession(payload.session)
           return new Authenticated({ userId, role: u.role, familyId: payload.session.familyId })
+        })),
+
+      PasskeyLogin: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = row && !row.deleted_at ? row : undefined
+          if (!u) return yield* new PasskeyRefused({ reason: "unknown_credential" })
+          yield* usePasskey(payload)
+          if (!u.email_verified_at) return yield* new EmailNotVerified()
+          yield* repo.insertSession(payload.session)
+          return new Authenticated({ userId, role: u.role, familyId: payload.session.familyId })
+        })),
+
+      Passkeys: () => Effect.map(Effect.orDie(repo.passkeys), (rows) => rows.map(Passkeys.toInfo)),
+
+      AddPasskey: ({ payload }) =>
+        die(Effect.gen(function*() {
+          yield* live
+          const mine = yield* repo.passkeys
+          const existing = mine.find((p) => p.credential_id === payload.credentialId)
+          if (existing) return Passkeys.toInfo(existing)
+          if (mine.length >= limits.passkeys) return yield* new LimitReached({ what: "passkeys", limit: limits.passkeys })
+          const added = yield* repo.insertPasskey({
+            credentialId: payload.credentialId,
+            publicKey: new Uint8Array(Buffer.from(payload.publicKey, "base64url")),
+            counter: payload.counter,
+            transports: payload.transports,
+            name: payload.name,
+            deviceType: payload.deviceType,
+            backedUp: payload.backedUp
+          })
+          if (!added) return yield* new PasskeyExists()
+          yield* Effect.logInfo("Passkey registered").pipe(Effect.annotateLogs({ user_id: userId }))
+          return Passkeys.toInfo((yield* repo.passkeys).find((p) => p.credential_id === payload.credentialId)!)
+        })),
+
+      RemovePasskey: ({ payload }) =>
+        die(Effect.gen(function*() {
+          yield* live
+          if (!(yield* repo.deletePasskey(payload.credentialId))) return yield* new PasskeyNotFound()
         })),
 
       Refresh: ({ payload }) =>
@@ -521,14 +605,14 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
       ApiKeys: () => Effect.sync(() => [...keys.values()].filter((k) => !k.revoked_at).map(toApiKey)),
 
-      Mates: () => die(Effect.flatMap(live, () => Effect.map(repo.mates, (rows) => rows.map(toMate)))),
+      Mates: () => die(Effect.flatMap(live, () => Effect.flatMap(repo.mates, (rows) => Effect.forEach(rows, mateOf)))),
 
       GetMate: ({ payload }) =>
         die(Effect.gen(function*() {
           yield* live
           const m = (yield* repo.mates).find((m) => m.mate_id === payload.mateId)
           if (!m) return yield* new MateNotFound({ mateId: payload.mateId })
-          return toMate(m)
+          return yield* mateOf(m)
         })),
 
       Chats: ({ payload }) =>
@@ -544,4 +628,25 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     }))
   }),
   { maxIdleTime: "10 minutes", concurrency: 1 }
+)
+
+/**
+ * Seal the mates' system prompts written before they were encrypted: wakes every user that still
+ * has some (the User entity seals them when it starts), at start and every 10 minutes until none
+ * are left. A cluster singleton.
+ */
+export const layerPromptSealer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient> = Singleton.make(
+  "troupe-user-prompt-sealer",
+  Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const users = yield* User.client
+    const pending = yield* sql<{ user_id: string }>`
+      SELECT DISTINCT m.user_id FROM user_mates m JOIN users u ON u.user_id = m.user_id
+      WHERE m.system_prompt <> '' AND u.deleted_at IS NULL LIMIT 500`
+    yield* Effect.forEach(pending, (r) => retryTransient(users(r.user_id).Profile()).pipe(Effect.ignore), { concurrency: 4, discard: true })
+  }).pipe(
+    Effect.catchAllCause((cause) => Effect.logWarning("Sealing mates' prompts failed", cause)),
+    Effect.repeat(Schedule.spaced("10 minutes")),
+    Effect.asVoid
+  )
 )

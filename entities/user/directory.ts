@@ -51,6 +51,13 @@ export interface NewInvite {
 export class UserDirectory extends Context.Tag("troupe/entities/user/UserDirectory")<UserDirectory, {
   /** The live account with this email or username (case-insensitive). */
   readonly findUserId: (login: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
+  /** The live account a passkey (WebAuthn credential id) belongs to. */
+  readonly findPasskeyOwner: (credentialId: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
+  /**
+   * Whether an invite (by its code's digest) can still be redeemed: signup checks it before it
+   * says whether an address is taken, so a bad invite learns nothing about accounts.
+   */
+  readonly inviteState: (codeHash: string) => Effect.Effect<"ok" | "unknown" | "expired" | "used_up", DirectoryUnavailable>
   /** Which of email and username a live account has already. */
   readonly taken: (email: string, username: string) => Effect.Effect<"email" | "username" | undefined, DirectoryUnavailable>
   /** Live users, newest first; `next` (a time in ms) fetches older ones. */
@@ -85,6 +92,22 @@ export const make = Effect.gen(function*() {
         sql<{ user_id: string }>`SELECT user_id FROM users WHERE deleted_at IS NULL
           AND (lower(email) = lower(${login}) OR lower(username) = lower(${login})) LIMIT 1`,
         (rows) => rows[0]?.user_id
+      )),
+    findPasskeyOwner: (credentialId) =>
+      run(Effect.map(
+        sql<{ user_id: string }>`SELECT p.user_id FROM user_passkeys p JOIN users u ON u.user_id = p.user_id
+          WHERE p.credential_id = ${credentialId} AND u.deleted_at IS NULL`,
+        (rows) => rows[0]?.user_id
+      )),
+    inviteState: (codeHash) =>
+      run(Effect.map(
+        sql<{ uses: number; used: number; expires_at: Date | null }>`SELECT uses, used, expires_at FROM user_invites WHERE code_hash = ${codeHash}`,
+        (rows) => {
+          const invite = rows[0]
+          if (!invite) return "unknown" as const
+          if (invite.expires_at && new Date(invite.expires_at).getTime() <= Date.now()) return "expired" as const
+          return invite.used >= invite.uses ? "used_up" as const : "ok" as const
+        }
       )),
     taken: (email, username) =>
       run(Effect.map(

@@ -148,8 +148,62 @@ export const migrations: ReadonlyArray<Migration> = [
         ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email_expires_at TIMESTAMPTZ;
         ALTER TABLE users ADD COLUMN IF NOT EXISTS pending_email_attempts INT NOT NULL DEFAULT 0;
       `)
+  },
+  {
+    // mates' system prompts sealed with the user's data key (the User entity seals the plaintext
+    // ones of existing rows when it starts; layerPromptSealer wakes every user that has some);
+    // chat titles live only in the chat, encrypted with its key: the user's index forgets its copy,
+    // and the cluster's processed messages that carried titles or prompts in the clear go
+    id: 2026120721,
+    name: "user_plaintext_sealed",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql.unsafe(`
+        ALTER TABLE user_mates ADD COLUMN IF NOT EXISTS system_prompt_sealed BYTEA;
+        CREATE INDEX IF NOT EXISTS user_mates_plaintext ON user_mates (user_id) WHERE system_prompt <> '';
+        UPDATE user_chats SET title = '' WHERE title <> '';
+        DO $$ BEGIN
+          IF to_regclass('cluster_messages') IS NOT NULL AND to_regclass('cluster_replies') IS NOT NULL THEN
+            DELETE FROM cluster_replies WHERE request_id IN (SELECT request_id FROM cluster_messages
+              WHERE entity_type = 'User' AND tag IN ('AddChat', 'CreateMate', 'UpdateMate') AND processed = TRUE);
+            DELETE FROM cluster_messages WHERE entity_type = 'User' AND tag IN ('AddChat', 'CreateMate', 'UpdateMate') AND processed = TRUE;
+          END IF;
+        END $$;
+      `))
+  },
+  {
+    // passkeys (WebAuthn credentials): the credential id is unique across users (login finds its owner by it)
+    id: 2026120791,
+    name: "user_passkeys",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`
+        CREATE TABLE IF NOT EXISTS user_passkeys (
+          credential_id TEXT PRIMARY KEY,
+          user_id TEXT NOT NULL,
+          public_key BYTEA NOT NULL,
+          counter BIGINT NOT NULL DEFAULT 0,
+          transports JSONB NOT NULL DEFAULT '[]'::jsonb,
+          name TEXT NOT NULL DEFAULT '',
+          device_type TEXT NOT NULL,
+          backed_up BOOLEAN NOT NULL DEFAULT FALSE,
+          created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          last_used_at TIMESTAMPTZ
+        );
+        CREATE INDEX IF NOT EXISTS user_passkeys_user ON user_passkeys (user_id);
+      `)
   }
 ]
+
+export interface PasskeyRow {
+  readonly credential_id: string
+  readonly public_key: Uint8Array
+  readonly counter: string | number
+  readonly transports: ReadonlyArray<string> | string
+  readonly name: string
+  readonly device_type: string
+  readonly backed_up: boolean
+  readonly created_at: Date
+  readonly last_used_at: Date | null
+}
 
 export interface UserRow {
   readonly user_id: string
@@ -177,7 +231,10 @@ export interface UserRow {
 export interface MateRow {
   readonly mate_id: string
   readonly name: string
+  /** Empty once sealed (rows written before the prompts were encrypted: until the entity seals them). */
   readonly system_prompt: string
+  /** The prompt, encrypted with the user's data key (`KeyRing`), bound to the mate. */
+  readonly system_prompt_sealed: Uint8Array | null
   readonly model: string
   readonly allowed_skills: ReadonlyArray<string> | string
   readonly is_default: boolean
@@ -257,17 +314,25 @@ export const make = (userId: string) =>
     )
 
     const mates = Effect.map(
-      sql<MateRow>`SELECT mate_id, name, system_prompt, model, allowed_skills, is_default, created_at, updated_at
+      sql<MateRow>`SELECT mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default, created_at, updated_at
                    FROM user_mates WHERE user_id = ${userId} AND deleted_at IS NULL ORDER BY is_default DESC, created_at`,
       (rows) => rows
     )
 
-    const upsertMate = (m: { mateId: string; name: string; systemPrompt: string; model: string; allowedSkills: ReadonlyArray<string>; isDefault: boolean }) =>
-      sql`INSERT INTO user_mates (user_id, mate_id, name, system_prompt, model, allowed_skills, is_default)
-          VALUES (${userId}, ${m.mateId}, ${m.name}, ${m.systemPrompt}, ${m.model}, ${JSON.stringify(m.allowedSkills)}::jsonb, ${m.isDefault})
-          ON CONFLICT (user_id, mate_id) DO UPDATE SET name = EXCLUDED.name, system_prompt = EXCLUDED.system_prompt,
+    const upsertMate = (m: { mateId: string; name: string; sealedPrompt: Uint8Array; model: string; allowedSkills: ReadonlyArray<string>; isDefault: boolean }) =>
+      sql`INSERT INTO user_mates (user_id, mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default)
+          VALUES (${userId}, ${m.mateId}, ${m.name}, '', ${m.sealedPrompt}, ${m.model}, ${JSON.stringify(m.allowedSkills)}::jsonb, ${m.isDefault})
+          ON CONFLICT (user_id, mate_id) DO UPDATE SET name = EXCLUDED.name, system_prompt = '', system_prompt_sealed = EXCLUDED.system_prompt_sealed,
             model = EXCLUDED.model, allowed_skills = EXCLUDED.allowed_skills, updated_at = now()
           WHERE user_mates.deleted_at IS NULL`
+
+    /** Prompts still in the clear (rows from before they were sealed), deleted mates' included. */
+    const plaintextPrompts = sql<{ mate_id: string; system_prompt: string }>`
+      SELECT mate_id, system_prompt FROM user_mates WHERE user_id = ${userId} AND system_prompt <> ''`
+
+    const sealPrompt = (mateId: string, plaintext: string, sealed: Uint8Array) =>
+      sql`UPDATE user_mates SET system_prompt = '', system_prompt_sealed = ${sealed}
+          WHERE user_id = ${userId} AND mate_id = ${mateId} AND system_prompt = ${plaintext}`
 
     const deleteMate = (mateId: string) =>
       sql`UPDATE user_mates SET deleted_at = now() WHERE user_id = ${userId} AND mate_id = ${mateId} AND deleted_at IS NULL`
@@ -346,8 +411,9 @@ export const make = (userId: string) =>
     const hasChat = (chatId: string) =>
       Effect.map(sql`SELECT 1 FROM user_chats WHERE user_id = ${userId} AND chat_id = ${chatId} AND removed_at IS NULL`, (rows) => rows.length > 0)
 
-    const addChat = (c: { chatId: string; mateId: string; title: string }) =>
-      sql`INSERT INTO user_chats (user_id, chat_id, mate_id, title) VALUES (${userId}, ${c.chatId}, ${c.mateId}, ${c.title})
+    /** Index a chat (its title stays in the chat, encrypted). */
+    const addChat = (c: { chatId: string; mateId: string }) =>
+      sql`INSERT INTO user_chats (user_id, chat_id, mate_id) VALUES (${userId}, ${c.chatId}, ${c.mateId})
           ON CONFLICT (user_id, chat_id) DO NOTHING`
 
     const removeChat = (chatId: string) =>
@@ -390,6 +456,24 @@ export const make = (userId: string) =>
         return true
       })
 
+    const passkeys = sql<PasskeyRow>`SELECT * FROM user_passkeys WHERE user_id = ${userId} ORDER BY created_at`
+
+    /** Store a passkey; false when the credential is registered already (to anyone). */
+    const insertPasskey = (p: { credentialId: string; publicKey: Uint8Array; counter: number; transports: ReadonlyArray<string>; name: string; deviceType: string; backedUp: boolean }) =>
+      Effect.map(
+        sql`INSERT INTO user_passkeys (credential_id, user_id, public_key, counter, transports, name, device_type, backed_up)
+            VALUES (${p.credentialId}, ${userId}, ${p.publicKey}, ${p.counter}, ${JSON.stringify(p.transports)}::jsonb, ${p.name}, ${p.deviceType}, ${p.backedUp})
+            ON CONFLICT (credential_id) DO NOTHING RETURNING credential_id`,
+        (rows) => rows.length > 0
+      )
+
+    /** Move a passkey's counter forward (only forward: a concurrent older value never wins). */
+    const usePasskey = (credentialId: string, counter: number) =>
+      sql`UPDATE user_passkeys SET counter = GREATEST(counter, ${counter}), last_used_at = now() WHERE user_id = ${userId} AND credential_id = ${credentialId}`
+
+    const deletePasskey = (credentialId: string) =>
+      Effect.map(sql`DELETE FROM user_passkeys WHERE user_id = ${userId} AND credential_id = ${credentialId} RETURNING credential_id`, (rows) => rows.length > 0)
+
     const update = (fields: Record<string, unknown>) => sql`UPDATE users SET ${sql.update(fields)} WHERE user_id = ${userId}`
 
     /** The email address is verified: the code is spent. */
@@ -405,15 +489,16 @@ export const make = (userId: string) =>
         yield* sql`DELETE FROM user_backup_codes WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_refresh_tokens WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_reset_tokens WHERE user_id = ${userId}`
+        yield* sql`DELETE FROM user_passkeys WHERE user_id = ${userId}`
         yield* sql`UPDATE users SET pending_email = NULL, pending_email_code_hash = NULL WHERE user_id = ${userId}`
-        yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '' WHERE user_id = ${userId}`
+        yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '', system_prompt_sealed = NULL WHERE user_id = ${userId}`
       })
     )
 
     return {
-      sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, deleteMate, apiKeys, insertApiKey,
+      sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, plaintextPrompts, sealPrompt, deleteMate, apiKeys, insertApiKey,
       revokeApiKey, insertSession, session, refreshToken, rotate, revokeSession, revokeAllSessions, sessions, chats, allChatIds,
       hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe,
-      insertResetToken, resetToken, useResetToken
+      insertResetToken, resetToken, useResetToken, passkeys, insertPasskey, usePasskey, deletePasskey
     }
   })

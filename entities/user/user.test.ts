@@ -37,9 +37,11 @@ const stubChat = Chat.toLayer(
       Post: unused,
       RunTurn: unused,
       Wake: unused,
+      Attachment: unused,
       Confirm: unused,
       Cancel: unused,
       DeleteMessage: unused,
+      Rename: unused,
       Delete: () => Effect.sync(() => void deletedChats.push(address.entityId)),
       Share: unused,
       Summary: unused,
@@ -193,8 +195,8 @@ describe("User entity", () => {
       const s = session()
       yield* user.Login({ password: "correct horse", session: s.origin })
       yield* user.BeginTotp({ issuer: "Troupe" })
-      yield* user.AddChat(new AddChat({ chatId: "c1", mateId: "default", title: "one" }))
-      yield* user.AddChat(new AddChat({ chatId: "c2", mateId: "default", title: "two" }))
+      yield* user.AddChat(new AddChat({ chatId: "c1", mateId: "default" }))
+      yield* user.AddChat(new AddChat({ chatId: "c2", mateId: "default" }))
       expect((yield* user.Chats({ limit: 10 })).chats.map((c) => c.chatId)).toEqual(["c2", "c1"])
       yield* user.CreateApiKey(new CreateApiKey({ keyId: "dk", name: "k", scopes: ["read"], secretHash: Secrets.digest("dk") }))
 

@@ -1,15 +1,16 @@
 /**
- * Handlers of `/v1/apps`: listing apps and skills, and invoking a skill. An invocation holds
- * the skill's estimate on the caller's credit account (under the API key's spend cap, if any)
- * with `withHold`: the actual price is settled, the hold released when the skill fails.
+ * Handlers of `/v1/apps`: listing apps and skills, and invoking a skill. An invocation is sent to
+ * the app's `SkillCall` entity on a runner (`skills/Calls.ts`), which holds the skill's estimate on
+ * the caller's credit account (under the API key's spend cap, if any), runs the skill where the
+ * skill host is, settles the actual price or releases the hold when the skill fails.
  * `invokeSkill` is that invocation, shared by every entry that calls a skill for a caller (this
  * group, the MCP server at `/mcp`).
  */
+import type * as Sharding from "@effect/cluster/Sharding"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
-import { withHold } from "../../entities/credit/hold.ts"
-import { Credit } from "../../entities/credit/protocol.ts"
-import * as Ids from "../../runtime/Ids.ts"
+import * as Option from "effect/Option"
+import { SkillCall } from "../../skills/Calls.ts"
 import { Skills } from "../../skills/Skills.ts"
 import { TroupeApi } from "../Api.ts"
 import type { Principal } from "../Auth.ts"
@@ -19,28 +20,28 @@ import * as Policy from "../Policy.ts"
 
 /**
  * Call a skill for `principal` as a REST call does: the policy (scope `skills` or
- * `skills:<app>`), the estimate held on the caller's credits under the key's spend cap, the
- * invocation, then the actual price settled (or the hold released on failure).
+ * `skills:<app>`), then one `SkillCall.Invoke` to the app's entity on a runner, which holds the
+ * estimate on the caller's credits under the key's spend cap, runs the skill and settles the
+ * actual price (or releases the hold on failure).
  */
 export const invokeSkill = (principal: Principal, call: { readonly app: string; readonly skill: string; readonly input: unknown }) =>
   Effect.gen(function*() {
-    const skills = yield* Skills
-    const accounts = yield* Credit.client
+    const calls = yield* SkillCall.client
     yield* Policy.require(principal, Policy.InvokeSkill(call.app))
-    const estimate = yield* Effect.mapError(skills.estimate(call), fromEntity)
-    // not `call`: a retry would run the skill again (withHold retries each credit command itself)
-    const invoked = yield* entity(withHold(
-      accounts(principal.userId),
-      { key: `skill:${Ids.make("s")}`, amount: estimate.credits, scope: Policy.spendScope(principal) },
-      () => Effect.map(skills.invoke({ ...call, userId: principal.userId }), (out) => ({ value: out.result, price: out.credits }))
-    ))
-    return { result: invoked.value, credits_charged: invoked.charged }
+    // volatile, sent once: a retry could run the skill twice
+    return yield* entity(calls(call.app).Invoke({
+      skill: call.skill,
+      input: call.input,
+      userId: principal.userId,
+      scope: Policy.spendScope(principal),
+      apiKeyId: Option.getOrUndefined(Option.map(principal.apiKey, (k) => k.keyId))
+    }))
   })
 
 export const layer = HttpApiBuilder.group(TroupeApi, "apps", (handlers) =>
   Effect.gen(function*() {
     const skills = yield* Skills
-    const context = yield* Effect.context<Skills | Effect.Effect.Context<typeof Credit.client>>()
+    const context = yield* Effect.context<Sharding.Sharding>()
     return handlers
       .handle("list", () =>
         Effect.gen(function*() {

@@ -2,6 +2,7 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { Register, RevokeAllSessions, RevokeSession, SetEmailCode, SetResetToken, User } from "../../entities/user/protocol.ts"
 import { UserDirectory } from "../../entities/user/directory.ts"
@@ -12,12 +13,13 @@ import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
 import { cookies, CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
-import { fail } from "../Errors.ts"
+import { ApiFailure, fail } from "../Errors.ts"
 import * as FirstRun from "../FirstRun.ts"
 import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import * as WebAuthn from "../WebAuthn.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
 const codeTtlMs = 30 * 60_000
@@ -32,6 +34,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
     const directory = yield* UserDirectory
+    const webauthn = yield* WebAuthn.make
 
     const mailCode = (email: string, code: string) =>
       mailer.send({
@@ -84,6 +87,11 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           if (inviteNeeded && !invite) {
             return yield* fail(403, "invite_required", config.signup._tag === "Domains" ? "Signing up with this email domain needs an invite code" : "Signing up needs an invite code")
           }
+          // the invite first: a bad one learns nothing about which addresses have accounts
+          if (invite) {
+            const state = yield* call(directory.inviteState(FirstRun.inviteDigest(invite)))
+            if (state !== "ok") return yield* fail(403, "invite_invalid", "The invite code is unknown, used up or expired", { reason: state })
+          }
           const taken = yield* call(directory.taken(payload.email, payload.username))
           if (taken) return yield* fail(409, `${taken}_taken`, taken === "email" ? "An account with this email exists" : "This username is taken", { field: taken })
           const userId = Ids.make("u", 20)
@@ -111,13 +119,19 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("verifyEmail", ({ payload }) =>
         Effect.gen(function*() {
+          // attempts count per address across codes (a resend does not start again), before the check
+          const address = payload.email.trim().toLowerCase()
+          yield* limiter.consume("emailCode", address)
           const userId = yield* call(directory.findUserId(payload.email))
           if (!userId) return yield* fail(400, "invalid_code", "Wrong, expired or too often tried verification code", { reason: "wrong" })
           const profile = yield* call(users(userId).VerifyEmail({ code: payload.code }))
+          yield* limiter.reset("emailCode", address)
           return { verified: profile.emailVerified }
         }))
       .handle("resendVerification", ({ payload }) =>
         Effect.gen(function*() {
+          // a mailbox cannot be flooded: resends per address, whether or not it has an account
+          yield* limiter.consume("mail", `verify:${payload.email.trim().toLowerCase()}`)
           const userId = yield* call(directory.findUserId(payload.email))
           if (userId) {
             const profile = yield* call(users(userId).Profile())
@@ -146,29 +160,72 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           const passwordHash = yield* Passwords.hash(payload.password)
           const revoked = yield* call(users(parsed.userId).ResetPassword({ tokenHash: parsed.hash, passwordHash }))
           yield* tokens.revoke(revoked)
-          yield* limiter.reset("login", parsed.userId)
+          // a new password ends the account's lockout (the login limits key on `u:<user id>`)
+          yield* limiter.reset("loginAccount", `u:${parsed.userId}`)
           return { revoked_sessions: revoked.length }
         }))
       .handle("login", ({ payload, request }) =>
         Effect.gen(function*() {
-          const loginKey = payload.login.trim().toLowerCase()
-          yield* limiter.check("login", loginKey)
-          const userId = yield* call(directory.findUserId(payload.login.trim()))
+          const login = payload.login.trim()
+          const userId = yield* call(directory.findUserId(login))
+          // one account, one key (by email or username alike); an unknown login by its text
+          const account = userId ? `u:${userId}` : `l:${login.toLowerCase()}`
+          const here = `${account}|${clientIp(request, config.trustProxy)}`
+          // attempts are taken before the password is checked (atomically: parallel guesses cannot
+          // all pass a check first); a good one is given back
+          yield* limiter.consume("login", here)
+          const lockout = Either.getLeft(yield* Effect.either(limiter.consume("loginAccount", account))).pipe(
+            Option.map((f) => new ApiFailure({ ...f, details: { ...(f.details as object), second_factor_accepted: true } })),
+            Option.getOrUndefined
+          )
           if (!userId) {
             yield* Passwords.verifyNobody(payload.password)
-            yield* limiter.penalize("login", loginKey)
-            return yield* fail(401, "invalid_credentials", "Wrong login or password")
+            return yield* (lockout ?? fail(401, "invalid_credentials", "Wrong login or password"))
           }
+          // locked out from elsewhere: only a password with a second factor is worth checking
+          if (lockout && !payload.totp_code && !payload.passkey) return yield* lockout
           const familyId = Ids.make("f", 16)
           const refresh = Tokens.newRefreshToken(userId, familyId)
+          const passkey = payload.passkey
+            ? { assertion: payload.passkey.response, expected: yield* webauthn.expectLogin(payload.passkey.challenge_id) }
+            : undefined
           const auth = yield* call(users(userId).Login({
             password: payload.password,
             ...(payload.totp_code ? { totpCode: payload.totp_code } : {}),
+            ...(passkey ? { passkey } : {}),
+            ...(lockout ? { secondFactorRequired: true } : {}),
             session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
           })).pipe(
-            Effect.tapError((f) => (f.code === "invalid_credentials" || f.code === "invalid_totp" ? limiter.penalize("login", loginKey) : Effect.void))
+            Effect.catchAll((f) => {
+              // the password was right: the attempt is given back (the answer stays the lockout's)
+              const rightPassword = f.code === "totp_required" || f.code === "email_not_verified"
+              return Effect.zipRight(
+                rightPassword ? Effect.zipRight(limiter.refund("login", here), limiter.refund("loginAccount", account)) : Effect.void,
+                Effect.fail(lockout ?? f)
+              )
+            })
           )
-          yield* limiter.reset("login", loginKey)
+          yield* limiter.reset("login", here)
+          yield* limiter.refund("loginAccount", account)
+          return yield* sessionResponse(auth, refresh)
+        }))
+      .handle("passkeyOptions", () =>
+        Effect.map(webauthn.authenticationOptions, ({ challengeId, options }) => ({ challenge_id: challengeId, options })))
+      .handle("passkeyLogin", ({ payload, request }) =>
+        Effect.gen(function*() {
+          const expected = yield* webauthn.expectLogin(payload.challenge_id)
+          const owner = yield* call(directory.findPasskeyOwner(payload.response.id))
+          const handle = webauthn.userHandle(payload.response.response.userHandle)
+          if (!owner || (handle !== undefined && handle !== owner)) {
+            return yield* fail(401, "passkey_unknown", "This passkey is not registered (or was removed)")
+          }
+          const familyId = Ids.make("f", 16)
+          const refresh = Tokens.newRefreshToken(owner, familyId)
+          const auth = yield* call(users(owner).PasskeyLogin({
+            assertion: payload.response,
+            expected,
+            session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
+          }))
           return yield* sessionResponse(auth, refresh)
         }))
       .handle("refresh", ({ payload, request }) =>

@@ -17,6 +17,7 @@ import type { Mate } from "../../entities/user/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Ids from "../../runtime/Ids.ts"
+import * as Metrics from "../../runtime/Metrics.ts"
 import { CompletionEntity, type CompletionEvent, type CompletionFailed, RunCompletion } from "../../skills/ai/Completions.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
@@ -168,7 +169,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "openai", (handlers) =>
             Stream.filter((s) => s.length > 0),
             Stream.map((s) => encoder.encode(s))
           )
-          return HttpServerResponse.stream(body, {
+          return HttpServerResponse.stream(Stream.unwrapScoped(Effect.as(Metrics.trackStream("completion"), body)), {
             contentType: "text/event-stream; charset=utf-8",
             headers: { "cache-control": "no-cache, no-transform", "x-accel-buffering": "no", connection: "keep-alive" }
           })

@@ -126,6 +126,12 @@ export const layerWebSettings: Layer.Layer<WebSettings, ConfigError.ConfigError>
   Effect.map(SkillsConfig.fromEnv, (host) => ({ ...defaultWebSettings, allowedPrivateHosts: host.allowedPrivateHosts ?? [] }))
 )
 
+/**
+ * What first-party skills look for where skills run (a turn's calls, `SkillCall`): the model for
+ * `text.*` when a provider is configured, the operator's allowlist for `web.read`.
+ */
+export const layerFirstPartyServices: Layer.Layer<WebSettings, ConfigError.ConfigError, Llm.Llm> = Layer.merge(TextModel.layer, layerWebSettings)
+
 /** The mate runner and what it uses: mate lookup, prices, skills with per-call holds, confirmations. */
 export const layerMateRunner: Layer.Layer<Mate.MateRunner | Mate.Confirmations, ConfigError.ConfigError, Sharding.Sharding | SqlClient.SqlClient | Skills | Llm.Llm> = Layer.unwrapEffect(
   Effect.map(Credit.client, (accounts) =>
@@ -133,7 +139,7 @@ export const layerMateRunner: Layer.Layer<Mate.MateRunner | Mate.Confirmations, 
       Layer.provide(Layer.mergeAll(
         layerMateDirectory,
         Prices.layerFromEnv,
-        TurnSkills.layer(holdsOf(accounts)).pipe(Layer.provide(Layer.mergeAll(TextModel.layer, layerWebSettings)))
+        TurnSkills.layer(holdsOf(accounts)).pipe(Layer.provide(layerFirstPartyServices))
       )),
       Layer.provideMerge(Mate.layerConfirmations)
     ))

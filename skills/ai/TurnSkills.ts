@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Metrics from "../../runtime/Metrics.ts"
 import * as Errors from "../Errors.ts"
 import { TextGenerator } from "../firstparty/Text.ts"
 import { WebSettings } from "../firstparty/Web.ts"
@@ -90,7 +91,13 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
             Effect.gen(function*() {
               const estimate = yield* Effect.mapError(skills.estimate({ app: tool.app, skill: tool.skill, input }), toolError)
               const run = Effect.map(
-                Effect.mapError(withServices(skills.invoke({ app: tool.app, skill: tool.skill, input, userId: turn.ownerId })), toolError),
+                Effect.mapError(withServices(skills.invoke({
+                  app: tool.app,
+                  skill: tool.skill,
+                  input,
+                  userId: turn.ownerId,
+                  calledBy: { chatId: turn.chatId, turnId: turn.turnId, callId, apiKeyId: Metrics.apiKeyOfScope(turn.scope?.id) }
+                })), toolError),
                 (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
               )
               return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value))
