@@ -70,8 +70,8 @@ const portOption = Options.integer("port").pipe(
   Options.optional
 )
 
-/** The role commands, given the app. */
-export const roleCommands = (app: Roles.App) => {
+/** The role commands, given the app (and more `troupe admin …` subcommands from other folders). */
+export const roleCommands = (app: Roles.App, adminExtra: ReadonlyArray<ExtraCommand> = []) => {
   const start = Command.make("start", {}, () =>
     Effect.gen(function*() {
       const config = yield* loadConfig(TroupeConfig.fromEnv)
@@ -220,7 +220,7 @@ export const roleCommands = (app: Roles.App) => {
 
   const admin = Command.make("admin").pipe(
     Command.withDescription("Operator tasks."),
-    Command.withSubcommands([rotateMasterKey, shards, drain])
+    Command.withSubcommands([rotateMasterKey, shards, drain, ...adminExtra])
   )
 
   return [start, runner, gateway, migrate, admin] as const
@@ -240,9 +240,10 @@ export type CliContext = NodeContext.NodeContext
 /** The `troupe` command with the role commands and any extra ones. */
 export const makeCli = (
   app: Roles.App,
-  extra: ReadonlyArray<ExtraCommand> = []
+  extra: ReadonlyArray<ExtraCommand> = [],
+  adminExtra: ReadonlyArray<ExtraCommand> = []
 ) => {
-  const [start, runner, gateway, migrate, admin] = roleCommands(app)
+  const [start, runner, gateway, migrate, admin] = roleCommands(app, adminExtra)
   const troupe = Command.make("troupe").pipe(
     Command.withDescription(
       "Troupe: chat with AI team-mates that use sandboxed WASM skills. Pick a role to run; `troupe start` runs everything in one process."
@@ -252,7 +253,6 @@ export const makeCli = (
   return Command.run(troupe, { name: "troupe", version: app.version })
 }
 
-/** Run the CLI with process arguments; startup errors print one line and exit 1. */
 /**
  * Help and usage text for a pipe or a file (stdout not a terminal, or `NO_COLOR` set): without
  * colour codes, and the command list without the padding that aligns descriptions to the longest
@@ -268,12 +268,14 @@ const plainConsole = (console: Console.Console): Console.Console => ({
   log: (...args: ReadonlyArray<unknown>) => console.log(...args.map((a) => (typeof a === "string" ? plainText(a) : a)))
 })
 
+/** Run the CLI with process arguments; startup errors print one line and exit 1. */
 export const main = (
   app: Roles.App,
   extra: ReadonlyArray<ExtraCommand> = [],
-  argv: ReadonlyArray<string> = process.argv
+  argv: ReadonlyArray<string> = process.argv,
+  adminExtra: ReadonlyArray<ExtraCommand> = []
 ) =>
-  makeCli(app, extra)(argv).pipe(
+  makeCli(app, extra, adminExtra)(argv).pipe(
     (run) => (process.stdout.isTTY && !process.env.NO_COLOR ? run : Console.consoleWith((console) => Effect.withConsole(run, plainConsole(console)))),
     Effect.catchAll((error) =>
       Effect.sync(() => {
