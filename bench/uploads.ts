@@ -29,7 +29,7 @@ sampler.unref()
 
 /** A ~20 MB JPEG (noise at high quality does not compress). */
 const makeJpeg = async (): Promise<Buffer> =>
-  sharp({ create: { width: 4600, height: 3450, channels: 3, background: "#000000", noise: { type: "gaussian", mean: 128, sigma: 70 } } }).jpeg({ quality: 100, chromaSubsampling: "4:4:4" }).toBuffer()
+  sharp({ create: { width: 3200, height: 2400, channels: 3, background: "#000000", noise: { type: "gaussian", mean: 128, sigma: 70 } } }).jpeg({ quality: 100, chromaSubsampling: "4:4:4" }).toBuffer()
 
 const median = (xs: ReadonlyArray<number>) => {
   const s = [...xs].sort((a, b) => a - b)
