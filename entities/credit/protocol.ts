@@ -198,8 +198,8 @@ export const Credit = EntityGuard.guard(Entity.make("Credit", [
   Rpc.make("ExpireHolds", { payload: ExpireHolds, success: Schema.Number })
     .annotate(ClusterSchema.Persisted, true),
   // Reserve, Settle and Release without the cluster's message storage, for a caller that is
-  // durable itself — a persisted chat turn that is redelivered until it ends — and retries until
-  // answered. Same handlers, same idempotency keys: a replay changes nothing. Saves the three
+  // durable itself — a chat turn, whose journal survives a crash and which the turn sweeper wakes
+  // again until it ends (`RunTurn` itself is volatile) — and retries until answered. Same handlers, same idempotency keys: a replay changes nothing. Saves the three
   // storage round trips a persisted message costs (store, deliver, reply).
   Rpc.make("ReserveVolatile", { payload: Reserve, success: Hold, error: Schema.Union(InsufficientCredits, KeyConflict) }),
   Rpc.make("SettleVolatile", { payload: Settle, success: Settlement, error: Schema.Union(HoldNotFound, HoldNotActive) }),

@@ -10,7 +10,7 @@ import type { GatewaySettings } from "../Config.ts"
 import * as Errors from "../Errors.ts"
 
 /** Call an entity: retried while the cluster is moving shards, errors mapped to HTTP failures. */
-export const call = <A, E extends { readonly _tag: string }, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Errors.ApiFailure, R> =>
+export const call = <A, E extends Errors.EntityError | Errors.ApiFailure, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, Errors.ApiFailure, R> =>
   Errors.entity(retryTransient(effect))
 
 /** The client's address (the first `X-Forwarded-For` hop when behind a trusted proxy). */

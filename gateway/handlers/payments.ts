@@ -12,7 +12,7 @@ import { split } from "../../entities/payment/repo.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
-import { ApiFailure } from "../Errors.ts"
+import { ApiFailure, type EntityError } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
 import { call, clientIp, noContent } from "./common.ts"
 
@@ -39,7 +39,9 @@ const failure = (e: Tagged): Tagged => {
   return e
 }
 
-const payments = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) => call(Effect.mapError(effect, failure))
+// the payment services' errors are not in one union yet: what `failure` does not map is taken as an entity error
+const payments = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) =>
+  call(Effect.mapError(effect, failure) as Effect.Effect<A, EntityError | ApiFailure, R>)
 
 const toPackage = (p: Catalog.PackageRow) => ({
   id: p.id,

@@ -23,7 +23,7 @@ import { databaseDown, Store } from "../../skills/store/Store.ts"
 import { describeSkill } from "../../skills/Skills.ts"
 import { TroupeApi } from "../Api.ts"
 import { authenticate, CurrentPrincipal, type Principal } from "../Auth.ts"
-import { ApiFailure, fromEntity } from "../Errors.ts"
+import { ApiFailure, type EntityError, fromEntity } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
 
 type Tagged = { readonly _tag: string; readonly message?: string }
@@ -50,7 +50,8 @@ export const storeFailure = (e: Tagged): ApiFailure => {
     case "SqlError":
       return storeFailure(databaseDown(e as never))
   }
-  return fromEntity(e)
+  // the store's services' errors are not in one union yet: the rest is taken as an entity error
+  return fromEntity(e as EntityError)
 }
 
 const store = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) => Effect.mapError(effect, storeFailure)
