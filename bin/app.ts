@@ -11,6 +11,11 @@ import * as Gateway from "../gateway/Server.ts"
 import * as PreviewCli from "../preview/Cli.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as PreviewServer from "../preview/Server.ts"
+import * as UploadsAttachments from "../uploads/Attachments.ts"
+import * as UploadsCli from "../uploads/Cli.ts"
+import * as UploadsConfig from "../uploads/Config.ts"
+import * as UploadsServer from "../uploads/Server.ts"
+import * as UploadsRepo from "../uploads/Repo.ts"
 import * as Mailer from "../runtime/Mailer.ts"
 import type * as Roles from "../runtime/Roles.ts"
 import * as SkillKv from "../skills/host/KvStore.ts"
@@ -34,20 +39,32 @@ const skills = AppStore.layerServing.pipe(
   Layer.provideMerge(Layer.unwrapEffect(Effect.map(SkillsConfig.fromEnv, (options) => Skills.layerSql(options))))
 )
 
+/**
+ * The uploads service, once per process: its routes and the gateway's handlers (deleting a chat
+ * or an account shreds its files) share it.
+ */
+const uploads = UploadsServer.layerEmbedded.pipe(Layer.provide(Gateway.layerUploadsAccess))
+
+/** The uploads routes with the gateway's sessions, API keys and chats. */
+const uploadsRoutes = UploadsServer.layerRoutes.pipe(Layer.provide(Gateway.layerUploadsAccess))
+
+/** The gateway with the uploads routes beside it (`start`, `gateway`); the uploads' mounts are made first. */
+const routes = Gateway.layer.pipe(Layer.provide(skills), Layer.provide(uploadsRoutes), Layer.provide(uploads))
+
 /** Troupe as the roles see it. */
 export const app: Roles.App = {
   version: pkg.version,
-  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+  migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations, ...UploadsRepo.migrations],
   // chats' turns answered by the mates that think (the `ai` app), with the providers this process is given;
   // the AppInstall entity (installs are written where the master key is); the SkillCall entity (REST
-  // skill invocations run where the skill host is)
+  // skill invocations run where the skill host is); a turn reads the text of its message's attachments
   entities: Layer.mergeAll(
     Ai.layerEntities(Entities.layerWith),
     SkillCalls.layer.pipe(Layer.provide(Ai.layerFirstPartyServices)),
     AppStore.entities
-  ).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm))),
-  // the public API: the registry for listings and the store; invocations are sent to SkillCall
-  routes: Gateway.layer.pipe(Layer.provide(skills)),
+  ).pipe(Layer.provide(Layer.merge(skills, Ai.layerLlm)), Layer.provide(UploadsAttachments.layer)),
+  // the public API: the registry for listings and the store; invocations are sent to SkillCall; the uploads routes
+  routes,
   // the preview beside the gateway: the web app's sessions may use it
   startRoutes: PreviewServer.layerEmbedded.pipe(Layer.provide(Gateway.layerPreviewSessions)),
   // the folders' settings: the gateway's (start, gateway), the embedded preview's (start), the LLM's (start, runner)
@@ -58,10 +75,16 @@ export const app: Roles.App = {
       Mailer.config,
       role === "runner" ? Effect.void : GatewayConfig.validate(config),
       role === "start" ? PreviewConfig.fromEnv : Effect.void,
+      role === "runner" ? Effect.void : UploadsConfig.fromEnv,
       SkillsConfig.fromEnv,
       role === "gateway" ? AiSettings.defaultPriceFromEnv : AiSettings.fromEnv
     ], { discard: true })
 }
 
 /** Extra CLI commands contributed by the folders (preview, skill, admin …). */
-export const commands = [PreviewCli.command, SkillCli.command] as const
+export const commands = [
+  PreviewCli.command,
+  SkillCli.command,
+  // the uploads routes alone, on their own port
+  UploadsCli.make(app, uploadsRoutes.pipe(Layer.provide(uploads))) as unknown as typeof PreviewCli.command
+] as const

@@ -13,6 +13,9 @@
  */
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as PreviewSessions from "../preview/Sessions.ts"
+import * as UploadsAccess from "../uploads/Access.ts"
+import { AttachmentNews, Chat } from "../entities/chat/protocol.ts"
+import * as Policy from "./Policy.ts"
 import * as HttpApi from "@effect/platform/HttpApi"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { HttpApiDecodeError } from "@effect/platform/HttpApiError"
@@ -237,6 +240,49 @@ export const layerPreviewSessionsWith: Layer.Layer<PreviewSessions.Sessions, nev
     })
   })
 ).pipe(Layer.provide(layerServices), Layer.provide(UserDirectory.layer))
+
+/**
+ * What the uploads service needs from the gateway: its callers authenticated as the API's are
+ * (sessions, cookies with CSRF, API keys — scope `chats` to upload, `chats` or `read` to read), and
+ * the chats told when an attachment is ready or rejected.
+ */
+export const layerUploadsAccessWith: Layer.Layer<UploadsAccess.Authenticator | UploadsAccess.ChatNotifier, never, GatewayConfig | Sharding.Sharding | Cache | RedisConnection | SqlClient.SqlClient> = Layer.merge(
+  Layer.effect(
+    UploadsAccess.Authenticator,
+    Effect.gen(function*() {
+      const context = yield* Effect.context<Tokens.Tokens | RateLimiter | Sharding.Sharding>()
+      return UploadsAccess.Authenticator.of({
+        authenticate: (request) =>
+          Auth.authenticate(request).pipe(
+            Effect.provide(context),
+            Effect.map((principal) => ({
+              userId: principal.userId,
+              mayWrite: Policy.allows(principal, Policy.WriteChats),
+              mayRead: Policy.allows(principal, Policy.ReadChats)
+            })),
+            Effect.mapError((e) => ({ status: e.status, code: e.code, message: e.message, ...(e.headers ? { headers: { ...e.headers } } : {}) }))
+          )
+      })
+    })
+  ),
+  Layer.effect(
+    UploadsAccess.ChatNotifier,
+    Effect.map(Chat.client, (chats) =>
+      UploadsAccess.ChatNotifier.of({
+        notify: (chatId, ownerId, news) =>
+          chats(chatId).Attachment(
+            new AttachmentNews(
+              news.kind === "attachment_ready"
+                ? { byUserId: ownerId, uploadId: news.uploadId, status: "ready", name: news.name.slice(0, 255), contentType: news.contentType }
+                : { byUserId: ownerId, uploadId: news.uploadId, status: "rejected", name: news.name.slice(0, 255), contentType: "", code: news.code.slice(0, 64), message: news.message.slice(0, 1000) }
+            )
+          ).pipe(Effect.catchAllCause((cause) => Effect.logWarning("a chat was not told about its attachment", cause)))
+      }))
+  )
+).pipe(Layer.provide(layerServices), Layer.provide(UserDirectory.layer))
+
+/** `layerUploadsAccessWith` with the gateway's configuration from the environment. */
+export const layerUploadsAccess = layerUploadsAccessWith.pipe(Layer.provide(layerConfig))
 
 /** `layerPreviewSessionsWith` with the gateway's configuration from the environment. */
 export const layerPreviewSessions = layerPreviewSessionsWith.pipe(Layer.provide(layerConfig))

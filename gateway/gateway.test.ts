@@ -146,6 +146,14 @@ describe("gateway on Postgres + Redis", () => {
     const eve = await onboard(server, "eve", invite.body.code)
     expect((await request(server, "GET", `/v1/chats/${chatId}`, { token: eve.access })).status).toBe(404)
     expect((await request(server, "DELETE", `/v1/chats/${chatId}`, { token: eve.access })).status).toBe(404)
+    expect((await request(server, "PATCH", `/v1/chats/${chatId}`, { token: eve.access, body: { title: "mine now" } })).status).toBe(404)
+
+    // rename: the owner only; the list and the chat show the new title
+    const renamed = await request(server, "PATCH", `/v1/chats/${chatId}`, { token, body: { title: "  Plans   for Monday " } })
+    expect(renamed.status, JSON.stringify(renamed.body)).toBe(200)
+    expect(renamed.body.title).toBe("Plans for Monday")
+    expect((await request(server, "GET", "/v1/chats", { token })).body.chats.map((c: { title: string }) => c.title)).toEqual(["Plans for Monday"])
+    expect((await request(server, "PATCH", `/v1/chats/${chatId}`, { token, body: { title: "x".repeat(201) } })).status).toBe(400)
 
     // share, then delete: the share and the chat are gone
     const share = await request(server, "POST", `/v1/chats/${chatId}/share`, { token })
@@ -361,7 +369,7 @@ describe("gateway on Postgres + Redis", () => {
       "POST /v1/auth/signup", "POST /v1/auth/verify_email", "POST /v1/auth/login", "POST /v1/auth/refresh", "POST /v1/auth/logout",
       "POST /v1/auth/logout_all", "GET /v1/me", "POST /v1/auth/2fa/setup", "POST /v1/auth/2fa/confirm", "POST /v1/api_keys", "GET /v1/api_keys",
       "DELETE /v1/api_keys/{id}", "POST /v1/chats", "GET /v1/chats", "GET /v1/chats/{id}", "POST /v1/chats/{id}/messages", "GET /v1/chats/{id}/events",
-      "POST /v1/chats/{id}/cancel", "DELETE /v1/chats/{id}/messages/{message_id}", "DELETE /v1/chats/{id}", "POST /v1/chats/{id}/share",
+      "POST /v1/chats/{id}/cancel", "DELETE /v1/chats/{id}/messages/{message_id}", "DELETE /v1/chats/{id}", "PATCH /v1/chats/{id}", "POST /v1/chats/{id}/share",
       "GET /v1/mates", "POST /v1/mates", "PATCH /v1/mates/{id}", "DELETE /v1/mates/{id}", "GET /v1/credits", "GET /v1/credits/ledger",
       "POST /v1/admin/credits/grant", "POST /v1/admin/invites", "GET /v1/admin/users", "GET /v1/apps", "GET /v1/apps/{app}", "POST /v1/apps/{app}/skills/{skill}"
     ]) expect(routes).toContain(r)

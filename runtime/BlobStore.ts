@@ -18,8 +18,11 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import * as NodeCrypto from "node:crypto"
+import * as NodeFsSync from "node:fs"
 import * as NodeFs from "node:fs/promises"
+import type { Readable } from "node:stream"
 import * as NodePath from "node:path"
 import type { BlobStoreConfig } from "./Config.ts"
 import { TroupeConfig } from "./Config.ts"
@@ -54,6 +57,15 @@ export interface BlobStoreService {
   /** Keys under `prefix`, in lexical order (at most 1000 per call). */
   readonly list: (prefix: string) => Effect.Effect<ReadonlyArray<BlobInfo>, BlobStoreError | InvalidBlobKey>
   readonly ping: Effect.Effect<void, BlobStoreError>
+  /** Store the file at `path` under `key`, streamed (never whole in memory). */
+  readonly putFile: (key: string, path: string, options?: { readonly contentType?: string }) => Effect.Effect<void, BlobStoreError | InvalidBlobKey>
+  /** Stream a blob, or the bytes `start..end` (inclusive) of it; none when it does not exist. */
+  readonly getStream: (
+    key: string,
+    range?: { readonly start: number; readonly end: number }
+  ) => Effect.Effect<Option.Option<Readable>, BlobStoreError | InvalidBlobKey>
+  /** A short-lived URL anyone may GET the blob from (S3: presigned); none on the filesystem. */
+  readonly signedUrl: (key: string, ttlSeconds: number) => Effect.Effect<Option.Option<string>, BlobStoreError | InvalidBlobKey>
 }
 
 /** The blob store tag. */
@@ -162,7 +174,32 @@ export const makeFilesystem = (root: string): BlobStoreService => {
         await NodeFs.access(root, NodeFs.constants.W_OK)
       },
       catch: fail("ping", "")
-    })
+    }),
+    putFile: (key, path, options) =>
+      Effect.flatMap(validateKey(key), () =>
+        Effect.tryPromise({
+          try: async () => {
+            await writeAtomic(meta(key), JSON.stringify({ contentType: options?.contentType ?? "application/octet-stream" }))
+            const target = file(key)
+            await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
+            const tmp = `${target}.${NodeCrypto.randomBytes(6).toString("hex")}.tmp`
+            await NodeFs.copyFile(path, tmp)
+            await NodeFs.rename(tmp, target)
+          },
+          catch: fail("put", key)
+        })),
+    getStream: (key, range) =>
+      Effect.flatMap(validateKey(key), () =>
+        Effect.tryPromise({
+          try: () =>
+            new Promise<Option.Option<Readable>>((resolve, reject) => {
+              const stream = NodeFsSync.createReadStream(file(key), range ? { start: range.start, end: range.end } : {})
+              stream.once("open", () => resolve(Option.some(stream)))
+              stream.once("error", (e) => (isNotFound(e) ? resolve(Option.none()) : reject(e)))
+            }),
+          catch: fail("get", key)
+        })),
+    signedUrl: (key) => Effect.as(validateKey(key), Option.none())
   }
 }
 
@@ -243,7 +280,34 @@ export const makeS3 = (client: S3Client, bucket: string): BlobStoreService => {
               )
             )
           ))),
-    ping: send("ping", "", () => client.send(new HeadBucketCommand({ Bucket: bucket }))).pipe(Effect.asVoid)
+    ping: send("ping", "", () => client.send(new HeadBucketCommand({ Bucket: bucket }))).pipe(Effect.asVoid),
+    putFile: (key, path, options) =>
+      Effect.flatMap(validateKey(key), () =>
+        send("put", key, async () => {
+          const { size } = await NodeFs.stat(path)
+          await client.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: key,
+              Body: NodeFsSync.createReadStream(path),
+              ContentLength: size,
+              ContentType: options?.contentType ?? "application/octet-stream"
+            })
+          )
+        })),
+    getStream: (key, range) =>
+      Effect.flatMap(validateKey(key), () =>
+        send("get", key, () =>
+          client.send(new GetObjectCommand({ Bucket: bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) })).then(
+            (r) => Option.some(r.Body as Readable),
+            (e) => {
+              if (isNotFound(e)) return Option.none<Readable>()
+              throw e
+            }
+          ))),
+    signedUrl: (key, ttlSeconds) =>
+      Effect.flatMap(validateKey(key), () =>
+        send("sign", key, () => getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: ttlSeconds })).pipe(Effect.map(Option.some)))
   }
 }
 

@@ -41,6 +41,18 @@ export const errorResponse = (status: number, code: string, message: string, det
 /** Default request body limit (routes that take uploads raise it for themselves). */
 export const defaultMaxBodyBytes = 1024 * 1024
 
+const largeBodyPaths = new Set<string>()
+
+/**
+ * Let requests to `path` (exactly, without its query) declare bodies over `defaultMaxBodyBytes`:
+ * the route that takes them streams them and enforces its own limit.
+ */
+export const allowLargeBodies = (path: string): void => {
+  largeBodyPaths.add(path)
+}
+
+const mayBeLarge = (url: string) => largeBodyPaths.has(url.split("?")[0]!)
+
 const requestIdRe = /^[A-Za-z0-9._-]{1,128}$/
 
 /**
@@ -153,7 +165,7 @@ export const makeMiddleware = (options: SecurityHeaders.Options = { hsts: false 
     const declared = Number(request.headers["content-length"] ?? "0")
     const exit = yield* (!isCanonicalPath(request.url)
       ? Effect.succeed(errorResponse(404, "not_found", "No such route"))
-      : declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"]
+      : declared > defaultMaxBodyBytes && !request.headers["x-troupe-large-body"] && !mayBeLarge(request.url)
       ? Effect.succeed(errorResponse(413, "payload_too_large", `Request body larger than ${defaultMaxBodyBytes} bytes`))
       // routes match their exact spelling: /v1/AUTH/login is not /v1/auth/login
       : HttpRouter.withRouterConfig(app, { caseSensitive: true })).pipe(

@@ -41,6 +41,7 @@ import {
   ShareNotFound,
   TurnInProgress,
   TurnNotFound,
+  type EventBody,
   type TurnStatus
 } from "./protocol.ts"
 import type * as Repo from "./repo.ts"
@@ -222,6 +223,17 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           yield* Effect.logInfo("Chat deleted").pipe(Effect.annotateLogs({ chat: chatId }))
         }),
 
+      Rename: ({ payload }) =>
+        journal.locked(
+          Effect.gen(function*() {
+            yield* journal.requireOwner(payload.byUserId)
+            const title = yield* journal.encrypt(payload.title.replace(/\s+/g, " ").trim(), "title")
+            yield* repo.setTitle(title)
+            journal.setTitle(title)
+            return yield* summary
+          }).pipe(Effect.catchTags(chatGone(chatId)))
+        ),
+
       Share: ({ payload }) =>
         Effect.gen(function*() {
           const chat = yield* journal.requireOwner(payload.byUserId)
@@ -238,6 +250,17 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
         }).pipe(Effect.catchTags(chatGone(chatId))),
 
       Summary: () => summary,
+
+      Attachment: ({ payload }) =>
+        journal.locked(
+          Effect.gen(function*() {
+            yield* journal.requireOwner(payload.byUserId)
+            const body: EventBody = payload.status === "ready"
+              ? { kind: "attachment_ready", uploadId: payload.uploadId, name: payload.name, contentType: payload.contentType }
+              : { kind: "attachment_rejected", uploadId: payload.uploadId, name: payload.name, code: payload.code ?? "rejected", message: payload.message ?? "" }
+            yield* Effect.orDie(journal.write(null, [body]))
+          })
+        ),
 
       History: ({ payload }) => history(payload.before, payload.limit),
 

@@ -51,7 +51,9 @@ export const ChatEvent = Schema.Union(
   Schema.Struct({ ...base, kind: Schema.Literal("cancelled"), messageId: Schema.NullOr(Schema.String) }),
   Schema.Struct({ ...base, kind: Schema.Literal("error"), code: Schema.String, message: Schema.String }),
   Schema.Struct({ ...base, kind: Schema.Literal("restarted"), attempt: Schema.Number }),
-  Schema.Struct({ ...base, kind: Schema.Literal("message_deleted"), messageId: Schema.String })
+  Schema.Struct({ ...base, kind: Schema.Literal("message_deleted"), messageId: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("attachment_ready"), uploadId: Schema.String, name: Schema.String, contentType: Schema.String }),
+  Schema.Struct({ ...base, kind: Schema.Literal("attachment_rejected"), uploadId: Schema.String, name: Schema.String, code: Schema.String, message: Schema.String })
 )
 export type ChatEvent = typeof ChatEvent.Type
 
@@ -181,6 +183,9 @@ export class DeleteMessage extends Schema.Class<DeleteMessage>("troupe/Chat/Dele
   }
 }
 
+/** Give the chat another title (volatile: the title is content, stored only encrypted). */
+export class Rename extends Schema.Class<Rename>("troupe/Chat/Rename")({ title: Title, byUserId: Id }) {}
+
 /** Delete the chat: its data key is destroyed, so everything it held becomes unreadable. */
 export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserId: Id }) {
   [PrimaryKey.symbol]() {
@@ -188,6 +193,20 @@ export class Delete extends Schema.Class<Delete>("troupe/Chat/Delete")({ byUserI
     return `delete:${this.byUserId}`
   }
 }
+
+/**
+ * An upload named for the chat (or attached to one of its messages) is ready or was rejected:
+ * journaled as `attachment_ready` / `attachment_rejected`. Volatile (it carries the file's name).
+ */
+export class AttachmentNews extends Schema.Class<AttachmentNews>("troupe/Chat/AttachmentNews")({
+  byUserId: Id,
+  uploadId: Id,
+  status: Schema.Literal("ready", "rejected"),
+  name: Storable.Text(255),
+  contentType: Schema.String.pipe(Schema.maxLength(255)),
+  code: Schema.optional(Schema.String.pipe(Schema.maxLength(64))),
+  message: Schema.optional(Storable.Text(1000))
+}) {}
 
 /** The Chat entity. */
 export const Chat = EntityGuard.guard(Entity.make("Chat", [
@@ -203,8 +222,10 @@ export const Chat = EntityGuard.guard(Entity.make("Chat", [
   Rpc.make("DeleteMessage", { payload: DeleteMessage, error: Schema.Union(ChatNotFound, NotChatOwner, MessageNotFound) })
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("Delete", { payload: Delete, error: NotChatOwner }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("Rename", { payload: Rename, success: ChatSummary, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Share", { payload: { byUserId: Id }, success: ShareCreated, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("Summary", { success: ChatSummary, error: ChatNotFound }),
+  Rpc.make("Attachment", { payload: AttachmentNews, error: Schema.Union(ChatNotFound, NotChatOwner) }),
   Rpc.make("History", {
     payload: { before: Schema.optional(Schema.Number), limit: Schema.Int.pipe(Schema.between(1, 200)) },
     success: HistoryPage,

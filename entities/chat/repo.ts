@@ -343,6 +343,9 @@ export const make = (chatId: string) =>
 
     const markDeleted = sql`UPDATE chats SET deleted_at = now(), title = NULL WHERE chat_id = ${chatId}`
 
+    const setTitle = (title: Uint8Array) =>
+      Effect.asVoid(sql`UPDATE chats SET title = ${title}::bytea, updated_at = now() WHERE chat_id = ${chatId} AND deleted_at IS NULL`)
+
     const insertShare = (shareId: string, snapshot: Uint8Array) =>
       sql`INSERT INTO chat_shares (chat_id, share_id, snapshot) VALUES (${chatId}, ${shareId}, ${snapshot})`
 
@@ -369,6 +372,7 @@ export const make = (chatId: string) =>
       finishTurn,
       heartbeat,
       markDeleted,
+      setTitle,
       insertShare,
       share,
       deleteShares

@@ -63,6 +63,34 @@ export interface TurnRunnerService {
   readonly historyWindow?: number
 }
 
+/** A file attached to a message, as a mate is given it (text of text files and PDFs; null for others). */
+export interface AttachmentText {
+  readonly name: string
+  readonly contentType: string
+  readonly text: string | null
+}
+
+/**
+ * The files attached to a chat's message (the uploads service provides it on runners; without it
+ * a turn sees only the message's text).
+ */
+export class ChatAttachments extends Context.Tag("troupe/entities/chat/ChatAttachments")<ChatAttachments, {
+  readonly ofMessage: (chatId: string, messageId: string) => Effect.Effect<ReadonlyArray<AttachmentText>>
+}>() {}
+
+/** A message's text followed by its attachments, each in a delimited block the mate can tell apart. */
+export const withAttachments = (text: string, files: ReadonlyArray<AttachmentText>): string =>
+  files.length === 0
+    ? text
+    : [
+      text,
+      ...files.map((f) =>
+        f.text === null
+          ? `[Attached file: ${f.name} (${f.contentType}); its content is not readable as text]`
+          : `[Attached file: ${f.name} (${f.contentType})]\n${f.text}\n[End of ${f.name}]`
+      )
+    ].join("\n\n")
+
 /** Run a stream of emissions into `emit`. */
 export const emitStream = (stream: Stream.Stream<TurnEmission, TurnFailed>, emit: Emit): Effect.Effect<void, TurnFailed> =>
   Stream.runForEach(stream, (emission) => Effect.sync(() => emit(emission)))

@@ -39,7 +39,7 @@ import { SpendScope } from "../credit/protocol.ts"
 import type { Journal } from "./journal.ts"
 import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
 import * as Repo from "./repo.ts"
-import type { TurnEmission, TurnFailed, TurnInput, TurnRunnerService } from "./turn.ts"
+import { ChatAttachments, type TurnEmission, type TurnFailed, type TurnInput, type TurnRunnerService, withAttachments } from "./turn.ts"
 
 /** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
 const deltaWindowMs = 30
@@ -113,6 +113,7 @@ export const make = (options: {
     let busy: string | null = (yield* Effect.orDie(repo.runningTurns))[0]?.turnId ?? null
 
     const hold = (turn: Repo.TurnRow) => ({ key: turn.holdKey, durable: true })
+    const attachments = yield* Effect.serviceOption(ChatAttachments)
 
     /** What the mate needs: the message and the messages before it. */
     const turnInput = (turn: Repo.TurnRow) =>
@@ -124,6 +125,7 @@ export const make = (options: {
         const present = decrypted.filter((m) => m !== undefined)
         const current = present.find((m) => m.id === turn.messageId)
         const scope = spendScope(turn)
+        const files = Option.isSome(attachments) ? yield* attachments.value.ofMessage(chatId, turn.messageId) : []
         const input: TurnInput = {
           chatId,
           turnId: turn.turnId,
@@ -131,7 +133,7 @@ export const make = (options: {
           ownerId: chat.ownerId,
           accountId: turn.accountId,
           ...(scope ? { scope } : {}),
-          text: current?.text ?? "",
+          text: withAttachments(current?.text ?? "", files),
           history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text })),
           attempt: turn.attempts + 1
         }

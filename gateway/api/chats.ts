@@ -46,7 +46,9 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
     HttpApiEndpoint.post("post", "/v1/chats/:id/messages").setPath(ChatPath)
       .setPayload(Schema.Struct({
         client_message_id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(128), Schema.pattern(/^[\w.:-]+$/, { message: () => "must be 1-128 of letters, digits, _ . : -" })),
-        text: PlainText(32_000).pipe(Schema.minLength(1))
+        text: PlainText(32_000).pipe(Schema.minLength(1)),
+        /** Uploads (`POST /v1/uploads`) to attach; the mate's turn gets the text of text files and PDFs. */
+        attachments: Schema.optional(Schema.Array(Id).pipe(Schema.maxItems(10)))
       }))
       .addSuccess(Schema.Struct({ message_id: Schema.String, turn_id: Schema.String, seq: Schema.Number, duplicate: Schema.Boolean }), { status: 202 })
       .addError(Conflict)
@@ -75,6 +77,12 @@ export class ChatsGroup extends HttpApiGroup.make("chats")
     HttpApiEndpoint.del("deleteMessage", "/v1/chats/:id/messages/:message_id")
       .setPath(Schema.Struct({ id: Id, message_id: Id }))
       .addSuccess(HttpApiSchema.Empty(204))
+  )
+  .add(
+    HttpApiEndpoint.patch("rename", "/v1/chats/:id").setPath(ChatPath)
+      .setPayload(Schema.Struct({ title: PlainText(200) }))
+      .addSuccess(Chat)
+      .annotate(OpenApi.Description, "Rename the chat (an empty title makes it untitled).")
   )
   .add(HttpApiEndpoint.del("delete", "/v1/chats/:id").setPath(ChatPath).addSuccess(HttpApiSchema.Empty(204)))
   .add(

@@ -16,7 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
-import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post } from "../../entities/chat/protocol.ts"
+import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post, Rename } from "../../entities/chat/protocol.ts"
 import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
@@ -27,6 +27,7 @@ import type { Principal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
 import { ApiFailure, fail, fromEntity } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
+import { Uploads } from "../../uploads/Uploads.ts"
 import { call, noContent } from "./common.ts"
 
 const toChat = (s: ChatSummary) => ({
@@ -76,6 +77,7 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
     const chatClient = yield* Chat.client
     const users = yield* User.client
     const config = yield* GatewayConfig
+    const uploads = yield* Effect.serviceOption(Uploads)
 
     /** The chat's summary, if the principal owns it (404 otherwise). */
     const owned = (principal: Principal, chatId: string) =>
@@ -197,6 +199,14 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.WriteChats)
           const scope = Policy.spendScope(principal)
+          if (payload.attachments && payload.attachments.length > 0) {
+            if (Option.isNone(uploads)) return yield* fail(503, "uploads_unavailable", "This server takes no uploads")
+            yield* owned(principal, path.id)
+            // linked by the client's message id before the message exists: the turn finds them when it starts
+            yield* uploads.value.attach(principal.userId, payload.attachments, path.id, payload.client_message_id).pipe(
+              Effect.mapError((e) => e._tag === "UploadRefused" ? new ApiFailure({ status: e.status, code: e.code, message: e.message }) : new ApiFailure({ status: 503, code: e.code, message: e.message }))
+            )
+          }
           const posted = yield* call(chatClient(path.id).Post(
             new Post({ clientMessageId: payload.client_message_id, authorId: principal.userId, text: payload.text, ...(scope ? { scope } : {}) })
           ))
@@ -243,6 +253,12 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* call(chatClient(path.id).Confirm(new Confirm({ callId: payload.call_id, approve: payload.approve, byUserId: principal.userId })))
           return { call_id: payload.call_id, approved: payload.approve }
         }))
+      .handle("rename", ({ path, payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.WriteChats)
+          return toChat(yield* call(chatClient(path.id).Rename(new Rename({ title: payload.title, byUserId: principal.userId }))))
+        }))
       .handle("deleteMessage", ({ path }) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
@@ -257,6 +273,10 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
           yield* owned(principal, path.id)
           yield* call(chatClient(path.id).Delete(new Delete({ byUserId: principal.userId })))
           yield* call(users(principal.userId).RemoveChat(new RemoveChat({ chatId: path.id })))
+          // the chat's files go with it (crypto-shredded)
+          if (Option.isSome(uploads)) {
+            yield* uploads.value.shredChat(path.id).pipe(Effect.catchAll((e) => Effect.logError("could not shred the chat's files", e)))
+          }
           return noContent()
         }))
       .handle("share", ({ path }) =>

@@ -12,6 +12,7 @@ import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import { Uploads } from "../../uploads/Uploads.ts"
 import { call, noContent, toMe, withoutSessionCookies } from "./common.ts"
 
 export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
@@ -19,6 +20,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
     const users = yield* User.client
     const tokens = yield* Tokens.Tokens
     const config = yield* GatewayConfig
+    const uploads = yield* Effect.serviceOption(Uploads)
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
     return handlers
@@ -48,6 +50,10 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
           yield* Policy.require(principal, Policy.Account)
           const revoked = yield* call(users(principal.userId).DeleteAccount(new DeleteAccount({})))
           yield* tokens.revoke([...revoked, ...Option.toArray(principal.familyId)])
+          // the account's files go with it: its uploads key is destroyed and the blobs deleted
+          if (Option.isSome(uploads)) {
+            yield* uploads.value.shredUser(principal.userId).pipe(Effect.catchAll((e) => Effect.logError("could not shred the account's files", e)))
+          }
           return withoutSessionCookies(noContent(), config)
         }))
       .handle("changeEmail", ({ payload }) =>

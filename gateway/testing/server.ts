@@ -20,6 +20,9 @@ import * as KeyRing from "../../runtime/KeyRing.ts"
 import * as Roles from "../../runtime/Roles.ts"
 import { freePort } from "../../runtime/testing/process.ts"
 import * as PreviewServer from "../../preview/Server.ts"
+import * as UploadsAttachments from "../../uploads/Attachments.ts"
+import * as UploadsRepo from "../../uploads/Repo.ts"
+import * as UploadsServer from "../../uploads/Server.ts"
 import * as SkillHost from "../../skills/host/Host.ts"
 import * as SkillKv from "../../skills/host/KvStore.ts"
 import * as AiPrices from "../../skills/ai/Prices.ts"
@@ -68,6 +71,8 @@ export const startServer = async (options: {
   readonly dataDir?: string
   /** Serve the embedded preview too (as `troupe start` does), with these `PREVIEW_*` variables. */
   readonly preview?: Record<string, string>
+  /** Serve the uploads service too (as `troupe start` does), with these `UPLOADS_*`/`CLAMD_*` variables. */
+  readonly uploads?: Record<string, string>
 }): Promise<TestServer> => {
   const port = await freePort()
   const adminPort = await freePort()
@@ -82,6 +87,8 @@ export const startServer = async (options: {
   if (options.databaseUrl) env.set("DATABASE_URL", options.databaseUrl)
   if (process.env.DATABASE_MAX_CONNECTIONS) env.set("DATABASE_MAX_CONNECTIONS", process.env.DATABASE_MAX_CONNECTIONS)
   if (options.redisUrl) env.set("REDIS_URL", options.redisUrl)
+  // the uploads service reads the master key as a role does: give it the runner's
+  if (options.uploads) env.set("TROUPE_MASTER_KEY", Buffer.from(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64"))
   for (const [k, v] of Object.entries(options.env ?? {})) env.set(k, v)
   const config = Effect.runSync(Effect.withConfigProvider(TroupeConfig.fromEnv, ConfigProvider.fromMap(env)))
   const settings = GatewayConfigModule.make({ dataDir, ...options.settings })
@@ -94,19 +101,26 @@ export const startServer = async (options: {
     pollIntervalMs: 100,
     ...options.store
   })
+  const gatewayRoutes = Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(store.serving), Layer.provide(layerSkills))
+  const uploadsAccess = Server.layerUploadsAccessWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)))
+  const withUploads = (env: Record<string, string>) =>
+    gatewayRoutes.pipe(
+      Layer.provide(UploadsServer.layerRoutes.pipe(Layer.provide(uploadsAccess))),
+      Layer.provide(UploadsServer.layerEmbedded.pipe(
+        Layer.provide(uploadsAccess),
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ TROUPE_DATA_DIR: dataDir, UPLOADS_WORKERS: "1", ...env })))))
+      ))
+    )
   const app: Roles.App = {
     version: "test",
-    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations],
+    migrations: [...Entities.migrations, ...SkillKv.migrations, ...AiPrices.migrations, ...AppStore.migrations, ...UploadsRepo.migrations],
     // skill invocations run in the SkillCall entity, over the same registry as the routes' listings
     entities: Layer.mergeAll(
       options.entities ?? Entities.layer,
       store.entities,
       SkillCalls.layer.pipe(Layer.provide(store.serving), Layer.provide(layerSkills))
-    ),
-    routes: Layer.merge(
-      Server.layerWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)), Layer.provide(store.serving), Layer.provide(layerSkills)),
-      options.extraRoutes ?? Layer.empty
-    ),
+    ).pipe(Layer.provide(options.uploads ? UploadsAttachments.layer : Layer.empty)),
+    routes: Layer.merge(options.uploads ? withUploads(options.uploads) : gatewayRoutes, options.extraRoutes ?? Layer.empty),
     startRoutes: options.preview
       ? PreviewServer.layerEmbedded.pipe(
         Layer.provide(Server.layerPreviewSessionsWith.pipe(Layer.provide(Layer.succeed(GatewayConfig, settings)))),
@@ -114,7 +128,9 @@ export const startServer = async (options: {
       )
       : Layer.empty
   }
-  const masterKeys = KeyRing.masterKeys(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32)))
+  const masterKeys = options.uploads
+    ? await Effect.runPromise(Roles.resolveMasterKeys(config))
+    : KeyRing.masterKeys(options.masterKey ?? globalThis.crypto.getRandomValues(new Uint8Array(32)))
   const scope = Effect.runSync(Scope.make())
   await Effect.runPromise(
     Layer.buildWithScope(Roles.layerStart(app, config, masterKeys), scope).pipe(Effect.provide(Roles.layerLogging(config, "test")))

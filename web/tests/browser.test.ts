@@ -12,13 +12,18 @@
  * in CI): without it these tests fail, they never skip.
  */
 import axe from "axe-core"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as OTPAuth from "otpauth"
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
+import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 import { freePort, root, spawnTroupe, stop, waitFor, type Spawned } from "../../runtime/testing/process.ts"
+import * as StoreClient from "../../skills/store/Client.ts"
+import * as Signing from "../../skills/store/Signing.ts"
 import * as Scripted from "../../skills/ai/testing/ScriptedServer.ts"
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
@@ -37,6 +42,25 @@ let page: Page
 const cspViolations: string[] = []
 const pageErrors: string[] = []
 let chatUrl = ""
+let researcherChatUrl = ""
+/** Ada's browser (signed in with the keyboard) and her chat. */
+let adaContext: BrowserContext
+let adaChatUrl = ""
+
+/** A signed app to publish to the server's store: the AssemblyScript hello plugin, its skill declared as one that writes (so it asks first). */
+const helloWasm = () => new Uint8Array(NodeFs.readFileSync(NodePath.join(fixturesDir(), "extism", "hello-from-assemblyscript.wasm")))
+const helloManifest = (version: string, allowedHosts: Array<string> = []) => ({
+  id: "hello",
+  name: "Hello",
+  version,
+  description: "Greets whoever asks, from AssemblyScript",
+  publisher: "Ada",
+  categories: ["fun"],
+  abi: "extism-v1",
+  permissions: { allowedHosts, wasi: false, hostFunctions: [] },
+  skills: [{ name: "hello", description: "Says hello (and writes it down)", input: { type: "object" }, output: { type: "string" }, pricing: { model: "fixed", credits: 1 }, sideEffects: "write" }]
+})
+const publisherKey = Either.getOrThrow(Signing.readPrivateKey(Signing.generate().privateKeyPem))
 
 const watch = (p: Page) => {
   p.on("console", (m) => {
@@ -78,6 +102,9 @@ const axeViolations = async (p: Page) => {
 /** The visible text of the last reply, whitespace folded. */
 const lastReply = (p: Page) => p.locator("article.turn").last().locator("[data-testid=reply-text]").innerText().then((t) => t.replace(/\s+/g, " ").trim())
 
+/** `expect.poll` with room for a loaded machine (its default gives up after 1 s). */
+const poll = <T>(fn: () => T | Promise<T>, options: { timeout?: number; interval?: number } = {}) => expect.poll(fn, { timeout: 15_000, ...options })
+
 const words = (n: number, prefix = "w") => Array.from({ length: n }, (_, i) => `${prefix}${i + 1}`).join(" ")
 
 const sendFromComposer = async (p: Page, text: string) => {
@@ -118,8 +145,9 @@ beforeAll(async () => {
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
   })
-  await waitFor(`${url}/health`, { proc: server, timeoutMs: 90_000 })
-}, 120_000)
+  // a loaded machine (the full suite on 2 cores) can take minutes to start a server
+  await waitFor(`${url}/health`, { proc: server, timeoutMs: 240_000 })
+}, 270_000)
 
 afterAll(async () => {
   await browser?.close()
@@ -138,7 +166,7 @@ describe("the web app in Chromium", () => {
     await page.getByRole("link", { name: "Create an account" }).click()
     const firstRun = page.getByTestId("first-run")
     const inviteFile = NodePath.join(dataDir, "initial-admin-invite")
-    await expect.poll(() => firstRun.innerText()).toContain(inviteFile)
+    await poll(() => firstRun.innerText()).toContain(inviteFile)
     await shot(page, "01-signup-first-run")
     // the operator reads the code from the file the page names (it is also in the log)
     const code = NodeFs.readFileSync(inviteFile, "utf8").trim()
@@ -149,8 +177,8 @@ describe("the web app in Chromium", () => {
     await page.getByLabel(/^Invite code/).fill(code)
     await page.getByRole("button", { name: "Create account" }).click()
     await page.waitForURL(`${url}/chats`)
-    await expect.poll(() => page.getByRole("heading", { name: "New chat" }).isVisible()).toBe(true)
-    await expect.poll(() => page.getByRole("link", { name: "Admin" }).isVisible()).toBe(true)
+    await poll(() => page.getByRole("heading", { name: "New chat" }).isVisible()).toBe(true)
+    await poll(() => page.getByRole("link", { name: "Admin" }).isVisible()).toBe(true)
     expect(NodeFs.existsSync(NodePath.join(dataDir, "outbox"))).toBe(false)
     await shot(page, "02-chats-empty")
   }, 60_000)
@@ -161,7 +189,7 @@ describe("the web app in Chromium", () => {
     await page.getByRole("button", { name: "Start chat" }).click()
     await page.waitForURL(/\/chats\/c/)
     chatUrl = page.url()
-    await expect.poll(() => lastReply(page), { timeout: 15_000 }).toBe("You said: Hello mate")
+    await poll(() => lastReply(page), { timeout: 15_000 }).toBe("You said: Hello mate")
 
     // watch the reply grow: record every text the page shows while it streams
     await page.evaluate(() => {
@@ -175,7 +203,7 @@ describe("the web app in Chromium", () => {
     })
     const long = words(40)
     await sendFromComposer(page, long)
-    await expect.poll(() => lastReply(page), { timeout: 15_000 }).toBe(`You said: ${long}`)
+    await poll(() => lastReply(page), { timeout: 15_000 }).toBe(`You said: ${long}`)
     const seen = await page.evaluate(() => (window as unknown as { __seen: string[] }).__seen)
     const growing = seen.filter((s) => s.startsWith("You said: w1"))
     expect(growing.length).toBeGreaterThan(8)
@@ -185,7 +213,7 @@ describe("the web app in Chromium", () => {
     const hostile = 'Look: <img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> [x](javascript:window.__pwned=3)\n\n```js\nconst answer = 42\n```'
     await sendFromComposer(page, hostile)
     const reply = page.locator("article.turn").last()
-    await expect.poll(() => reply.locator("pre code.hljs .hljs-keyword").count(), { timeout: 15_000 }).toBeGreaterThan(0)
+    await poll(() => reply.locator("pre code.hljs .hljs-keyword").count(), { timeout: 15_000 }).toBeGreaterThan(0)
     // the javascript: link lost its target
     expect(await reply.locator("a", { hasText: /^x$/ }).getAttribute("href")).toBeNull()
     await reply.locator("a", { hasText: /^x$/ }).click()
@@ -199,53 +227,53 @@ describe("the web app in Chromium", () => {
     pictureOnFailure("t3")
     const long = words(300, "r")
     await sendFromComposer(page, long)
-    await expect.poll(async () => /^You said: r1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(30)
+    await poll(async () => /^You said: r1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(30)
     await page.reload()
     // right after the reload the reply is still running and shows what was said so far, once
     const expected = `You said: ${long}`
-    await expect.poll(() => lastReply(page).catch(() => ""), { timeout: 15_000 }).toMatch(/^You said: r1 r2/)
+    await poll(() => lastReply(page).catch(() => ""), { timeout: 15_000 }).toMatch(/^You said: r1 r2/)
     const midway = await lastReply(page)
     expect(expected.startsWith(midway)).toBe(true)
     expect(midway.length).toBeLessThan(expected.length)
-    await expect.poll(() => lastReply(page), { timeout: 30_000 }).toBe(expected)
+    await poll(() => lastReply(page), { timeout: 30_000 }).toBe(expected)
     expect(await page.locator("article.turn").count()).toBe(4)
   }, 90_000)
 
   it("Stop cancels a running reply; a message can be deleted", async () => {
     pictureOnFailure("t4")
     await sendFromComposer(page, words(300, "c"))
-    await expect.poll(async () => /^You said: c1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(5)
+    await poll(async () => /^You said: c1 /.test(await lastReply(page).catch(() => "")) ? (await lastReply(page)).split(" ").length : 0, { timeout: 15_000 }).toBeGreaterThan(5)
     await page.getByRole("button", { name: "Stop" }).click()
     const turn = page.locator("article.turn").last()
-    await expect.poll(() => turn.getAttribute("data-status"), { timeout: 15_000 }).toBe("cancelled")
-    await expect.poll(() => turn.getByText("Stopped").isVisible()).toBe(true)
+    await poll(() => turn.getAttribute("data-status"), { timeout: 15_000 }).toBe("cancelled")
+    await poll(() => turn.getByText("Stopped").isVisible()).toBe(true)
     const stopped = await lastReply(page)
     expect(stopped).toMatch(/^You said: c1 c2 c3 c4/)
     expect(stopped.length).toBeLessThan(`You said: ${words(300, "c")}`.length)
     // the composer works again, and the first message can be deleted
-    await expect.poll(() => page.getByRole("button", { name: "Stop" }).count()).toBe(0)
+    await poll(() => page.getByRole("button", { name: "Stop" }).count()).toBe(0)
     const first = page.locator("article.user").first()
     await first.getByRole("button", { name: "Delete this message" }).click()
-    await expect.poll(() => page.locator("article.user", { hasText: "Hello mate" }).count(), { timeout: 10_000 }).toBe(0)
+    await poll(() => page.locator("article.user", { hasText: "Hello mate" }).count()).toBe(0)
   }, 60_000)
 
   it("a share link opens in a second browser and decrypts there, read-only", async () => {
     pictureOnFailure("t5")
     await page.getByRole("button", { name: "Share" }).click()
     let link = ""
-    await expect.poll(async () => (link = await page.getByTestId("secret-value").innerText())).not.toBe("")
+    await poll(async () => (link = await page.getByTestId("secret-value").innerText())).not.toBe("")
     expect(link).toMatch(new RegExp(`^${url}/s/c[\\w-]+\\.[\\w-]+#[\\w-]+$`))
     await page.getByRole("button", { name: "Close" }).click()
     const stranger = await newContext()
     const shared = await stranger.newPage()
     await shared.goto(link)
-    await expect.poll(() => shared.getByRole("heading", { level: 1 }).innerText(), { timeout: 15_000 }).toBe("Hello mate")
+    await poll(() => shared.getByRole("heading", { level: 1 }).innerText(), { timeout: 15_000 }).toBe("Hello mate")
     expect(await shared.getByText("You said: w1 w2 w3").count()).toBe(1)
     expect(await shared.getByLabel(/^Message/).count()).toBe(0)
     await shot(shared, "04-shared")
     // without the fragment the page cannot read it
     await shared.goto(link.split("#")[0]!)
-    await expect.poll(() => shared.getByRole("alert").innerText()).toContain("missing its key")
+    await poll(() => shared.getByRole("alert").innerText()).toContain("missing its key")
     await stranger.close()
   }, 60_000)
 
@@ -270,7 +298,7 @@ describe("the web app in Chromium", () => {
     expect((await fetch(`${url}/v1/api_keys`, { headers: auth })).status).toBe(403)
     await page.reload()
     await page.getByRole("button", { name: "Revoke backup script" }).click()
-    await expect.poll(() => page.getByText("No keys yet.").isVisible(), { timeout: 10_000 }).toBe(true)
+    await poll(() => page.getByText("No keys yet.").isVisible()).toBe(true)
     const refused = await fetch(`${url}/v1/chats`, { headers: auth })
     expect(refused.status).toBe(401)
   }, 60_000)
@@ -287,7 +315,7 @@ describe("the web app in Chromium", () => {
     await shot(page, "06-mate-edit")
     await page.getByRole("button", { name: "Create mate" }).click()
     await page.waitForURL(`${url}/mates`)
-    await expect.poll(() => page.getByRole("heading", { name: "Researcher" }).isVisible()).toBe(true)
+    await poll(() => page.getByRole("heading", { name: "Researcher" }).isVisible()).toBe(true)
     const mates = await page.evaluate(() => fetch("/v1/mates").then((r) => r.json())) as { mates: Array<{ id: string; name: string; allowed_skills: string[] }> }
     const researcher = mates.mates.find((m) => m.name === "Researcher")!
     expect(researcher.allowed_skills).toEqual([skillId])
@@ -296,23 +324,99 @@ describe("the web app in Chromium", () => {
     await page.getByLabel("Mate").selectOption(researcher.id)
     await page.getByLabel("Message", { exact: true }).fill('/math.calculate {"expression": "2^10 / 8"}')
     await page.getByRole("button", { name: "Start chat" }).click()
-    await expect.poll(() => page.getByText("with Researcher").isVisible(), { timeout: 15_000 }).toBe(true)
+    await poll(() => page.getByText("with Researcher").isVisible(), { timeout: 15_000 }).toBe(true)
     // the skill call is shown inline, collapsed; opening it shows its input and result
     const call = page.locator("article.turn details.call").first()
-    await expect.poll(() => call.locator("summary").innerText(), { timeout: 15_000 }).toMatch(/math\.calculate\s+done/)
+    await poll(() => call.locator("summary").innerText(), { timeout: 15_000 }).toMatch(/math\.calculate\s+done/)
     await call.locator("summary").click()
     expect(await call.innerText()).toContain('"expression": "2^10 / 8"')
     expect(await call.innerText()).toContain("128")
     // a skill outside the allowlist is refused
     await sendFromComposer(page, '/web.read {"url": "https://example.com"}')
-    await expect.poll(() => page.locator("article.turn").last().innerText(), { timeout: 15_000 }).toMatch(/not allowed|allow|may not/i)
+    await poll(() => page.locator("article.turn").last().innerText(), { timeout: 15_000 }).toMatch(/not allowed|allow|may not/i)
+    researcherChatUrl = page.url()
     await shot(page, "07-mate-chat", false)
   }, 60_000)
+
+  it("admin store: browse, trust the key, install; a writing skill asks first (approve, deny); an upgrade's permission diff is approved", async () => {
+    pictureOnFailure("t7b")
+    // an author publishes a signed app from Node with an API key of scope publish (what `troupe skill publish` does)
+    const made = await page.evaluate(async () => {
+      const csrf = decodeURIComponent(document.cookie.split("; ").find((c) => c.startsWith("troupe_csrf="))!.split("=")[1]!)
+      const res = await fetch("/v1/api_keys", { method: "POST", headers: { "content-type": "application/json", "x-csrf-token": csrf }, body: JSON.stringify({ name: "publish", scopes: ["publish"] }) })
+      return (await res.json()) as { key: string }
+    })
+    const publish = (version: string, hosts: Array<string> = []) =>
+      Effect.runPromise(StoreClient.publish({ url, token: made.key }, { manifest: helloManifest(version, hosts), modules: [{ name: "main", bytes: helloWasm() }], privateKey: publisherKey }))
+    await publish("1.0.0")
+
+    await page.goto(`${url}/apps`)
+    await page.getByRole("link", { name: "Browse the app store" }).click()
+    await page.getByLabel("Search the store").fill("assemblyscript")
+    await page.getByRole("button", { name: "Search" }).click()
+    await poll(() => page.getByRole("status").filter({ hasText: "app matches" }).innerText()).toContain("1 app matches")
+    await page.getByRole("link", { name: "Hello" }).click()
+    await page.waitForURL(`${url}/apps/store/hello`)
+    await poll(() => page.getByText("signed by an untrusted key").isVisible()).toBe(true)
+    await page.getByRole("button", { name: "Trust this key" }).click()
+    await poll(() => page.getByText("signed by a trusted key").isVisible()).toBe(true)
+    await page.getByRole("button", { name: "Install v1.0.0" }).click()
+    await poll(() => page.getByRole("status").filter({ hasText: "Installed v1.0.0" }).isVisible(), { timeout: 20_000 }).toBe(true)
+    await poll(() => page.getByText("v1.0.0 installed").isVisible()).toBe(true)
+    await shot(page, "14-store-app")
+
+    // the Researcher may use it now
+    await page.goto(`${url}/mates`)
+    await page.getByRole("link", { name: "Edit Researcher" }).click()
+    await page.getByRole("checkbox", { name: /^hello\.hello/ }).check()
+    await page.getByRole("button", { name: "Save" }).click()
+    await page.waitForURL(`${url}/mates`)
+
+    // a skill that changes things waits for the person: Approve runs it, Deny refuses it
+    await page.goto(researcherChatUrl)
+    await sendFromComposer(page, '/hello.hello {"name": "Ada"}')
+    let turn = page.locator("article.turn").last()
+    const ask = turn.getByRole("group", { name: "Confirmation needed" })
+    await poll(() => ask.isVisible(), { timeout: 15_000 }).toBe(true)
+    expect(await ask.innerText()).toContain("wants to run hello.hello")
+    await shot(page, "15-confirmation", false)
+    await ask.getByRole("button", { name: "Approve" }).click()
+    await poll(() => turn.locator("details.call summary").innerText(), { timeout: 15_000 }).toMatch(/hello\.hello\s+done/)
+    expect(await ask.getByTestId("confirmation-answer").innerText()).toBe("You approved this.")
+    await turn.locator("details.call summary").click()
+    expect(await turn.locator("details.call").innerText()).toContain("Hello from AssemblyScript!")
+    await poll(() => turn.getAttribute("data-status"), { timeout: 15_000 }).toBe("done")
+    await sendFromComposer(page, '/hello.hello {"name": "Bob"}')
+    turn = page.locator("article.turn").last()
+    await poll(() => turn.getByRole("button", { name: "Deny" }).isVisible(), { timeout: 15_000 }).toBe(true)
+    await turn.getByRole("button", { name: "Deny" }).click()
+    await poll(() => turn.locator("details.call summary").innerText(), { timeout: 15_000 }).toMatch(/hello\.hello\s+failed/)
+    expect(await turn.getByTestId("confirmation-answer").innerText()).toContain("You denied this")
+    await turn.locator("details.call summary").click()
+    expect(await turn.locator("details.call").innerText()).toContain("confirmation_declined")
+
+    // an upgrade that wants the network waits with its diff until the admin approves it
+    await publish("1.1.0", ["api.example.com"])
+    await page.goto(`${url}/apps/store/hello`)
+    await page.getByRole("button", { name: "Upgrade to v1.1.0" }).click()
+    const pending = page.getByRole("region", { name: "Upgrade to v1.1.0 waits for your approval" })
+    await poll(() => pending.isVisible(), { timeout: 20_000 }).toBe(true)
+    const change = pending.getByRole("row").filter({ hasText: "permissions.allowedHosts" })
+    expect(await change.innerText()).toContain("asks for more")
+    expect(await change.innerText()).toContain("api.example.com")
+    expect(await page.getByText("v1.0.0 installed").isVisible()).toBe(true)
+    await shot(page, "16-store-upgrade-diff")
+    await pending.getByRole("button", { name: "Approve v1.1.0" }).click()
+    await poll(() => page.getByText("v1.1.0 installed").isVisible(), { timeout: 20_000 }).toBe(true)
+    expect(await pending.count()).toBe(0)
+    const apps = await page.evaluate(() => fetch("/v1/apps/hello").then((r) => r.json())) as { version: string }
+    expect(apps.version).toBe("1.1.0")
+  }, 90_000)
 
   it("admin: health, invites, users and grants; a second person signs up with the invite and the mailed code", async () => {
     pictureOnFailure("t8")
     await page.goto(`${url}/admin`)
-    await expect.poll(() => page.getByTestId("health-status").innerText(), { timeout: 15_000 }).toBe("healthy")
+    await poll(() => page.getByTestId("health-status").innerText(), { timeout: 15_000 }).toBe("healthy")
     await page.getByLabel("Gift credits").fill("10")
     await page.getByRole("button", { name: "Create invite" }).click()
     const invite = (await page.getByTestId("new-invite").getByTestId("secret-value").first().innerText()).trim()
@@ -321,7 +425,7 @@ describe("the web app in Chromium", () => {
     await page.getByLabel("Credits", { exact: true }).fill("25")
     await page.getByLabel("Reason").fill("welcome")
     await page.getByRole("button", { name: "Grant", exact: true }).click()
-    await expect.poll(() => page.getByText(/Granted 25 credits to root/).isVisible()).toBe(true)
+    await poll(() => page.getByText(/Granted 25 credits to root/).isVisible()).toBe(true)
     await shot(page, "08-admin")
 
     const newcomer = await newContext()
@@ -334,7 +438,7 @@ describe("the web app in Chromium", () => {
     await p.waitForURL(/\/verify\?email=/)
     // the server could not mail the code: its log names the file that holds it
     let file = ""
-    await expect.poll(() => {
+    await poll(() => {
       const line = server.logs().find((l) => typeof l.message === "string" && l.message.startsWith("Mail not sent") && (l.context as { to?: string }).to === "ada@example.com")
       file = String((line?.context as { file?: string } | undefined)?.file ?? "")
       return file
@@ -344,7 +448,7 @@ describe("the web app in Chromium", () => {
     await p.getByRole("button", { name: "Verify" }).click()
     await p.waitForURL(`${url}/chats`)
     await p.goto(`${url}/credits`)
-    await expect.poll(() => p.getByTestId("available").innerText(), { timeout: 10_000 }).toBe("110")
+    await poll(() => p.getByTestId("available").innerText()).toBe("110")
     expect(await p.getByRole("link", { name: "Admin" }).count()).toBe(0)
     await newcomer.close()
   }, 60_000)
@@ -352,7 +456,7 @@ describe("the web app in Chromium", () => {
   it("credits: balance, ledger and spend per day", async () => {
     pictureOnFailure("t9")
     await page.goto(`${url}/credits`)
-    await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 10_000 }).toBe(true)
+    await poll(() => page.getByTestId("available").isVisible()).toBe(true)
     expect(await page.locator("table tbody tr").count()).toBeGreaterThan(3)
     const chart = await page.getByRole("img", { name: /Credits spent per day/ }).getAttribute("aria-label")
     expect(chart).toMatch(/: [1-9]\d* in all$/)
@@ -364,32 +468,63 @@ describe("the web app in Chromium", () => {
     await page.route("**/v1/credits", (route) => route.fulfill({ status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "unavailable", message: "Service unavailable" } }) }))
     await page.goto(`${url}/credits`)
     const alert = page.getByRole("alert")
-    await expect.poll(() => alert.innerText(), { timeout: 10_000 }).toContain("The server is busy or restarting")
+    await poll(() => alert.innerText()).toContain("The server is busy or restarting")
     expect(await alert.innerText()).not.toContain("{")
     await page.unroute("**/v1/credits")
     await page.route("**/v1/credits", (route) => route.fulfill({ status: 502, contentType: "text/html", body: "<html>Bad gateway</html>" }))
     await alert.getByRole("button", { name: "Retry" }).click()
-    await expect.poll(() => alert.innerText()).toContain("(502)")
+    await poll(() => alert.innerText()).toContain("(502)")
     await page.unroute("**/v1/credits")
     await alert.getByRole("button", { name: "Retry" }).click()
-    await expect.poll(() => page.getByTestId("available").isVisible(), { timeout: 10_000 }).toBe(true)
-  }, 30_000)
+    await poll(() => page.getByTestId("available").isVisible()).toBe(true)
+
+    // a slow server: the page says it is still trying, then shows the answer
+    await page.route("**/v1/credits", async (route) => {
+      await new Promise((r) => setTimeout(r, 4_000))
+      await route.continue()
+    })
+    await page.goto(`${url}/credits`)
+    await poll(() => page.getByRole("status").filter({ hasText: "slow to answer" }).isVisible()).toBe(true)
+    await poll(() => page.getByTestId("available").isVisible(), { timeout: 15_000 }).toBe(true)
+    await page.unroute("**/v1/credits")
+
+    // the server unreachable when the app opens: a readable notice with Retry, not a blank page
+    await page.route("**/v1/me", (route) => route.abort("connectionrefused"))
+    await page.goto(`${url}/chats`)
+    const down = page.getByRole("alert")
+    await poll(() => down.innerText()).toContain("Cannot reach the server")
+    expect(await down.innerText()).toContain("Could not reach the server")
+    await shot(page, "17-server-down")
+    await page.unroute("**/v1/me")
+    await down.getByRole("button", { name: "Retry" }).click()
+    await poll(() => page.getByRole("heading", { name: "New chat" }).isVisible()).toBe(true)
+
+    // a form's refusal reads as a sentence next to the form
+    await page.goto(`${url}/mates/new`)
+    await page.getByLabel("Name").waitFor()
+    await page.getByRole("button", { name: "Create mate" }).click()
+    const refusal = page.getByRole("alert")
+    await poll(() => refusal.innerText()).toMatch(/\w+ \w+/)
+    expect(await refusal.innerText()).not.toMatch(/[{}]/)
+    expect(await page.locator("main").innerText()).not.toMatch(/"error"|"code"/)
+    await shot(page, "18-form-refusal")
+  }, 60_000)
 
   it("turns 2FA on with the QR code and backup codes; signing in then asks for a code", async () => {
     pictureOnFailure("t11")
     await page.goto(`${url}/settings/security`)
     await page.getByRole("button", { name: "Set up two-factor authentication" }).click()
     const qr = page.getByRole("img", { name: /QR code/ })
-    await expect.poll(() => qr.evaluate((img) => (img as HTMLImageElement).naturalWidth), { timeout: 10_000 }).toBeGreaterThan(0)
+    await poll(() => qr.evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0)
     await page.getByText("Can't scan it?").click()
     const secret = (await page.getByTestId("secret-value").innerText()).trim()
     const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret), digits: 6, period: 30, algorithm: "SHA1" })
     await shot(page, "10-2fa-setup")
     await page.getByLabel("Enter the 6-digit code the app shows").fill(totp.generate())
     await page.getByRole("button", { name: "Turn on" }).click()
-    await expect.poll(() => page.getByRole("list", { name: "Backup codes" }).locator("li").count(), { timeout: 10_000 }).toBe(10)
+    await poll(() => page.getByRole("list", { name: "Backup codes" }).locator("li").count()).toBe(10)
     await page.getByRole("button", { name: "I saved them" }).click()
-    await expect.poll(() => page.getByText("Signing in asks for a code").isVisible()).toBe(true)
+    await poll(() => page.getByText("Signing in asks for a code").isVisible()).toBe(true)
 
     await page.getByRole("button", { name: "Sign out", exact: true }).click()
     await page.waitForURL(`${url}/login`)
@@ -397,10 +532,10 @@ describe("the web app in Chromium", () => {
     await page.getByLabel("Password").fill(password)
     await page.getByRole("button", { name: "Sign in" }).click()
     const codeField = page.getByLabel("Authentication code")
-    await expect.poll(() => codeField.isVisible(), { timeout: 10_000 }).toBe(true)
+    await poll(() => codeField.isVisible()).toBe(true)
     await codeField.fill("000000")
     await page.getByRole("button", { name: "Sign in" }).click()
-    await expect.poll(() => page.getByRole("alert").innerText()).toContain("That code is not right")
+    await poll(() => page.getByRole("alert").innerText()).toContain("That code is not right")
     // the next step's code (the current one was spent turning 2FA on)
     await codeField.fill(totp.generate({ timestamp: Date.now() + 30_000 }))
     await page.getByRole("button", { name: "Sign in" }).click()
@@ -411,24 +546,147 @@ describe("the web app in Chromium", () => {
     pictureOnFailure("t12")
     const phone = await newContext({ viewport: { width: 375, height: 812 }, storageState: await admin.storageState(), isMobile: true, hasTouch: true })
     const p = await phone.newPage()
-    for (const path of ["/chats", chatUrl.replace(url, ""), "/mates", "/apps", "/credits", "/settings", "/settings/keys", "/admin"]) {
+    const signedOut = await newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true })
+    const anon = await signedOut.newPage()
+    for (const path of ["/login", "/signup"]) {
+      await anon.goto(url + path)
+      await anon.locator("main h1").first().waitFor()
+      expect(await anon.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(375)
+      await shot(anon, `11-phone${path.replace(/\//g, "-")}`)
+    }
+    await signedOut.close()
+    const paths = ["/chats", chatUrl.replace(url, ""), "/mates", "/mates/new", "/apps", "/apps/store", "/apps/store/hello", "/credits", "/settings", "/settings/security", "/settings/keys", "/admin"]
+    const pictured = ["/chats", "/apps/store/hello", "/credits", "/settings/keys", "/admin"]
+    for (const path of paths) {
       await p.goto(url + path)
       await p.locator("main h1").first().waitFor()
-      await p.waitForTimeout(300)
+      await p.waitForFunction(() => !/^Loading/.test(document.querySelector("main [role=status]")?.textContent?.trim() ?? ""), undefined, { timeout: 10_000 })
       const width = await p.evaluate(() => document.documentElement.scrollWidth)
       expect(width, path).toBeLessThanOrEqual(375)
-      if (path === "/chats" || path === "/credits") await shot(p, `11-phone${path.replace(/\//g, "-")}`)
       if (path.startsWith("/chats/")) await shot(p, "11-phone-chat", false)
+      else if (pictured.includes(path)) await shot(p, `11-phone${path.replace(/\//g, "-")}`)
     }
     await p.goto(chatUrl)
     await p.getByRole("button", { name: "Menu" }).click()
-    await expect.poll(() => p.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Credits" }).isVisible()).toBe(true)
+    await poll(() => p.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Credits" }).isVisible()).toBe(true)
     await shot(p, "12-phone-menu", false)
     await p.getByRole("button", { name: "Menu" }).click()
     await sendFromComposer(p, "from my phone")
-    await expect.poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: from my phone")
+    await poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: from my phone")
     await phone.close()
   }, 90_000)
+
+  it("works with the keyboard alone: skip link, sign-in, a chat sent and a dialog opened and closed, focus always visible", async () => {
+    pictureOnFailure("t12b")
+    const context = (adaContext = await newContext())
+    const p = await context.newPage()
+    /** Press Tab until the focused element is the one wanted (at most `max` presses); how many it took. */
+    const tabTo = async (wanted: (el: { tag: string; name: string }) => boolean, max = 40) => {
+      for (let i = 1; i <= max; i++) {
+        await p.keyboard.press("Tab")
+        const el = await p.evaluate(() => {
+          const a = document.activeElement as HTMLElement | null
+          const labelled = a?.id ? document.querySelector(`label[for="${a.id}"]`)?.textContent : undefined
+          return { tag: a?.tagName.toLowerCase() ?? "", name: (a?.getAttribute("aria-label") ?? labelled ?? a?.textContent ?? "").trim() }
+        })
+        if (wanted(el)) return i
+      }
+      throw new Error("not reachable with Tab")
+    }
+    /** The focused element shows a focus ring. */
+    const ringed = () => p.evaluate(() => {
+      const style = getComputedStyle(document.activeElement!)
+      return style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2
+    })
+    await p.goto(`${url}/login`)
+    await p.locator("main h1").waitFor()
+    await tabTo((e) => e.name === "Skip to content")
+    expect(await ringed()).toBe(true)
+    await tabTo((e) => e.name === "Email or username")
+    await p.keyboard.type("ada")
+    await p.keyboard.press("Tab")
+    await p.keyboard.type(password)
+    await p.keyboard.press("Enter")
+    await p.waitForURL(`${url}/chats`)
+    // a new chat from the keyboard
+    await p.getByRole("heading", { name: "New chat" }).waitFor()
+    await tabTo((e) => e.tag === "textarea")
+    await p.keyboard.type("typed, not clicked")
+    await p.keyboard.press("Enter")
+    await p.waitForURL(/\/chats\/c/)
+    adaChatUrl = p.url()
+    await poll(() => lastReply(p), { timeout: 15_000 }).toBe("You said: typed, not clicked")
+    // the share dialog: opened with Enter, focus inside it, closed with Escape
+    await tabTo((e) => e.name === "Share")
+    expect(await ringed()).toBe(true)
+    await p.keyboard.press("Enter")
+    const dialog = p.getByRole("dialog", { name: "Share this chat" })
+    await poll(() => dialog.isVisible()).toBe(true)
+    expect(await p.evaluate(() => document.activeElement?.closest("dialog") !== null)).toBe(true)
+    await p.keyboard.press("Escape")
+    await poll(() => dialog.isVisible()).toBe(false)
+    // the menu of every page is reachable: Credits by Tab and Enter
+    await p.goto(`${url}/chats`)
+    await p.getByRole("heading", { name: "New chat" }).waitFor()
+    await tabTo((e) => e.tag === "a" && e.name === "Credits")
+    await p.keyboard.press("Enter")
+    await p.waitForURL(`${url}/credits`)
+  }, 60_000)
+
+  it("settings and chats: a display name, a chat renamed and deleted, signing out everywhere, deleting the account", async () => {
+    pictureOnFailure("t12c")
+    const p = adaContext.pages()[0]!
+    await p.goto(`${url}/settings`)
+    await p.getByLabel("Display name").fill("Ada Lovelace")
+    await p.getByRole("button", { name: "Save" }).click()
+    await poll(() => p.getByRole("navigation", { name: "Main" }).getByText("Ada Lovelace").isVisible()).toBe(true)
+
+    await p.goto(adaChatUrl)
+    await p.getByRole("button", { name: "Rename" }).click()
+    await p.getByLabel("Chat title").fill("Keyboard notes")
+    await p.getByRole("button", { name: "Save" }).click()
+    await poll(() => p.getByRole("heading", { level: 1 }).innerText()).toBe("Keyboard notes")
+    await poll(() => p.getByRole("link", { name: /Keyboard notes/ }).count()).toBe(1)
+    await p.getByRole("button", { name: "Delete", exact: true }).first().click()
+    await p.getByRole("dialog", { name: "Delete this chat?" }).getByRole("button", { name: "Delete chat" }).click()
+    await p.waitForURL(`${url}/chats`)
+    expect(await p.getByRole("link", { name: /Keyboard notes/ }).count()).toBe(0)
+    expect((await p.evaluate((u) => fetch(u).then((r) => r.status), adaChatUrl.replace(url, "/v1")))).toBe(404)
+
+    // a second browser, then "Sign out everywhere" from the first signs both out
+    const other = await newContext()
+    const q = await other.newPage()
+    await q.goto(`${url}/login`)
+    await q.getByLabel("Email or username").fill("ada")
+    await q.getByLabel("Password").fill(password)
+    await q.getByRole("button", { name: "Sign in" }).click()
+    await q.waitForURL(`${url}/chats`)
+    await p.goto(`${url}/settings/security`)
+    const sessions = p.getByRole("table", { name: "Where you are signed in" }).locator("tbody tr")
+    await poll(() => sessions.count()).toBeGreaterThanOrEqual(2)
+    await p.getByRole("button", { name: "Sign out everywhere" }).click()
+    await p.waitForURL(/\/login/)
+    await q.goto(`${url}/credits`)
+    await q.waitForURL(/\/login/, { timeout: 15_000 })
+
+    // delete the account: signing in again no longer works
+    await q.getByLabel("Email or username").fill("ada")
+    await q.getByLabel("Password").fill(password)
+    await q.getByRole("button", { name: "Sign in" }).click()
+    await q.waitForURL(/\/credits/)
+    await q.goto(`${url}/settings`)
+    await q.getByRole("button", { name: "Delete my account…" }).click()
+    const dialog = q.getByRole("dialog", { name: "Delete your account?" })
+    await dialog.getByLabel("Username").fill("ada")
+    await dialog.getByRole("button", { name: "Delete account" }).click()
+    await q.waitForURL(/\/login/)
+    await q.getByLabel("Email or username").fill("ada")
+    await q.getByLabel("Password").fill(password)
+    await q.getByRole("button", { name: "Sign in" }).click()
+    await poll(() => q.getByRole("alert").innerText()).toContain("Wrong login or password")
+    await other.close()
+    await adaContext.close()
+  }, 60_000)
 
   it("axe-core finds no serious or critical violation on the main pages, light and dark", async () => {
     pictureOnFailure("t13")
@@ -441,17 +699,18 @@ describe("the web app in Chromium", () => {
       problems.push(...(await axeViolations(anon)).map((v) => `${path}: ${v}`))
     }
     await signedOut.close()
-    const paths = ["/chats", chatUrl.replace(url, ""), "/mates", "/mates/new", "/apps", "/credits", "/settings", "/settings/security", "/settings/keys", "/admin"]
+    // the pages with every kind of control (forms, tables, dialogs' openers, the chat, the store), light and dark
+    const paths = ["/chats", chatUrl.replace(url, ""), "/mates/new", "/apps/store/hello", "/credits", "/settings/security", "/settings/keys", "/admin"]
     for (const scheme of ["light", "dark"] as const) {
       const context = await newContext({ colorScheme: scheme, storageState: await admin.storageState() })
       const p = await context.newPage()
-      for (const path of scheme === "light" ? paths : ["/chats", chatUrl.replace(url, ""), "/credits", "/settings/keys"]) {
+      for (const path of scheme === "light" ? paths : [chatUrl.replace(url, ""), "/credits"]) {
         await p.goto(url + path)
         await p.locator("main h1").first().waitFor()
-        await p.waitForTimeout(500)
+        await p.waitForFunction(() => !/^Loading/.test(document.querySelector("main [role=status]")?.textContent?.trim() ?? ""), undefined, { timeout: 10_000 })
         problems.push(...(await axeViolations(p)).map((v) => `${scheme} ${path}: ${v}`))
       }
-      if (scheme === "dark") await shot(p, "13-dark-keys")
+      if (scheme === "dark") await shot(p, "13-dark-credits")
       await context.close()
     }
     expect(problems).toEqual([])
@@ -466,7 +725,7 @@ describe("the web app in Chromium", () => {
       if (request.resourceType() === "script") scripts.push(request.sizes().then((s) => s.responseBodySize))
     })
     await p.goto(chatUrl)
-    await expect.poll(() => p.locator("article.turn").count(), { timeout: 10_000 }).toBeGreaterThan(0)
+    await poll(() => p.locator("article.turn").count()).toBeGreaterThan(0)
     await p.waitForTimeout(1000)
     const sizes = await Promise.all(scripts)
     const total = sizes.reduce((a, b) => a + b, 0)

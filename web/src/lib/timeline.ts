@@ -23,7 +23,7 @@ export interface SkillCallView {
 export interface ConfirmationView {
   /** The event's fields as sent (the id to answer, the skill, what it would do). */
   event: ChatEvent
-  answered: "approved" | "denied" | undefined
+  answered: "approved" | "denied" | "expired" | undefined
 }
 
 export interface TurnView {
@@ -186,7 +186,7 @@ export const apply = (t: Timeline, e: ChatEvent): void => {
     }
     case "confirmation_resolved": {
       const confirmation = turnOf(t, e.turn_id).confirmations.find((c) => c.event.call_id === e.call_id)
-      if (confirmation) confirmation.answered = e.approved === true ? "approved" : "denied"
+      if (confirmation) confirmation.answered = e.approved === true ? "approved" : e.reason === "timeout" ? "expired" : "denied"
       return
     }
     case "charge": {

@@ -139,3 +139,61 @@ export interface ServerSetup {
   mail: "smtp" | "outbox"
   outbox_dir: string | null
 }
+
+/** An app of the store catalog (`GET /v1/store/apps`). */
+export interface StoreApp {
+  id: string
+  name: string
+  description: string
+  publisher: string
+  categories: string[]
+  latest_version: string
+  installed_version: string | null
+  updated_at: string
+}
+
+/** One published version of a store app (`GET /v1/store/apps/{app}`). */
+export interface StoreVersion {
+  version: string
+  digest: string
+  size: number
+  published_at: string
+  signature: { public_key: string; trusted: boolean; publisher: string | null } | null
+  permissions: { allowed_hosts: string[]; wasi: boolean; host_functions: string[] }
+  limits: { memory_mb: number; timeout_ms: number }
+  config: Array<{ key: string; description?: string; secret: boolean; required: boolean }>
+  skills: Skill[]
+}
+
+export interface StoreAppDetail {
+  id: string
+  name: string
+  description: string
+  publisher: string
+  categories: string[]
+  latest_version: string
+  installed: { version: string; digest: string } | null
+  versions: StoreVersion[]
+}
+
+/** An install as admins see it (`GET /v1/admin/apps`). */
+export interface Install {
+  app: string
+  version: string
+  digest: string
+  config: Record<string, "set" | "unset">
+  pending_upgrade: { version: string; digest: string; requested_by: string; requested_at: string } | null
+  installed_by: string
+  installed_at: string
+  updated_at: string
+}
+
+/** What an upgrade changes, field by field (`GET /v1/admin/apps/{app}/upgrade/{version}`). */
+export interface UpgradeDiff {
+  app: string
+  from: string
+  to: string
+  escalates: boolean
+  status: "pending" | "not_requested" | "applied"
+  changes: Array<{ field: string; from: unknown; to: unknown; escalates: boolean; description: string }>
+}
