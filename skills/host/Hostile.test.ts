@@ -199,7 +199,8 @@ describe("hostile plugins are contained", () => {
     try {
       const result = await withMock.runPromise(Effect.gen(function*() {
         const host = yield* Host.SkillHost
-        const p = yield* host.load(Host.fromBytes(hostile, { name: "slow", allowedHosts: ["127.0.0.1"], limits }))
+        // a roomier limit than the others: the first call must finish on a busy host; /slow answers after 3 s, always too late
+        const p = yield* host.load(Host.fromBytes(hostile, { name: "slow", allowedHosts: ["127.0.0.1"], limits: { ...limits, timeoutMs: 2_500 } }))
         const reached = yield* host.call(p, "fetch", `http://127.0.0.1:${port}/`)
         const slow = yield* Effect.flip(host.call(p, "fetch", `http://127.0.0.1:${port}/slow`))
         const after = yield* host.call(p, "echo", "after")
