@@ -156,6 +156,23 @@ export const fromEntity = (e: EntityError): ApiFailure => {
       return e.reuse
         ? f(401, "refresh_token_reused", "This refresh token was already used: the session is revoked, sign in again")
         : f(401, "invalid_refresh_token", "Unknown, revoked or expired refresh token")
+    case "PasskeyRefused":
+      switch (e.reason) {
+        case "unknown_credential":
+          return f(401, "passkey_unknown", "This passkey is not registered (or was removed)")
+        case "wrong_origin":
+          return f(400, "passkey_wrong_origin", "The passkey was used on another site than this server's TROUPE_PUBLIC_URL")
+        case "wrong_challenge":
+          return f(400, "passkey_wrong_challenge", "The passkey signed another challenge than the one handed out")
+        case "cloned":
+          return f(401, "passkey_cloned", "The passkey's signature counter went backwards: a cloned authenticator is refused")
+        case "invalid":
+          return f(401, "passkey_invalid", "The passkey's signature or flags do not check out (user verification is required)")
+      }
+    case "PasskeyExists":
+      return f(409, "passkey_exists", "This passkey is registered already")
+    case "PasskeyNotFound":
+      return f(404, "passkey_not_found", "No such passkey")
     case "ApiKeyInvalid":
       return f(401, "invalid_api_key", "Unknown, revoked or expired API key", { reason: e.reason })
     case "ResetTokenInvalid":

@@ -20,6 +20,7 @@ import { instrument } from "../../runtime/EntityMetrics.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { Chat, Delete } from "../chat/protocol.ts"
 import { Credit, Grant } from "../credit/protocol.ts"
+import * as Passkeys from "./passkeys.ts"
 import * as Passwords from "./passwords.ts"
 import {
   ApiKeyGrant,
@@ -41,6 +42,9 @@ import {
   LimitReached,
   Mate,
   MateNotFound,
+  PasskeyExists,
+  PasskeyNotFound,
+  PasskeyRefused,
   Profile,
   Register,
   Registered,
@@ -67,7 +71,7 @@ export const defaultMate = {
 }
 
 /** Limits per account. */
-export const limits = { mates: 50, apiKeys: 50, emailCodeAttempts: 5, refreshTokenDays: 30 }
+export const limits = { mates: 50, apiKeys: 50, passkeys: 20, emailCodeAttempts: 5, refreshTokenDays: 30 }
 
 const toProfile = (u: Repo.UserRow) =>
   new Profile({
@@ -164,6 +168,15 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       row = u
     })
     const live = Effect.suspend(() => (row && !row.deleted_at ? Effect.succeed(row) : Effect.fail(new UserNotFound({ userId }))))
+
+    /** Check an assertion with one of this user's passkeys and move its counter forward. */
+    const usePasskey = (passkey: { readonly assertion: Passkeys.AssertionOf; readonly expected: Passkeys.Expected }) =>
+      Effect.gen(function*() {
+        const stored = (yield* repo.passkeys).find((p) => p.credential_id === passkey.assertion.id)
+        if (!stored) return yield* new PasskeyRefused({ reason: "unknown_credential" })
+        const counter = yield* Passkeys.verify(stored, passkey.assertion, passkey.expected)
+        yield* repo.usePasskey(stored.credential_id, counter)
+      })
 
     const register = (payload: Register) =>
       Effect.gen(function*() {
@@ -444,9 +457,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           const ok = yield* Passwords.verify(u.password_hash, payload.password)
           if (!ok) return yield* new InvalidCredentials()
           // a lockout from other addresses lets through only what a guesser of the password cannot have
-          if (payload.secondFactorRequired && !u.totp_secret) return yield* new InvalidCredentials()
+          if (payload.secondFactorRequired && !u.totp_secret && !payload.passkey) return yield* new InvalidCredentials()
           if (!u.email_verified_at) return yield* new EmailNotVerified()
-          if (u.totp_secret) {
+          if (payload.passkey && (u.totp_secret || payload.secondFactorRequired)) {
+            // a passkey of this account is the second factor
+            yield* usePasskey(payload.passkey)
+          } else if (u.totp_secret) {
             const code = payload.totpCode?.trim()
             if (!code) return yield* new TotpRequired()
             if (/^\d{6}$/.test(code)) {
@@ -462,6 +478,45 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           }
           yield* repo.insertSession(payload.session)
           return new Authenticated({ userId, role: u.role, familyId: payload.session.familyId })
+        })),
+
+      PasskeyLogin: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = row && !row.deleted_at ? row : undefined
+          if (!u) return yield* new PasskeyRefused({ reason: "unknown_credential" })
+          yield* usePasskey(payload)
+          if (!u.email_verified_at) return yield* new EmailNotVerified()
+          yield* repo.insertSession(payload.session)
+          return new Authenticated({ userId, role: u.role, familyId: payload.session.familyId })
+        })),
+
+      Passkeys: () => Effect.map(Effect.orDie(repo.passkeys), (rows) => rows.map(Passkeys.toInfo)),
+
+      AddPasskey: ({ payload }) =>
+        die(Effect.gen(function*() {
+          yield* live
+          const mine = yield* repo.passkeys
+          const existing = mine.find((p) => p.credential_id === payload.credentialId)
+          if (existing) return Passkeys.toInfo(existing)
+          if (mine.length >= limits.passkeys) return yield* new LimitReached({ what: "passkeys", limit: limits.passkeys })
+          const added = yield* repo.insertPasskey({
+            credentialId: payload.credentialId,
+            publicKey: new Uint8Array(Buffer.from(payload.publicKey, "base64url")),
+            counter: payload.counter,
+            transports: payload.transports,
+            name: payload.name,
+            deviceType: payload.deviceType,
+            backedUp: payload.backedUp
+          })
+          if (!added) return yield* new PasskeyExists()
+          yield* Effect.logInfo("Passkey registered").pipe(Effect.annotateLogs({ user_id: userId }))
+          return Passkeys.toInfo((yield* repo.passkeys).find((p) => p.credential_id === payload.credentialId)!)
+        })),
+
+      RemovePasskey: ({ payload }) =>
+        die(Effect.gen(function*() {
+          yield* live
+          if (!(yield* repo.deletePasskey(payload.credentialId))) return yield* new PasskeyNotFound()
         })),
 
       Refresh: ({ payload }) =>

@@ -51,6 +51,8 @@ export interface NewInvite {
 export class UserDirectory extends Context.Tag("troupe/entities/user/UserDirectory")<UserDirectory, {
   /** The live account with this email or username (case-insensitive). */
   readonly findUserId: (login: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
+  /** The live account a passkey (WebAuthn credential id) belongs to. */
+  readonly findPasskeyOwner: (credentialId: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
   /**
    * Whether an invite (by its code's digest) can still be redeemed: signup checks it before it
    * says whether an address is taken, so a bad invite learns nothing about accounts.
@@ -89,6 +91,12 @@ export const make = Effect.gen(function*() {
       run(Effect.map(
         sql<{ user_id: string }>`SELECT user_id FROM users WHERE deleted_at IS NULL
           AND (lower(email) = lower(${login}) OR lower(username) = lower(${login})) LIMIT 1`,
+        (rows) => rows[0]?.user_id
+      )),
+    findPasskeyOwner: (credentialId) =>
+      run(Effect.map(
+        sql<{ user_id: string }>`SELECT p.user_id FROM user_passkeys p JOIN users u ON u.user_id = p.user_id
+          WHERE p.credential_id = ${credentialId} AND u.deleted_at IS NULL`,
         (rows) => rows[0]?.user_id
       )),
     inviteState: (codeHash) =>

@@ -17,6 +17,7 @@ import * as Schema from "effect/Schema"
 import { Id } from "../../runtime/Ids.ts"
 import * as EntityGuard from "../../runtime/EntityGuard.ts"
 import * as Storable from "../../runtime/Storable.ts"
+import * as Secrets from "./secrets.ts"
 
 
 /** A lowercase hex SHA-256 digest (how tokens and codes are stored). */
@@ -227,6 +228,74 @@ export class EmailChanged extends Schema.Class<EmailChanged>("troupe/User/EmailC
   previousEmail: Schema.String
 }) {}
 
+/** Base64url text of at most `max` characters (WebAuthn's binary fields as JSON carries them). */
+const Base64Url = (max: number) => Schema.String.pipe(Schema.maxLength(max), Schema.pattern(/^[A-Za-z0-9_-]*$/, { message: () => "must be base64url" }))
+
+/** A WebAuthn credential id (at most 1023 bytes). */
+export const CredentialId = Base64Url(1366).pipe(Schema.minLength(1))
+
+/** How an authenticator can be reached. */
+export const Transport = Schema.Literal("ble", "cable", "hybrid", "internal", "nfc", "smart-card", "usb")
+
+/** What `navigator.credentials.get()` returned, as JSON (`PublicKeyCredential.toJSON()`). */
+export const AssertionJson = Schema.Struct({
+  id: CredentialId,
+  rawId: CredentialId,
+  type: Schema.Literal("public-key"),
+  response: Schema.Struct({
+    clientDataJSON: Base64Url(8192),
+    authenticatorData: Base64Url(8192),
+    signature: Base64Url(2048),
+    userHandle: Schema.optional(Base64Url(128))
+  }),
+  clientExtensionResults: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  authenticatorAttachment: Schema.optional(Schema.Literal("platform", "cross-platform"))
+}).annotations({ identifier: "PasskeyAssertion" })
+export type AssertionJson = typeof AssertionJson.Type
+
+/** What `navigator.credentials.create()` returned, as JSON. */
+export const AttestationJson = Schema.Struct({
+  id: CredentialId,
+  rawId: CredentialId,
+  type: Schema.Literal("public-key"),
+  response: Schema.Struct({
+    clientDataJSON: Base64Url(8192),
+    attestationObject: Base64Url(65_536),
+    transports: Schema.optional(Schema.Array(Transport).pipe(Schema.maxItems(10))),
+    authenticatorData: Schema.optional(Base64Url(65_536)),
+    publicKey: Schema.optional(Base64Url(8192)),
+    publicKeyAlgorithm: Schema.optional(Schema.Int)
+  }),
+  clientExtensionResults: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
+  authenticatorAttachment: Schema.optional(Schema.Literal("platform", "cross-platform"))
+}).annotations({ identifier: "PasskeyAttestation" })
+export type AttestationJson = typeof AttestationJson.Type
+
+/** What an assertion must match: the challenge handed out, the origin and relying party id of `TROUPE_PUBLIC_URL`. */
+export const Expected = Schema.Struct({ challenge: Schema.String, origin: Schema.String, rpId: Schema.String })
+
+/** A passkey as listed. */
+export class PasskeyInfo extends Schema.Class<PasskeyInfo>("troupe/User/PasskeyInfo")({
+  credentialId: Schema.String,
+  name: Schema.String,
+  deviceType: Schema.String,
+  backedUp: Schema.Boolean,
+  transports: Schema.Array(Schema.String),
+  createdAt: Schema.DateFromNumber,
+  lastUsedAt: Schema.NullOr(Schema.DateFromNumber)
+}) {}
+
+/** A passkey assertion was refused: why. */
+export class PasskeyRefused extends Schema.TaggedError<PasskeyRefused>()("PasskeyRefused", {
+  reason: Schema.Literal("unknown_credential", "wrong_origin", "wrong_challenge", "cloned", "invalid")
+}) {}
+
+/** This passkey is registered already. */
+export class PasskeyExists extends Schema.TaggedError<PasskeyExists>()("PasskeyExists", {}) {}
+
+/** No such passkey on this account. */
+export class PasskeyNotFound extends Schema.TaggedError<PasskeyNotFound>()("PasskeyNotFound", {}) {}
+
 // ---------------------------------------------------------------------------------------------
 // Commands (persisted)
 
@@ -270,6 +339,29 @@ export class SetResetToken extends Schema.Class<SetResetToken>("troupe/User/SetR
 }) {
   [PrimaryKey.symbol]() {
     return `reset-token:${this.tokenHash}`
+  }
+}
+
+/** Register a passkey whose attestation the caller verified (the public key is not a secret). */
+export class AddPasskey extends Schema.Class<AddPasskey>("troupe/User/AddPasskey")({
+  credentialId: CredentialId,
+  /** The COSE public key, base64url. */
+  publicKey: Base64Url(8192).pipe(Schema.minLength(1)),
+  counter: Schema.Int.pipe(Schema.between(0, 4_294_967_295)),
+  transports: Schema.Array(Transport).pipe(Schema.maxItems(10)),
+  name: PlainText(80),
+  deviceType: Schema.Literal("singleDevice", "multiDevice"),
+  backedUp: Schema.Boolean
+}) {
+  [PrimaryKey.symbol]() {
+    return `passkey:${Secrets.digest(this.credentialId)}`
+  }
+}
+
+/** Remove a passkey. */
+export class RemovePasskey extends Schema.Class<RemovePasskey>("troupe/User/RemovePasskey")({ key: Id, credentialId: CredentialId }) {
+  [PrimaryKey.symbol]() {
+    return `passkey-remove:${this.key}`
   }
 }
 
@@ -400,6 +492,9 @@ export const User = EntityGuard.guard(Entity.make("User", [
     .annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetEmailCode", { payload: SetEmailCode, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("SetResetToken", { payload: SetResetToken, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
+  Rpc.make("AddPasskey", { payload: AddPasskey, success: PasskeyInfo, error: Schema.Union(UserNotFound, LimitReached, PasskeyExists) })
+    .annotate(ClusterSchema.Persisted, true),
+  Rpc.make("RemovePasskey", { payload: RemovePasskey, error: Schema.Union(UserNotFound, PasskeyNotFound) }).annotate(ClusterSchema.Persisted, true),
   Rpc.make("UpdateProfile", { payload: UpdateProfile, success: Profile, error: UserNotFound }).annotate(ClusterSchema.Persisted, true),
   // volatile: they carry a system prompt, and a persisted message (and its reply) is stored in the
   // clear; both are idempotent (by mate id), and the gateway retries them
@@ -424,13 +519,22 @@ export const User = EntityGuard.guard(Entity.make("User", [
     payload: {
       password: Schema.String,
       totpCode: Schema.optional(Schema.String),
+      /** A passkey assertion as the second factor (instead of a TOTP code). */
+      passkey: Schema.optional(Schema.Struct({ assertion: AssertionJson, expected: Expected })),
       session: SessionOrigin,
       /** The account is locked out from elsewhere: only a correct password with a second factor gets in. */
       secondFactorRequired: Schema.optional(Schema.Boolean)
     },
     success: Authenticated,
-    error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp)
+    error: Schema.Union(InvalidCredentials, EmailNotVerified, TotpRequired, InvalidTotp, PasskeyRefused)
   }),
+  /** Sign in with a passkey alone (a discoverable credential with user verification). */
+  Rpc.make("PasskeyLogin", {
+    payload: { assertion: AssertionJson, expected: Expected, session: SessionOrigin },
+    success: Authenticated,
+    error: Schema.Union(PasskeyRefused, EmailNotVerified)
+  }),
+  Rpc.make("Passkeys", { success: Schema.Array(PasskeyInfo) }),
   // volatile: a link is good once, so a replayed message must be refused like a replayed link
   Rpc.make("ResetPassword", {
     payload: { tokenHash: Digest, passwordHash: Schema.String.pipe(Schema.startsWith("$argon2id$")) },

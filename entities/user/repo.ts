@@ -169,8 +169,41 @@ export const migrations: ReadonlyArray<Migration> = [
           END IF;
         END $$;
       `))
+  },
+  {
+    // passkeys (WebAuthn credentials): the credential id is unique across users (login finds its owner by it)
+    id: 2026120791,
+    name: "user_passkeys",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`
+        CREATE TABLE IF NOT EXISTS user_passkeys (
+          credential_id TEXT PRIMARY KEY,
+          user_id TEXT NOT NULL,
+          public_key BYTEA NOT NULL,
+          counter BIGINT NOT NULL DEFAULT 0,
+          transports JSONB NOT NULL DEFAULT '[]'::jsonb,
+          name TEXT NOT NULL DEFAULT '',
+          device_type TEXT NOT NULL,
+          backed_up BOOLEAN NOT NULL DEFAULT FALSE,
+          created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          last_used_at TIMESTAMPTZ
+        );
+        CREATE INDEX IF NOT EXISTS user_passkeys_user ON user_passkeys (user_id);
+      `)
   }
 ]
+
+export interface PasskeyRow {
+  readonly credential_id: string
+  readonly public_key: Uint8Array
+  readonly counter: string | number
+  readonly transports: ReadonlyArray<string> | string
+  readonly name: string
+  readonly device_type: string
+  readonly backed_up: boolean
+  readonly created_at: Date
+  readonly last_used_at: Date | null
+}
 
 export interface UserRow {
   readonly user_id: string
@@ -423,6 +456,24 @@ export const make = (userId: string) =>
         return true
       })
 
+    const passkeys = sql<PasskeyRow>`SELECT * FROM user_passkeys WHERE user_id = ${userId} ORDER BY created_at`
+
+    /** Store a passkey; false when the credential is registered already (to anyone). */
+    const insertPasskey = (p: { credentialId: string; publicKey: Uint8Array; counter: number; transports: ReadonlyArray<string>; name: string; deviceType: string; backedUp: boolean }) =>
+      Effect.map(
+        sql`INSERT INTO user_passkeys (credential_id, user_id, public_key, counter, transports, name, device_type, backed_up)
+            VALUES (${p.credentialId}, ${userId}, ${p.publicKey}, ${p.counter}, ${JSON.stringify(p.transports)}::jsonb, ${p.name}, ${p.deviceType}, ${p.backedUp})
+            ON CONFLICT (credential_id) DO NOTHING RETURNING credential_id`,
+        (rows) => rows.length > 0
+      )
+
+    /** Move a passkey's counter forward (only forward: a concurrent older value never wins). */
+    const usePasskey = (credentialId: string, counter: number) =>
+      sql`UPDATE user_passkeys SET counter = GREATEST(counter, ${counter}), last_used_at = now() WHERE user_id = ${userId} AND credential_id = ${credentialId}`
+
+    const deletePasskey = (credentialId: string) =>
+      Effect.map(sql`DELETE FROM user_passkeys WHERE user_id = ${userId} AND credential_id = ${credentialId} RETURNING credential_id`, (rows) => rows.length > 0)
+
     const update = (fields: Record<string, unknown>) => sql`UPDATE users SET ${sql.update(fields)} WHERE user_id = ${userId}`
 
     /** The email address is verified: the code is spent. */
@@ -438,6 +489,7 @@ export const make = (userId: string) =>
         yield* sql`DELETE FROM user_backup_codes WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_refresh_tokens WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_reset_tokens WHERE user_id = ${userId}`
+        yield* sql`DELETE FROM user_passkeys WHERE user_id = ${userId}`
         yield* sql`UPDATE users SET pending_email = NULL, pending_email_code_hash = NULL WHERE user_id = ${userId}`
         yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '', system_prompt_sealed = NULL WHERE user_id = ${userId}`
       })
@@ -447,6 +499,6 @@ export const make = (userId: string) =>
       sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, plaintextPrompts, sealPrompt, deleteMate, apiKeys, insertApiKey,
       revokeApiKey, insertSession, session, refreshToken, rotate, revokeSession, revokeAllSessions, sessions, chats, allChatIds,
       hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe,
-      insertResetToken, resetToken, useResetToken
+      insertResetToken, resetToken, useResetToken, passkeys, insertPasskey, usePasskey, deletePasskey
     }
   })

@@ -4,7 +4,7 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { Email, PlainText, Username } from "../../entities/user/protocol.ts"
+import { AssertionJson, Email, PlainText, Username } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
 import { BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
 import { Password } from "./common.ts"
@@ -19,6 +19,15 @@ export const Session = Schema.Struct({
   user_id: Schema.String,
   role: Schema.Literal("user", "admin")
 }).annotations({ identifier: "Session", description: "Also set as HttpOnly SameSite=Strict cookies (troupe_access, troupe_refresh) plus troupe_csrf" })
+
+/** A challenge's id and the WebAuthn options to hand to the browser. */
+export const PasskeyOptions = Schema.Struct({
+  challenge_id: Schema.String,
+  options: Schema.Unknown
+}).annotations({ identifier: "PasskeyOptions" })
+
+/** A passkey's answer to a challenge. */
+export const PasskeyAnswer = Schema.Struct({ challenge_id: PlainText(64).pipe(Schema.minLength(1)), response: AssertionJson }).annotations({ identifier: "PasskeyAnswer" })
 
 const SixDigits = Schema.String.pipe(Schema.pattern(/^\d{6}$/, { message: () => "must be 6 digits" }))
 
@@ -43,10 +52,29 @@ export class AuthGroup extends HttpApiGroup.make("auth")
   )
   .add(
     HttpApiEndpoint.post("login", "/v1/auth/login")
-      .setPayload(Schema.Struct({ login: PlainText(254).pipe(Schema.minLength(1)), password: PlainText(256), totp_code: Schema.optional(PlainText(20)) }))
+      .setPayload(Schema.Struct({
+        login: PlainText(254).pipe(Schema.minLength(1)),
+        password: PlainText(256),
+        totp_code: Schema.optional(PlainText(20)),
+        passkey: Schema.optional(PasskeyAnswer)
+      }))
       .addSuccess(Session)
       .addError(Forbidden)
-      .annotate(OpenApi.Description, "Sign in with an email or username. With 2FA on, `totp_code` (authenticator or backup code) is required: 401 `totp_required` says so.")
+      .annotate(OpenApi.Description, "Sign in with an email or username. With 2FA on, a second factor is required (401 `totp_required` says so): `totp_code` (authenticator or backup code) or `passkey` (a passkey of the account answering POST /v1/auth/passkey/options).")
+  )
+  .add(
+    HttpApiEndpoint.post("passkeyOptions", "/v1/auth/passkey/options")
+      .addSuccess(PasskeyOptions)
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Options for `navigator.credentials.get()` (discoverable credentials, user verification required) and the id of their challenge (good once, 5 minutes). 409 `passkeys_not_configured` without TROUPE_PUBLIC_URL.")
+  )
+  .add(
+    HttpApiEndpoint.post("passkeyLogin", "/v1/auth/passkey/login")
+      .setPayload(PasskeyAnswer)
+      .addSuccess(Session)
+      .addError(Forbidden)
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Sign in with a passkey alone. 400 `passkey_challenge_used` (a replayed response), `passkey_challenge_unknown`, `passkey_wrong_origin`; 401 `passkey_unknown`, `passkey_cloned` (the signature counter went backwards), `passkey_invalid`.")
   )
   .add(
     HttpApiEndpoint.post("refresh", "/v1/auth/refresh")

@@ -4,9 +4,21 @@ import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
-import { Email, PlainText, SettingsInput } from "../../entities/user/protocol.ts"
+import { AttestationJson, CredentialId, Email, PlainText, SettingsInput } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
-import { BadRequest, Conflict, Forbidden, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
+import { BadRequest, Conflict, Forbidden, NotFound, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
+import { PasskeyOptions } from "./auth.ts"
+
+/** A passkey as listed. */
+export const Passkey = Schema.Struct({
+  id: Schema.String,
+  name: Schema.String,
+  device_type: Schema.String,
+  backed_up: Schema.Boolean,
+  transports: Schema.Array(Schema.String),
+  created_at: Schema.Date,
+  last_used_at: Schema.NullOr(Schema.Date)
+}).annotations({ identifier: "Passkey" })
 
 /** The signed-in user. */
 export const Me = Schema.Struct({
@@ -42,6 +54,26 @@ export class MeGroup extends HttpApiGroup.make("me")
       .addSuccess(Me)
       .addError(Conflict)
       .annotate(OpenApi.Description, "Confirm the new e-mail address with the mailed code: it takes effect now. 400 `invalid_code` (reason wrong, expired, too_many_attempts, none).")
+  )
+  .add(HttpApiEndpoint.get("passkeys", "/v1/me/passkeys").addSuccess(Schema.Struct({ passkeys: Schema.Array(Passkey) })))
+  .add(
+    HttpApiEndpoint.post("passkeyRegistrationOptions", "/v1/me/passkeys/options")
+      .addSuccess(PasskeyOptions)
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Options for `navigator.credentials.create()` (a discoverable credential; the account's passkeys excluded) and the id of their challenge (good once, 5 minutes).")
+  )
+  .add(
+    HttpApiEndpoint.post("addPasskey", "/v1/me/passkeys")
+      .setPayload(Schema.Struct({ challenge_id: PlainText(64).pipe(Schema.minLength(1)), name: Schema.optional(PlainText(80)), response: AttestationJson }))
+      .addSuccess(Passkey, { status: 201 })
+      .addError(Conflict)
+      .annotate(OpenApi.Description, "Register a passkey (attestation `none` is enough). At most 20 per account. 400 `passkey_challenge_used`, `passkey_challenge_unknown`, `passkey_wrong_origin`, `passkey_invalid`; 409 `passkey_exists`.")
+  )
+  .add(
+    HttpApiEndpoint.del("removePasskey", "/v1/me/passkeys/:id")
+      .setPath(Schema.Struct({ id: CredentialId }))
+      .addSuccess(HttpApiSchema.Empty(204))
+      .addError(NotFound)
   )
   .add(
     HttpApiEndpoint.get("sessions", "/v1/me/sessions").addSuccess(Schema.Struct({

@@ -19,6 +19,7 @@ import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import * as WebAuthn from "../WebAuthn.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
 const codeTtlMs = 30 * 60_000
@@ -33,6 +34,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
     const directory = yield* UserDirectory
+    const webauthn = yield* WebAuthn.make
 
     const mailCode = (email: string, code: string) =>
       mailer.send({
@@ -181,12 +183,16 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
             return yield* (lockout ?? fail(401, "invalid_credentials", "Wrong login or password"))
           }
           // locked out from elsewhere: only a password with a second factor is worth checking
-          if (lockout && !payload.totp_code) return yield* lockout
+          if (lockout && !payload.totp_code && !payload.passkey) return yield* lockout
           const familyId = Ids.make("f", 16)
           const refresh = Tokens.newRefreshToken(userId, familyId)
+          const passkey = payload.passkey
+            ? { assertion: payload.passkey.response, expected: yield* webauthn.expectLogin(payload.passkey.challenge_id) }
+            : undefined
           const auth = yield* call(users(userId).Login({
             password: payload.password,
             ...(payload.totp_code ? { totpCode: payload.totp_code } : {}),
+            ...(passkey ? { passkey } : {}),
             ...(lockout ? { secondFactorRequired: true } : {}),
             session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
           })).pipe(
@@ -201,6 +207,25 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
           )
           yield* limiter.reset("login", here)
           yield* limiter.refund("loginAccount", account)
+          return yield* sessionResponse(auth, refresh)
+        }))
+      .handle("passkeyOptions", () =>
+        Effect.map(webauthn.authenticationOptions, ({ challengeId, options }) => ({ challenge_id: challengeId, options })))
+      .handle("passkeyLogin", ({ payload, request }) =>
+        Effect.gen(function*() {
+          const expected = yield* webauthn.expectLogin(payload.challenge_id)
+          const owner = yield* call(directory.findPasskeyOwner(payload.response.id))
+          const handle = webauthn.userHandle(payload.response.response.userHandle)
+          if (!owner || (handle !== undefined && handle !== owner)) {
+            return yield* fail(401, "passkey_unknown", "This passkey is not registered (or was removed)")
+          }
+          const familyId = Ids.make("f", 16)
+          const refresh = Tokens.newRefreshToken(owner, familyId)
+          const auth = yield* call(users(owner).PasskeyLogin({
+            assertion: payload.response,
+            expected,
+            session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
+          }))
           return yield* sessionResponse(auth, refresh)
         }))
       .handle("refresh", ({ payload, request }) =>

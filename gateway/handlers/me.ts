@@ -2,7 +2,8 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { DeleteAccount, UpdateProfile, User } from "../../entities/user/protocol.ts"
+import { AddPasskey, DeleteAccount, RemovePasskey, UpdateProfile, User } from "../../entities/user/protocol.ts"
+import type { PasskeyInfo } from "../../entities/user/protocol.ts"
 import * as Secrets from "../../entities/user/secrets.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import { TroupeApi } from "../Api.ts"
@@ -12,6 +13,7 @@ import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import * as WebAuthn from "../WebAuthn.ts"
 import { Uploads } from "../../uploads/Uploads.ts"
 import { call, noContent, toMe, withoutSessionCookies } from "./common.ts"
 
@@ -23,6 +25,16 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
     const uploads = yield* Effect.serviceOption(Uploads)
     const mailer = yield* Mailer
     const limiter = yield* RateLimiter
+    const webauthn = yield* WebAuthn.make
+    const toPasskey = (p: PasskeyInfo) => ({
+      id: p.credentialId,
+      name: p.name,
+      device_type: p.deviceType,
+      backed_up: p.backedUp,
+      transports: p.transports,
+      created_at: p.createdAt,
+      last_used_at: p.lastUsedAt
+    })
     return handlers
       .handle("get", () =>
         Effect.gen(function*() {
@@ -86,6 +98,36 @@ export const layer = HttpApiBuilder.group(TroupeApi, "me", (handlers) =>
             text: `The e-mail address of your Troupe account (${changed.profile.username}) was changed from ${changed.previousEmail} to ${changed.profile.email}.\n\nIf you did not do this, reset your password and tell your Troupe administrator.\n`
           }).pipe(Effect.catchAll((e) => Effect.logError("Could not tell the old address of an e-mail change", e.message)))
           return toMe(changed.profile)
+        }))
+      .handle("passkeys", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          return { passkeys: (yield* call(users(principal.userId).Passkeys())).map(toPasskey) }
+        }))
+      .handle("passkeyRegistrationOptions", () =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const profile = yield* call(users(principal.userId).Profile())
+          const existing = yield* call(users(principal.userId).Passkeys())
+          const { challengeId, options } = yield* webauthn.registrationOptions({ userId: profile.userId, username: profile.username, displayName: profile.displayName }, existing)
+          return { challenge_id: challengeId, options }
+        }))
+      .handle("addPasskey", ({ payload }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          const verified = yield* webauthn.verifyRegistration(principal.userId, payload.challenge_id, payload.response)
+          const added = yield* call(users(principal.userId).AddPasskey(new AddPasskey({ ...verified, name: payload.name?.trim() || "Passkey" })))
+          return toPasskey(added)
+        }))
+      .handle("removePasskey", ({ path }) =>
+        Effect.gen(function*() {
+          const principal = yield* CurrentPrincipal
+          yield* Policy.require(principal, Policy.Account)
+          yield* call(users(principal.userId).RemovePasskey(new RemovePasskey({ key: Ids.make("r", 16), credentialId: path.id })))
+          return noContent()
         }))
       .handle("sessions", () =>
         Effect.gen(function*() {
