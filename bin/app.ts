@@ -25,6 +25,7 @@ import * as AiSettings from "../skills/ai/Settings.ts"
 import * as SkillCalls from "../skills/Calls.ts"
 import * as SkillsConfig from "../skills/Config.ts"
 import * as SkillCli from "../skills/sdk/Cli.ts"
+import * as StoreCli from "../skills/store/Cli.ts"
 import * as Skills from "../skills/Skills.ts"
 import * as AppStore from "../skills/store/index.ts"
 import pkg from "../package.json" with { type: "json" }
@@ -85,6 +86,10 @@ export const app: Roles.App = {
 export const commands = [
   PreviewCli.command,
   SkillCli.command,
+  StoreCli.command,
   // the uploads routes alone, on their own port
   UploadsCli.make(app, uploadsRoutes.pipe(Layer.provide(uploads))) as unknown as typeof PreviewCli.command
 ] as const
+
+/** Extra `troupe admin …` subcommands (`admin apps`). */
+export const adminCommands = [StoreCli.adminCommand] as const

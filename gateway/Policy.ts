@@ -7,6 +7,7 @@
  *   (read chats, mates, profile, credits), `skills` (invoke any skill) or `skills:<app>` (that
  *   app's skills). Account management (API keys, 2FA, sessions, mates, deleting the account)
  *   and admin routes need a session, never an API key.
+ * - The app store's administration also takes an admin's API key with scope `apps:admin`.
  * - Chats are visible to their owner only; to anyone else they do not exist (404).
  */
 import * as Effect from "effect/Effect"
@@ -26,6 +27,8 @@ export type Action =
   | { readonly _tag: "InvokeSkill"; readonly app: string }
   /** Publishing to the app store (the `publisher` role is checked by the store). */
   | { readonly _tag: "Publish" }
+  /** The app store's administration (trust keys, install, upgrade, approve, uninstall, configure). */
+  | { readonly _tag: "AdminApps" }
 
 export const Account: Action = { _tag: "Account" }
 export const Admin: Action = { _tag: "Admin" }
@@ -35,6 +38,7 @@ export const WriteChats: Action = { _tag: "WriteChats" }
 export const ReadApps: Action = { _tag: "ReadApps" }
 export const InvokeSkill = (app: string): Action => ({ _tag: "InvokeSkill", app })
 export const Publish: Action = { _tag: "Publish" }
+export const AdminApps: Action = { _tag: "AdminApps" }
 
 const forbidden = (code: string, message: string, details?: unknown) =>
   Effect.fail(new ApiFailure(details === undefined ? { status: 403, code, message } : { status: 403, code, message, details }))
@@ -56,12 +60,16 @@ const scopesFor = (action: Action): ReadonlyArray<string> | undefined => {
       return ["skills", `skills:${action.app}`]
     case "Publish":
       return ["publish"]
+    case "AdminApps":
+      return ["apps:admin"]
   }
 }
 
 /** Whether `principal` may do `action`. */
 export const allows = (principal: Principal, action: Action): boolean => {
   if (action._tag === "Admin") return principal.via === "session" && principal.role === "admin"
+  // an admin's API key with scope `apps:admin` (the CLI's `troupe admin apps`), or an admin session
+  if (action._tag === "AdminApps" && principal.role !== "admin") return false
   if (principal.via === "session") return true
   const needed = scopesFor(action)
   if (!needed || Option.isNone(principal.apiKey)) return false
@@ -74,6 +82,7 @@ export const allows = (principal: Principal, action: Action): boolean => {
 export const require = (principal: Principal, action: Action): Effect.Effect<void, ApiFailure> => {
   if (allows(principal, action)) return Effect.void
   if (action._tag === "Admin" && principal.via === "session") return forbidden("admin_only", "This needs an admin account")
+  if (action._tag === "AdminApps" && principal.role !== "admin") return forbidden("admin_only", "This needs an admin account")
   const needed = scopesFor(action)
   if (principal.via === "api_key" && needed) {
     return forbidden("insufficient_scope", `This API key lacks the scope for this (needs one of: ${needed.join(", ")})`, { needed })

@@ -69,8 +69,8 @@ const portOption = Options.integer("port").pipe(
   Options.optional
 )
 
-/** The role commands, given the app. */
-export const roleCommands = (app: Roles.App) => {
+/** The role commands, given the app (and more `troupe admin …` subcommands from other folders). */
+export const roleCommands = (app: Roles.App, adminExtra: ReadonlyArray<ExtraCommand> = []) => {
   const start = Command.make("start", {}, () =>
     Effect.gen(function*() {
       const config = yield* loadConfig(TroupeConfig.fromEnv)
@@ -219,7 +219,7 @@ export const roleCommands = (app: Roles.App) => {
 
   const admin = Command.make("admin").pipe(
     Command.withDescription("Operator tasks."),
-    Command.withSubcommands([rotateMasterKey, shards, drain])
+    Command.withSubcommands([rotateMasterKey, shards, drain, ...adminExtra])
   )
 
   return [start, runner, gateway, migrate, admin] as const
@@ -239,9 +239,10 @@ export type CliContext = NodeContext.NodeContext
 /** The `troupe` command with the role commands and any extra ones. */
 export const makeCli = (
   app: Roles.App,
-  extra: ReadonlyArray<ExtraCommand> = []
+  extra: ReadonlyArray<ExtraCommand> = [],
+  adminExtra: ReadonlyArray<ExtraCommand> = []
 ) => {
-  const [start, runner, gateway, migrate, admin] = roleCommands(app)
+  const [start, runner, gateway, migrate, admin] = roleCommands(app, adminExtra)
   const troupe = Command.make("troupe").pipe(
     Command.withDescription(
       "Troupe: chat with AI team-mates that use sandboxed WASM skills. Pick a role to run; `troupe start` runs everything in one process."
@@ -255,9 +256,10 @@ export const makeCli = (
 export const main = (
   app: Roles.App,
   extra: ReadonlyArray<ExtraCommand> = [],
-  argv: ReadonlyArray<string> = process.argv
+  argv: ReadonlyArray<string> = process.argv,
+  adminExtra: ReadonlyArray<ExtraCommand> = []
 ) =>
-  makeCli(app, extra)(argv).pipe(
+  makeCli(app, extra, adminExtra)(argv).pipe(
     Effect.catchAll((error) =>
       Effect.sync(() => {
         if (error instanceof StartupError) process.stderr.write(`troupe: ${error.message}\n`)

@@ -30,10 +30,10 @@ export type Role = typeof Role.Type
 /** An app named in a scope or a mate's allowed skills. */
 const appRef = "[a-z0-9][a-z0-9_.-]{0,63}"
 
-/** An API key's scope: `chats`, `skills`, `skills:<app>` or `read`. */
+/** An API key's scope: `chats`, `skills`, `skills:<app>`, `read`, `publish` or `apps:admin` (an admin's app store administration). */
 export const Scope = Schema.String.pipe(
-  Schema.pattern(new RegExp(`^(chats|skills|read|publish|skills:${appRef})$`), {
-    message: () => "must be one of chats, skills, skills:<app>, read, publish"
+  Schema.pattern(new RegExp(`^(chats|skills|read|publish|apps:admin|skills:${appRef})$`), {
+    message: () => "must be one of chats, skills, skills:<app>, read, publish, apps:admin"
   })
 )
 

@@ -116,7 +116,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "store", (handlers) =>
     const installs = yield* AppInstall.client
     const installed = yield* Effect.serviceOption(InstalledApps)
     const refreshLocal = Option.match(installed, { onNone: () => Effect.void, onSome: (i) => i.refresh })
-    const admin = Effect.flatMap(CurrentPrincipal, (p) => Effect.as(Policy.require(p, Policy.Admin), p))
+    const admin = Effect.flatMap(CurrentPrincipal, (p) => Effect.as(Policy.require(p, Policy.AdminApps), p))
     const reread = (appId: string) =>
       Effect.flatMap(store(catalog.install(appId)), (found) =>
         Option.match(found, {

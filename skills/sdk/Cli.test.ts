@@ -85,11 +85,13 @@ describe("troupe skill", () => {
     expect(JSON.parse(await NodeFs.readFile(NodePath.join(dir, "manifest.json"), "utf8"))).toMatchObject({ id: "my-skill", name: "My Skill" })
     expect((await troupe("new", dir)).stderr).toContain("is not empty")
 
-    const built = await troupe("build", dir, "--debug")
+    expect(created.stdout).toMatch(/vendor\/troupe-skill-[\d.]+\.tgz/)
+    const built = await troupe("build", dir)
     expect(built.stderr).toBe("")
     expect(built.stdout).toMatch(/^Built .*my-skill\.wasm .* manifest ok: my-skill 0\.1\.0, skills hello/)
 
-    const tested = await troupe("test", dir, "--debug")
+    // test and run reuse the module built above (nothing changed)
+    const tested = await troupe("test", dir)
     expect(tested.stdout).toContain("2 passed, 0 failed")
     expect(tested.status).toBe(0)
 
@@ -100,11 +102,12 @@ describe("troupe skill", () => {
     const tests = JSON.parse(await NodeFs.readFile(NodePath.join(dir, "tests.json"), "utf8"))
     tests[0].expect.output.greeting = "Bonjour"
     await NodeFs.writeFile(NodePath.join(dir, "tests.json"), JSON.stringify(tests))
-    const failing = await troupe("test", dir, "--debug")
+    const failing = await troupe("test", dir)
     expect(failing.stdout).toContain("✗ greets by name")
     expect(failing.stdout).toContain("1 passed, 1 failed")
     expect(failing.status).toBe(1)
-  })
+    expect((await troupe("build", dir)).stdout).toMatch(/^Up to date /)
+  }, 240_000)
 
   it("run: the host's limits and typed errors, with a non-zero exit", async () => {
     const timeout = await troupe("run", NodePath.join(FIXTURES, "loop-forever.wasm"), "loop", "--timeout-ms", "200")

@@ -75,19 +75,22 @@ const newCommand = Command.make(
           ...files.map((f) => `  ${f}`),
           "",
           "Next:",
-          `  npx troupe skill test ${dir}`,
-          `  npx troupe skill run ${dir} hello '{"name":"world"}'`
+          `  cd ${dir} && npm install   # Troupe's skill tools (vendor/troupe-skill-*.tgz) and the compiler`,
+          "  npm test                   # troupe skill test . (builds, then runs tests.json)",
+          `  npx troupe skill run . hello '{"name":"world"}'`
         ], out)
       ),
       Effect.catchAll(report)
     )
 ).pipe(Command.withDescription("Create an AssemblyScript skill project (@extism/as-pdk, manifest, tests)."))
 
-const buildCommand = Command.make("build", { dir: dirArg, debug: debugOption }, ({ debug, dir }) =>
-  Project.build(dir, { optimize: debug ? "debug" : "release" }).pipe(
+const forceOption = Options.boolean("force").pipe(Options.withDescription("Compile even if nothing changed since the last build"))
+
+const buildCommand = Command.make("build", { dir: dirArg, debug: debugOption, force: forceOption }, ({ debug, dir, force }) =>
+  Project.build(dir, { optimize: debug ? "debug" : "release", force }).pipe(
     Effect.flatMap((b) =>
       out(
-        `Built ${NodePath.relative(process.cwd(), b.project.wasmPath) || b.project.wasmPath} (${Wasm.formatBytes(b.bytes.byteLength)}) in ${
+        `${b.reused ? "Up to date" : "Built"} ${NodePath.relative(process.cwd(), b.project.wasmPath) || b.project.wasmPath} (${Wasm.formatBytes(b.bytes.byteLength)}) in ${
           (b.durationMs / 1000).toFixed(1)
         } s; manifest ok: ${b.project.manifest.id} ${b.project.manifest.version}, skills ${b.project.manifest.skills.map((s) => s.name).join(", ")}`
       )
@@ -154,7 +157,8 @@ const runCommand = Command.make(
       let spec: Host.PluginSpec
       let exportName = args.exportName
       if (stat.isDirectory()) {
-        const built = yield* Project.build(args.target, { optimize: "debug" })
+        // the same build as `skill test` and `skill build`, so an unchanged project is not compiled again
+        const built = yield* Project.build(args.target, { optimize: "release" })
         const manifest = built.project.manifest
         const skill = manifest.skills.find((s) => s.name === args.exportName || Manifest.exportOf(s) === args.exportName)
         if (skill) exportName = Manifest.exportOf(skill)

@@ -8,6 +8,8 @@
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
+import * as NodeCrypto from "node:crypto"
+import { readFileSync } from "node:fs"
 import * as NodeFs from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as NodePath from "node:path"
@@ -18,6 +20,7 @@ import * as Admission from "../host/Admission.ts"
 import type * as Host from "../host/Host.ts"
 import * as Manifest from "../manifest/Manifest.ts"
 import * as Skills from "../Skills.ts"
+import * as Package from "./Package.ts"
 
 /** A project could not be read, scaffolded or compiled. */
 export class ProjectError extends Schema.TaggedError<ProjectError>()("ProjectError", {
@@ -85,6 +88,9 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
         throw new ProjectError({ dir: root, kind: "invalid_project", message: `"${id}" is not a valid app id (a-z, 0-9, '-'); pass one with --id` })
       }
       const written: Array<string> = []
+      // the tools themselves, so the project needs neither this repository nor a published package
+      const tools = await Package.pack(NodePath.join(root, "vendor"))
+      written.push(`vendor/${tools}`)
       for (const file of TEMPLATE_FILES) {
         let content = await NodeFs.readFile(NodePath.join(TEMPLATE_DIR, file), "utf8")
         if (file === "manifest.json") {
@@ -96,6 +102,7 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
         if (file === "package.json") {
           const pkg = JSON.parse(content) as Record<string, unknown>
           pkg["name"] = `${id}-skill`
+          pkg["devDependencies"] = { ...(pkg["devDependencies"] as Record<string, string>), "troupe-skill": `file:vendor/${tools}` }
           content = JSON.stringify(pkg, null, 2) + "\n"
         }
         const target = NodePath.join(root, file)
@@ -184,19 +191,66 @@ export interface Built {
   readonly project: Project
   readonly bytes: Uint8Array
   readonly durationMs: number
+  /** The module of an earlier build was reused (nothing changed). */
+  readonly reused: boolean
 }
 
-/** Compile a project and check the module against its manifest. */
+/** The files under `dir` (recursively), sorted, skipping `node_modules` and `build`. */
+const sourceFiles = async (root: string, dir: string): Promise<Array<string>> => {
+  const entries = await NodeFs.readdir(NodePath.join(root, dir), { withFileTypes: true }).catch(() => [])
+  const files: Array<string> = []
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const rel = NodePath.join(dir, e.name)
+    if (e.isDirectory()) files.push(...(await sourceFiles(root, rel)))
+    else if (e.isFile()) files.push(rel)
+  }
+  return files
+}
+
+/** A digest of what a build depends on: the sources, the manifest, the mode and the compilers' versions. */
+const inputsDigest = async (project: Project, optimize: string): Promise<string> => {
+  const hash = NodeCrypto.createHash("sha256")
+  const require = createRequire(import.meta.url)
+  const versionOf = (pkg: string) => {
+    try {
+      return (JSON.parse(readFileSync(require.resolve(`${pkg}/package.json`), "utf8")) as { version?: string }).version ?? "?"
+    } catch {
+      return "?"
+    }
+  }
+  hash.update(`${optimize}\0${versionOf("assemblyscript")}\0${versionOf("@extism/as-pdk")}\0`)
+  for (const file of ["manifest.json", ...(await sourceFiles(project.dir, "assembly"))]) {
+    hash.update(`${file}\0`)
+    hash.update(await NodeFs.readFile(NodePath.join(project.dir, file)))
+    hash.update("\0")
+  }
+  return hash.digest("hex")
+}
+
+/** Where a build records the digest of its inputs, beside the module. */
+const stampPath = (project: Project) => `${project.wasmPath}.inputs`
+
+/**
+ * Compile a project and check the module against its manifest. The module is reused when
+ * nothing it depends on changed since it was built (`build/<id>.wasm.inputs` holds the digest of
+ * the sources, the manifest, the mode and the compilers' versions); `force` compiles anyway.
+ */
 export const build = (
   dir: string,
-  options: { readonly optimize?: "debug" | "release" } = {}
+  options: { readonly optimize?: "debug" | "release"; readonly force?: boolean } = {}
 ): Effect.Effect<Built, ProjectError | ManifestError | AdmissionError> =>
   Effect.gen(function*() {
     const started = performance.now()
     const project = yield* read(dir)
-    const bytes = yield* compile(project, options)
+    const digest = yield* Effect.promise(() => inputsDigest(project, options.optimize ?? "release"))
+    const cached = options.force ? undefined : yield* Effect.promise(async () => {
+      const stamp = await NodeFs.readFile(stampPath(project), "utf8").catch(() => "")
+      return stamp.trim() === digest ? await NodeFs.readFile(project.wasmPath).then((b) => new Uint8Array(b), () => undefined) : undefined
+    })
+    const bytes = cached ?? (yield* compile(project, options))
     yield* Either.match(check(project.manifest, bytes), { onLeft: Effect.fail, onRight: () => Effect.void })
-    return { project, bytes, durationMs: performance.now() - started }
+    if (!cached) yield* Effect.promise(() => NodeFs.writeFile(stampPath(project), digest + "\n").catch(() => undefined))
+    return { project, bytes, durationMs: performance.now() - started, reused: cached !== undefined }
   })
 
 /** One case of `tests.json`. */

@@ -257,6 +257,24 @@ describe("the web app in Chromium", () => {
     await poll(() => page.locator("article.user", { hasText: "Hello mate" }).count()).toBe(0)
   }, 60_000)
 
+  it("files attached to a message: checked by the server, refused ones say why, the mate reads the accepted ones", async () => {
+    pictureOnFailure("t4b")
+    const picker = page.getByTestId("file-picker")
+    await picker.setInputFiles([
+      { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("The secret word is pelican.\n") },
+      { name: "drawing.svg", mimeType: "image/svg+xml", buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>') }
+    ])
+    const list = page.getByRole("list", { name: "Attachments" })
+    await poll(() => list.getByRole("listitem").filter({ hasText: "notes.txt" }).innerText(), { timeout: 30_000 }).toMatch(/ready/)
+    await poll(() => list.getByRole("listitem").filter({ hasText: "drawing.svg" }).innerText(), { timeout: 30_000 }).toMatch(/refused: .*SVG/)
+    await shot(page, "19-attachments", false)
+    await list.getByRole("button", { name: "Remove drawing.svg" }).click()
+    await sendFromComposer(page, "What does the file say?")
+    await poll(() => page.locator("article.user").last().innerText()).toContain("Attached: notes.txt")
+    await poll(() => lastReply(page), { timeout: 30_000 }).toMatch(/^You said: What does the file say\?.*pelican/)
+    expect(await list.count()).toBe(0)
+  }, 90_000)
+
   it("a share link opens in a second browser and decrypts there, read-only", async () => {
     pictureOnFailure("t5")
     await page.getByRole("button", { name: "Share" }).click()

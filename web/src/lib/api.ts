@@ -115,6 +115,8 @@ const sessionCodes = new Set(["token_expired", "unauthorized", "invalid_token"])
 export interface RequestOptions {
   /** JSON body. */
   body?: unknown
+  /** A body sent as it is (a `FormData` of files); its content type is the browser's. */
+  rawBody?: FormData
   /** Milliseconds before giving up (default 30 s). */
   timeoutMs?: number
   /** Do not try to refresh the session on a 401 (the auth routes themselves). */
@@ -144,7 +146,7 @@ const toError = async (res: Response): Promise<ApiError> => {
 export async function api<T = unknown>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
   const attempt = async (): Promise<Response> => {
     const headers: Record<string, string> = { accept: "application/json" }
-    if (options.body !== undefined) headers["content-type"] = "application/json"
+    if (options.body !== undefined && options.rawBody === undefined) headers["content-type"] = "application/json"
     if (unsafe(method)) {
       const csrf = cookie("troupe_csrf")
       if (csrf) headers["x-csrf-token"] = csrf
@@ -156,7 +158,7 @@ export async function api<T = unknown>(method: string, path: string, options: Re
         method,
         headers,
         credentials: "same-origin",
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        ...(options.rawBody !== undefined ? { body: options.rawBody } : options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
         signal
       })
     } catch (e) {

@@ -50,6 +50,16 @@ describe("chat timeline", () => {
     expect(texts(t)).toEqual(["user:hi", "mate:ok:done"])
   })
 
+  it("keeps the names of the files sent when the message's event arrives before the post's answer", () => {
+    const t = fromHistory([], 0)
+    const events = journal(1, "t1", "a", "b", ["ok"])
+    apply(t, events[0]!)
+    addPosted(t, { message_id: "a", turn_id: "t1" }, "hi", ["notes.txt"])
+    for (const e of events) apply(t, e)
+    expect(texts(t)).toEqual(["user:hi", "mate:ok:done"])
+    expect(t.items[0]!.type === "user" && t.items[0]!.files).toEqual(["notes.txt"])
+  })
+
   it("after a reload mid-reply, replays only the running turn's events and doubles nothing", () => {
     // the journal: a finished turn (seq 1-6), then a running one (7-10 so far)
     const first = journal(1, "t1", "a", "b", ["old ", "reply"])

@@ -44,7 +44,7 @@ export interface TurnView {
 }
 
 export type Item =
-  | { type: "user"; id: string; text: string; turnId: string; createdAt: string; pending?: boolean }
+  | { type: "user"; id: string; text: string; turnId: string; createdAt: string; pending?: boolean; files?: string[] }
   | { type: "turn"; turn: TurnView }
 
 export interface Timeline {
@@ -121,9 +121,13 @@ const hasMessage = (t: Timeline, id: string) =>
 const str = (v: unknown): string => (typeof v === "string" ? v : "")
 
 /** Show a message the user just posted (before its event arrives). */
-export const addPosted = (t: Timeline, posted: { message_id: string; turn_id: string }, text: string): void => {
-  if (hasMessage(t, posted.message_id)) return
-  t.items.push({ type: "user", id: posted.message_id, text, turnId: posted.turn_id, createdAt: new Date().toISOString() })
+export const addPosted = (t: Timeline, posted: { message_id: string; turn_id: string }, text: string, files: string[] = []): void => {
+  if (hasMessage(t, posted.message_id)) {
+    // the event stream was first: keep what only the page knows (the names of the files sent)
+    for (const item of t.items) if (item.type === "user" && item.id === posted.message_id && files.length > 0) item.files = files
+    return
+  }
+  t.items.push({ type: "user", id: posted.message_id, text, turnId: posted.turn_id, createdAt: new Date().toISOString(), ...(files.length > 0 ? { files } : {}) })
   turnOf(t, posted.turn_id)
 }
 
