@@ -63,6 +63,8 @@ export const heartbeatMs = 1000
 /** A turn's output so far: the reply's text, the cost reported, emissions not journaled yet. */
 interface Progress {
   reply: string
+  /** How much of `reply` is journaled as deltas (a cancel journals the rest in its last write). */
+  journaled: number
   cost: number
   pending: ReadonlyArray<EventBody>
 }
@@ -217,7 +219,16 @@ export const make = (options: {
             bodies.push(emission)
           }
           if (ended) progress.pending = bodies
-          else if (bodies.length > 0) yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies))))
+          else if (bodies.length > 0) {
+            // written and counted as one step: a cancel waits for the write (one short transaction)
+            // instead of cutting in between the commit and the count
+            yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies)))).pipe(
+              Effect.zipRight(Effect.sync(() => {
+                for (const b of bodies) if (b.kind === "delta") progress.journaled += b.text.length
+              })),
+              Effect.uninterruptible
+            )
+          }
           const wait = deltaWindowMs - (Date.now() - started)
           if (!ended && wait > 0) yield* Effect.sleep(wait)
         }
@@ -250,7 +261,7 @@ export const make = (options: {
         }
         const input = yield* Effect.orDie(turnInput(turn))
         const amount = turn.reserved ?? (yield* mates.estimate(input))
-        const progress: Progress = { reply: "", cost: 0, pending: [] }
+        const progress: Progress = { reply: "", journaled: 0, cost: 0, pending: [] }
         const outcome = yield* Effect.exit(withHold(account(turn.accountId), { ...hold(turn), amount, scope: spendScope(turn) }, (held) =>
           Effect.gen(function*() {
             // the attempt is counted (and announced) in one write
@@ -288,8 +299,12 @@ export const make = (options: {
           switch (value._tag) {
             case "done":
               return yield* finish(turn, "done", [...charge, { kind: "done", messageId: "" }], charged, progress.reply, progress.pending)
-            case "cancelled":
-              return yield* finish(turn, "cancelled", [...(charged > 0 ? charge : []), { kind: "cancelled", messageId: null }], charged, progress.reply || null, progress.pending)
+            case "cancelled": {
+              // the deltas the mate emitted after the journal's last write: the stream shows all that is kept and charged
+              const rest = progress.reply.slice(progress.journaled)
+              const leading: ReadonlyArray<EventBody> = [...progress.pending, ...(rest.length > 0 && progress.pending.length === 0 ? [{ kind: "delta" as const, text: rest }] : [])]
+              return yield* finish(turn, "cancelled", [...(charged > 0 ? charge : []), { kind: "cancelled", messageId: null }], charged, progress.reply || null, leading)
+            }
             case "failed":
               yield* Effect.logWarning("Turn failed", value.error.message).pipe(Effect.annotateLogs({ chat: chatId, turn: turnId, code: value.error.code }))
               // what was said stays (a provider that failed mid-answer), and what was used is charged

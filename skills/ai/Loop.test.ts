@@ -128,7 +128,7 @@ describe("the tool loop", () => {
   it("runs two tool calls of one step in parallel: wall time ≈ the slower, not the sum", async () => {
     const { calls, invoker } = recorder({
       slow: (i) => Effect.as(Effect.sleep("1000 millis"), { slow: i.x }),
-      quick: (i) => Effect.as(Effect.sleep("800 millis"), { quick: i.x })
+      quick: (i) => Effect.as(Effect.sleep("900 millis"), { quick: i.x })
     })
     server.respond(toolsThenText([{ name: "demo__slow", arguments: { x: 1 } }, { name: "demo__quick", arguments: { x: 2 } }]))
     const { events, program } = runLoop({ tools: [tool("demo", "slow"), tool("demo", "quick")] }, { invoker })
@@ -137,10 +137,10 @@ describe("the tool loop", () => {
     expect(calls.map((c) => c.tool).sort()).toEqual(["demo__quick", "demo__slow"])
     // both started before either ended
     expect(Math.max(...calls.map((c) => c.started))).toBeLessThan(Math.min(...calls.map((c) => c.ended)))
-    // the calls took about the slower one's 1,000 ms, far from the sum (1,800 ms)
+    // the calls took about the slower one's 1,000 ms, not the sum (1,900 ms); a generous bound for a busy machine
     const wall = Math.max(...calls.map((c) => c.ended)) - Math.min(...calls.map((c) => c.started))
     expect(wall).toBeGreaterThanOrEqual(995)
-    expect(wall).toBeLessThan(1500)
+    expect(wall).toBeLessThan(1.6 * 1000)
     const results = events.filter((e) => e.kind === "skill_result")
     expect(results).toHaveLength(2)
     expect(results.every((r) => r.kind === "skill_result" && r.ok)).toBe(true)
