@@ -26,6 +26,8 @@ export interface PreviewConfigShape {
     readonly maxWorkerMemoryBytes: number
     readonly maxJobsPerWorker: number
     readonly maxQueue: number
+    /** Workers start on the first image and stop after this long without one (0: start at once, keep). */
+    readonly idleStopMs: number
   }
   readonly limits: {
     readonly maxImageBytes: number
@@ -146,7 +148,11 @@ export const fromEnv: Config.Config<PreviewConfigShape> = Config.all({
     timeoutMs: positiveInt("PREVIEW_WORKER_TIMEOUT_MS", 30_000),
     maxWorkerMemoryBytes: bytes("PREVIEW_WORKER_MAX_MEMORY", 1024 ** 3),
     maxJobsPerWorker: Config.integer("PREVIEW_WORKER_MAX_JOBS").pipe(Config.withDefault(10_000)),
-    maxQueue: positiveInt("PREVIEW_MAX_QUEUE", 256)
+    maxQueue: positiveInt("PREVIEW_MAX_QUEUE", 256),
+    idleStopMs: Config.integer("PREVIEW_WORKERS_IDLE_STOP_MS").pipe(
+      Config.withDefault(60_000),
+      Config.validate({ message: "must be 0 (keep the workers) or a number of milliseconds", validation: (n) => n >= 0 })
+    )
   }),
   limits: Config.all({
     maxImageBytes: bytes("PREVIEW_MAX_IMAGE_BYTES", 10 * 1024 * 1024),
@@ -215,7 +221,7 @@ export const make = (overrides: {
 } & { readonly cacheDir: string }): PreviewConfigShape => ({
   http: { host: "127.0.0.1", port: 0, ...overrides.http },
   engine: overrides.engine ?? "vips",
-  pool: { workers: 2, timeoutMs: 30_000, maxWorkerMemoryBytes: 1024 ** 3, maxJobsPerWorker: 10_000, maxQueue: 256, ...overrides.pool },
+  pool: { workers: 2, timeoutMs: 30_000, maxWorkerMemoryBytes: 1024 ** 3, maxJobsPerWorker: 10_000, maxQueue: 256, idleStopMs: 0, ...overrides.pool },
   limits: { maxImageBytes: 10 * 1024 * 1024, maxPixels: 50_000_000, maxFrames: 1000, maxHtmlBytes: 5 * 1024 * 1024, fetchTimeoutMs: 10_000, ...overrides.limits },
   image: { defaultMaxWidth: 1920, defaultMaxHeight: 1080, defaultQuality: 85, ...overrides.image },
   cache: {

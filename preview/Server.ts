@@ -23,7 +23,8 @@ export const layerPool = (config: PreviewConfig.PreviewConfigShape) =>
     timeoutMs: config.pool.timeoutMs,
     maxWorkerMemoryBytes: config.pool.maxWorkerMemoryBytes,
     maxJobsPerWorker: config.pool.maxJobsPerWorker,
-    maxQueue: config.pool.maxQueue
+    maxQueue: config.pool.maxQueue,
+    idleStopMs: config.pool.idleStopMs
   })
 
 /** The disk cache of a configuration. */

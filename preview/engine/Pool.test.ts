@@ -83,6 +83,22 @@ describe("image pool", () => {
     expect(ok.width).toBe(64)
   })
 
+  it("with idleStopMs starts no worker until an image comes, and stops them all once idle that long", async () => {
+    const pool = make({ size: 2, idleStopMs: 300 })
+    await new Promise((r) => setTimeout(r, 200))
+    expect(pool.stats().workers).toEqual([])
+    const result = await pool.submit(read("tbgn2c16.png"), params, limits)
+    expect(result.width).toBeGreaterThan(0)
+    expect(pool.stats().workers.length).toBe(2)
+    // stopped after the idle time (polled: on a busy host the second worker may start late)
+    const deadline = Date.now() + 30_000
+    while (pool.stats().workers.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(pool.stats().workers).toEqual([])
+    // and started again by the next image
+    expect((await pool.submit(read("tbgn2c16.png"), params, limits)).width).toBe(result.width)
+    expect(pool.stats().completed).toBe(2)
+  })
+
   it("refuses work beyond its queue bound with overloaded", async () => {
     const pool = make({ maxQueue: 1 })
     await pool.ready()

@@ -3,6 +3,10 @@
  * holds more WebAssembly memory than allowed (or has served its quota of jobs) is replaced after its
  * job; a worker that exceeds the job timeout is terminated and replaced; a worker that crashes
  * (e.g. an emscripten abort) fails only its own job and is replaced.
+ *
+ * With `idleStopMs` the pool costs nothing while nobody needs it: no worker starts until the first
+ * job, and once every worker has been idle that long they are all stopped (each holds a compiled
+ * codec and its WebAssembly memory, tens of MB); the next job starts them again.
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -40,6 +44,8 @@ export interface PoolOptions {
   readonly maxJobsPerWorker: number
   /** Jobs waiting beyond this are refused with `overloaded`. */
   readonly maxQueue: number
+  /** Start workers on the first job and stop them all after this long without one (absent or 0: start at once, keep). */
+  readonly idleStopMs?: number
 }
 
 /** One worker, as shown in `/health/detailed`. */
@@ -105,6 +111,8 @@ export const makePool = (options: PoolOptions) => {
   const counters = { completed: 0, failed: 0, timeouts: 0, crashes: 0, recycled: 0, startFailures: 0 }
   let lastStartError: string | undefined
   let consecutiveStartFailures = 0
+  const lazy = (options.idleStopMs ?? 0) > 0
+  let idleTimer: ReturnType<typeof setTimeout> | undefined
 
   const spawn = () => {
     if (closed) return
@@ -196,7 +204,34 @@ export const makePool = (options: PoolOptions) => {
     }
   }
 
+  /** Stop every worker once all have been idle for `idleStopMs` (lazy pools only). */
+  const scheduleIdleStop = () => {
+    if (!lazy || closed) return
+    if (idleTimer) clearTimeout(idleTimer)
+    idleTimer = undefined
+    const allIdle = queue.every((j) => j.cancelled) && [...slots].every((s) => s.state === "idle")
+    if (!allIdle || slots.size === 0) return
+    idleTimer = setTimeout(() => {
+      idleTimer = undefined
+      if (closed || !queue.every((j) => j.cancelled) || ![...slots].every((s) => s.state === "idle")) return
+      for (const slot of [...slots]) retire(slot)
+    }, options.idleStopMs)
+    idleTimer.unref()
+  }
+
+  /** A lazy pool starts its workers when a job comes. */
+  const ensureWorkers = () => {
+    if (idleTimer) clearTimeout(idleTimer)
+    idleTimer = undefined
+    while (slots.size < options.size && !closed) spawn()
+  }
+
   const dispatch = () => {
+    dispatchJobs()
+    scheduleIdleStop()
+  }
+
+  const dispatchJobs = () => {
     for (const slot of slots) {
       if (queue.length === 0) return
       if (slot.state !== "idle") continue
@@ -220,7 +255,7 @@ export const makePool = (options: PoolOptions) => {
     }
   }
 
-  for (let i = 0; i < options.size; i++) spawn()
+  if (!lazy) for (let i = 0; i < options.size; i++) spawn()
 
   const submit = (input: Uint8Array, params: TransformParams, limits: Limits, onCancel?: (cancel: () => void) => void) =>
     new Promise<TransformResult>((resolve, reject) => {
@@ -231,6 +266,7 @@ export const makePool = (options: PoolOptions) => {
         job.cancelled = true
       })
       queue.push(job)
+      if (lazy) ensureWorkers()
       dispatch()
     })
 
@@ -262,6 +298,7 @@ export const makePool = (options: PoolOptions) => {
 
   const close = async () => {
     closed = true
+    if (idleTimer) clearTimeout(idleTimer)
     for (const job of queue.splice(0)) job.reject(new ImageError({ code: "unavailable", message: "the image pool is closed" }))
     await Promise.all([...slots].map((s) => {
       s.state = "dead"
