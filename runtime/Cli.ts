@@ -7,6 +7,7 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as ConfigError from "effect/ConfigError"
+import * as Console from "effect/Console"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -252,6 +253,21 @@ export const makeCli = (
   return Command.run(troupe, { name: "troupe", version: app.version })
 }
 
+/**
+ * Help and usage text for a pipe or a file (stdout not a terminal, or `NO_COLOR` set): without
+ * colour codes, and the command list without the padding that aligns descriptions to the longest
+ * command (a column far beyond a terminal's width).
+ */
+export const plainText = (text: string): string =>
+  // eslint-disable-next-line no-control-regex
+  text.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "").replace(/^( {2}- \S.*?\S) {3,}(?=\S)/gm, "$1  ")
+
+/** A console whose `log` (where @effect/cli prints help) writes `plainText`. */
+const plainConsole = (console: Console.Console): Console.Console => ({
+  ...console,
+  log: (...args: ReadonlyArray<unknown>) => console.log(...args.map((a) => (typeof a === "string" ? plainText(a) : a)))
+})
+
 /** Run the CLI with process arguments; startup errors print one line and exit 1. */
 export const main = (
   app: Roles.App,
@@ -260,6 +276,7 @@ export const main = (
   adminExtra: ReadonlyArray<ExtraCommand> = []
 ) =>
   makeCli(app, extra, adminExtra)(argv).pipe(
+    (run) => (process.stdout.isTTY && !process.env.NO_COLOR ? run : Console.consoleWith((console) => Effect.withConsole(run, plainConsole(console)))),
     Effect.catchAll((error) =>
       Effect.sync(() => {
         if (error instanceof StartupError) process.stderr.write(`troupe: ${error.message}\n`)
