@@ -56,6 +56,23 @@ const checkUrl = Command.make(
 )
 
 /** The `preview` command. */
+/** The settings `troupe preview --help` lists (defaults and details: preview/README.md). */
+const settings = [
+  "Settings (environment; defaults and details in preview/README.md):",
+  "  PREVIEW_PORT, PREVIEW_HOST                      listen address (8080, 0.0.0.0)",
+  "  PREVIEW_API_KEY, PREVIEW_SIGNING_KEY            who may call: keys, or signed URLs",
+  "  PREVIEW_ANONYMOUS                               true: anyone may call",
+  "  PREVIEW_VALIDATE_REFERER, PREVIEW_ALLOWED_REFERERS, PREVIEW_CORS_ORIGINS",
+  "  PREVIEW_RATE_LIMIT, PREVIEW_TRUST_PROXY         per client IP (300/min); X-Forwarded-For",
+  "  PREVIEW_ALLOWED_PRIVATE_HOSTS                   host:port origins that may be private",
+  "  PREVIEW_IMAGE_ENGINE                            vips (default) or jsquash",
+  "  PREVIEW_WORKERS, PREVIEW_WORKER_TIMEOUT_MS, PREVIEW_WORKER_MAX_MEMORY, PREVIEW_WORKER_MAX_JOBS, PREVIEW_MAX_QUEUE",
+  "  PREVIEW_MAX_IMAGE_BYTES, PREVIEW_MAX_PIXELS, PREVIEW_MAX_FRAMES, PREVIEW_MAX_HTML_BYTES, PREVIEW_FETCH_TIMEOUT_MS",
+  "  PREVIEW_DEFAULT_MAX_WIDTH, PREVIEW_DEFAULT_MAX_HEIGHT, PREVIEW_DEFAULT_QUALITY",
+  "  PREVIEW_CACHE_DIR, PREVIEW_MEMORY_CACHE_SIZE",
+  "  PREVIEW_IMAGE_CACHE_SIZE/_TTL, PREVIEW_FAVICON_CACHE_SIZE/_TTL, PREVIEW_METADATA_CACHE_SIZE/_TTL"
+].join("\n")
+
 const preview = Command.make("preview", {}, () =>
   Effect.gen(function*() {
     const troupe = yield* Cli.loadConfig(TroupeConfig.fromEnv)
@@ -75,7 +92,8 @@ const preview = Command.make("preview", {}, () =>
   })
 ).pipe(
   Command.withDescription(
-    "Run the preview service alone (image proxy, favicons, URL metadata) on PREVIEW_PORT (default 8080) with /health; /health/detailed and /metrics are on the admin listener (TROUPE_ADMIN_HOST:TROUPE_ADMIN_PORT, 127.0.0.1:9464). Needs PREVIEW_API_KEY, PREVIEW_SIGNING_KEY or PREVIEW_ANONYMOUS=true."
+    "Run the preview service alone (image proxy, favicons, URL metadata) on PREVIEW_PORT (default 8080) with /health; /health/detailed and /metrics are on the admin listener (TROUPE_ADMIN_HOST:TROUPE_ADMIN_PORT, 127.0.0.1:9464). Needs PREVIEW_API_KEY, PREVIEW_SIGNING_KEY or PREVIEW_ANONYMOUS=true.\n\n" +
+      settings
   ),
   Command.withSubcommands([checkUrl])
 )

@@ -325,7 +325,11 @@ export const layerS3 = (options: S3Options): Layer.Layer<BlobStore, BlobStoreErr
             credentials: Option.isSome(options.accessKeyId) && Option.isSome(options.secretAccessKey)
               ? { accessKeyId: options.accessKeyId.value, secretAccessKey: Redacted.value(options.secretAccessKey.value) }
               : undefined,
-            maxAttempts: 3
+            maxAttempts: 3,
+            // checksums only where S3 requires them: a streamed body otherwise goes out aws-chunked with a
+            // trailing checksum, which S3-compatible servers that predate it (s3rver, older MinIO) store verbatim
+            requestChecksumCalculation: "WHEN_REQUIRED",
+            responseChecksumValidation: "WHEN_REQUIRED"
           })
         ),
         (client) => Effect.sync(() => client.destroy())

@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { createTestDatabase } from "../runtime/testing/services.ts"
 import { onboard, readEvents } from "../gateway/testing/flows.ts"
 import { initialInvite, request, startServer, type TestServer } from "../gateway/testing/server.ts"
+import * as Client from "./testing/client.ts"
+import { settled, uploadMultipart } from "./testing/client.ts"
 import * as Files from "./testing/files.ts"
 
 let server: TestServer
@@ -20,30 +22,7 @@ let client: pg.Client
 let alice: { access: string; userId: string }
 let bob: { access: string; userId: string }
 
-/** Send a file as multipart (field `file`). */
-export const uploadMultipart = async (s: { url: string }, token: string, bytes: Uint8Array, name: string, type: string, fields: Record<string, string> = {}) => {
-  const form = new FormData()
-  for (const [k, v] of Object.entries(fields)) form.set(k, v)
-  form.set("file", new Blob([bytes], { type }), name)
-  const res = await fetch(`${s.url}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form })
-  return { status: res.status, body: await res.json() as any, headers: res.headers }
-}
-
-/** Send a file as a raw body. */
-const uploadRaw = async (token: string, bytes: Uint8Array, name: string, type: string) => {
-  const res = await fetch(`${server.url}/v1/uploads`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": type, "x-file-name": name }, body: bytes })
-  return { status: res.status, body: await res.json() as any }
-}
-
-/** Poll until the upload leaves `processing`. */
-export const settled = async (s: { url: string }, token: string, id: string) => {
-  for (let i = 0; i < 300; i++) {
-    const r = await request(s, "GET", `/v1/uploads/${id}`, { token })
-    if (r.body.status !== "processing") return r.body
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`upload ${id} still processing`)
-}
+const uploadRaw = (token: string, bytes: Uint8Array, name: string, type: string) => Client.uploadRaw(server, token, bytes, name, type)
 
 const blobFiles = () => {
   const dir = NodePath.join(server.dataDir, "blobs", "data")
