@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
@@ -77,6 +78,58 @@ export interface GatewaySettings {
   readonly dataDir: string
   /** Issuer shown in authenticator apps. */
   readonly issuer: string
+  /** OpenID Connect providers for single sign-on (`TROUPE_OIDC_PROVIDERS`). */
+  readonly oidcProviders?: ReadonlyArray<OidcProvider> | undefined
+  /** Single sign-on is the only way in: passwords, passkeys, signup and password reset are refused (`TROUPE_SSO_ONLY`). */
+  readonly ssoOnly?: boolean | undefined
+}
+
+/** An OpenID Connect provider Troupe signs users in with. */
+export interface OidcProvider {
+  /** In the callback path: `/v1/auth/oidc/<id>/callback`. */
+  readonly id: string
+  /** Shown on the login page. */
+  readonly name: string
+  readonly issuer: string
+  readonly clientId: string
+  readonly clientSecret: Redacted.Redacted
+  readonly scopes: ReadonlyArray<string>
+  /** A claim (string or list of strings) whose values make an admin; none: roles are not managed by the provider. */
+  readonly roleClaim: string | undefined
+  readonly adminValues: ReadonlyArray<string>
+  /** E-mail domains allowed in; empty: any. */
+  readonly allowedDomains: ReadonlyArray<string>
+}
+
+const OidcProviderJson = Schema.Struct({
+  id: Schema.String.pipe(Schema.pattern(/^[a-z0-9][a-z0-9_-]{0,31}$/)),
+  name: Schema.optional(Schema.String.pipe(Schema.maxLength(80))),
+  issuer: Schema.String.pipe(Schema.pattern(/^https?:\/\/\S+$/)),
+  client_id: Schema.String.pipe(Schema.minLength(1)),
+  client_secret: Schema.String.pipe(Schema.minLength(1)),
+  scopes: Schema.optional(Schema.Array(Schema.String.pipe(Schema.pattern(/^[\x21-\x7e]+$/)))),
+  role_claim: Schema.optional(Schema.String),
+  admin_values: Schema.optional(Schema.Array(Schema.String)),
+  allowed_domains: Schema.optional(Schema.Array(Schema.String.pipe(Schema.pattern(/^[a-z0-9.-]+\.[a-z]{2,}$/i))))
+})
+
+/** Parse `TROUPE_OIDC_PROVIDERS` (a JSON array); a message when it is wrong. */
+export const parseOidcProviders = (value: string): Either.Either<ReadonlyArray<OidcProvider>, string> => {
+  const decoded = Schema.decodeUnknownEither(Schema.parseJson(Schema.Array(OidcProviderJson)))(value.trim() === "" ? "[]" : value)
+  if (Either.isLeft(decoded)) return Either.left(`must be a JSON array of {id, issuer, client_id, client_secret, scopes?, role_claim?, admin_values?, allowed_domains?}: ${decoded.left.message.split("\n")[0]}`)
+  const ids = decoded.right.map((p) => p.id)
+  if (new Set(ids).size !== ids.length) return Either.left("provider ids must be unique")
+  return Either.right(decoded.right.map((p): OidcProvider => ({
+    id: p.id,
+    name: p.name ?? p.id,
+    issuer: p.issuer,
+    clientId: p.client_id,
+    clientSecret: Redacted.make(p.client_secret),
+    scopes: p.scopes && p.scopes.length > 0 ? (p.scopes.includes("openid") ? p.scopes : ["openid", ...p.scopes]) : ["openid", "email", "profile"],
+    roleClaim: p.role_claim,
+    adminValues: p.admin_values ?? [],
+    allowedDomains: (p.allowed_domains ?? []).map((d) => d.toLowerCase())
+  })))
 }
 
 /** The gateway settings service. */
@@ -185,7 +238,12 @@ const settings = (troupe: TroupeConfigShape) =>
       })
     )),
     mailFrom: Config.string("TROUPE_MAIL_FROM").pipe(Config.withDefault("Troupe <no-reply@localhost>")),
-    issuer: Config.string("TROUPE_TOTP_ISSUER").pipe(Config.withDefault("Troupe"))
+    issuer: Config.string("TROUPE_TOTP_ISSUER").pipe(Config.withDefault("Troupe")),
+    oidcProviders: Config.redacted("TROUPE_OIDC_PROVIDERS").pipe(
+      Config.withDefault(Redacted.make("[]")),
+      Config.mapOrFail((r) => Either.mapLeft(parseOidcProviders(Redacted.value(r)), (m) => ConfigError.InvalidData(["TROUPE_OIDC_PROVIDERS"], m)))
+    ),
+    ssoOnly: Config.boolean("TROUPE_SSO_ONLY").pipe(Config.withDefault(false))
   }).pipe(
     Config.mapOrFail((s) => {
       if (Option.isNone(s.jwtSecret) && troupe.database._tag === "Postgres") {
@@ -264,5 +322,6 @@ export const make = (overrides: Partial<GatewaySettings> & { readonly dataDir: s
 export const variables: ReadonlyArray<string> = [
   "TROUPE_JWT_SECRET", "TROUPE_ACCESS_TOKEN_TTL", "TROUPE_SIGNUP", "TROUPE_SIGNUP_CREDITS", "TROUPE_CORS_ORIGINS",
   "TROUPE_SECURE_COOKIES", "TROUPE_TRUST_PROXY", "TROUPE_RATE_LIMIT_IP", "TROUPE_RATE_LIMIT_USER", "TROUPE_RATE_LIMIT_AUTH",
-  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_RATE_LIMIT_MAIL", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER"
+  "TROUPE_RATE_LIMIT_LOGIN_FAILURES", "TROUPE_RATE_LIMIT_MAIL", "TROUPE_MAX_BODY_BYTES", "TROUPE_SSE_HEARTBEAT", "SMTP_URL", "TROUPE_MAIL_FROM", "TROUPE_TOTP_ISSUER",
+  "TROUPE_OIDC_PROVIDERS", "TROUPE_SSO_ONLY"
 ]

@@ -169,6 +169,8 @@ export const fromEntity = (e: EntityError): ApiFailure => {
         case "invalid":
           return f(401, "passkey_invalid", "The passkey's signature or flags do not check out (user verification is required)")
       }
+    case "IdentityTaken":
+      return f(409, "oidc_identity_taken", "This identity at the provider is linked to another account")
     case "PasskeyExists":
       return f(409, "passkey_exists", "This passkey is registered already")
     case "PasskeyNotFound":

@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import * as Backup from "./Backup.ts"
 import * as ClusterAdmin from "./ClusterAdmin.ts"
 import * as TroupeConfig from "./Config.ts"
 import * as Tracing from "./Tracing.ts"
@@ -218,9 +219,42 @@ export const roleCommands = (app: Roles.App, adminExtra: ReadonlyArray<ExtraComm
         : `Runner ${runner} is drained: its shards move to the other runners within a few seconds (watch with \`troupe admin shards --watch\`); it holds none until \`troupe admin drain --undo ${runner}\`.`)
     })).pipe(Command.withDescription("Move a runner's shards to the other runners before maintenance (it stays up, holding none); --undo lets it take shards again."))
 
+  /** Backup settings: the same database and blob store as the other roles, and TROUPE_BACKUP_KEY. */
+  const backupSettings = Effect.gen(function*() {
+    const config = yield* loadConfig(TroupeConfig.fromEnv)
+    const key = yield* Effect.mapError(Backup.parseKey(process.env.TROUPE_BACKUP_KEY), (e) => new StartupError(e.message))
+    return { database: config.database, blobStore: config.blobStore, key, version: app.version }
+  })
+
+  const backup = Command.make("backup", {
+    to: Options.text("to").pipe(Options.withDescription("A directory, or s3://bucket/prefix (with the S3_* settings of the blob store)"))
+  }, ({ to }) =>
+    Effect.gen(function*() {
+      const settings = yield* backupSettings
+      const location = Backup.parseLocation(to)
+      const manifest = yield* Backup.backup(settings, location, Backup.terminalProgress()).pipe(Effect.mapError((e) => new StartupError(`backup failed: ${e.message}`)))
+      yield* say(`Backup ${manifest.id} written to ${to} (${manifest.database.kind} database, ${manifest.blobs} blob(s), ${manifest.files.reduce((n, f) => n + f.bytes, 0)} bytes encrypted).`)
+    })).pipe(Command.withDescription(
+      "Write an encrypted (TROUPE_BACKUP_KEY, AES-256-GCM) snapshot of the database (pg_dump on Postgres, the embedded database's dump otherwise: stop `troupe start` first) and the blob store, with a manifest of checksums."
+    ))
+
+  const restore = Command.make("restore", {
+    from: Options.text("from").pipe(Options.withDescription("A backup's folder, or a directory or s3://bucket/prefix holding backups (the newest is restored)")),
+    force: Options.boolean("force").pipe(Options.withDescription("Replace what the configured database and blob store hold"))
+  }, ({ force, from }) =>
+    Effect.gen(function*() {
+      const settings = yield* backupSettings
+      const manifest = yield* Backup.restore(settings, Backup.parseLocation(from), { force, progress: Backup.terminalProgress() }).pipe(
+        Effect.mapError((e) => new StartupError(`restore refused: ${e.message}`))
+      )
+      yield* say(`Restored backup ${manifest.id} (${manifest.created_at}): ${manifest.database.kind} database and ${manifest.blobs} blob(s). Start the server with the same TROUPE_MASTER_KEY as when it was taken.`)
+    })).pipe(Command.withDescription(
+      "Restore a backup into the configured (empty) database and blob store; every checksum is verified first. Refuses a database or blob store that holds data unless --force."
+    ))
+
   const admin = Command.make("admin").pipe(
     Command.withDescription("Operator tasks."),
-    Command.withSubcommands([rotateMasterKey, shards, drain, ...adminExtra])
+    Command.withSubcommands([rotateMasterKey, shards, drain, backup, restore, ...adminExtra])
   )
 
   return [start, runner, gateway, migrate, admin] as const

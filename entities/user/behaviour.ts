@@ -32,6 +32,7 @@ import {
   ChatRef,
   DefaultMate,
   EmailChanged,
+  IdentityTaken,
   defaultMateId,
   EmailNotVerified,
   InvalidCode,
@@ -199,6 +200,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                   verified = payload.initialInviteVerifiesEmail === true
                 }
               }
+              if (payload.emailVerifiedBySso === true) verified = true
               yield* repo.insertUser({
                 email: payload.email,
                 username: payload.username,
@@ -488,6 +490,19 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           if (!u.email_verified_at) return yield* new EmailNotVerified()
           yield* repo.insertSession(payload.session)
           return new Authenticated({ userId, role: u.role, familyId: payload.session.familyId })
+        })),
+
+      SsoLogin: ({ payload }) =>
+        die(Effect.gen(function*() {
+          const u = yield* live
+          if (!(yield* repo.linkIdentity(payload.provider, payload.subject, payload.email))) return yield* new IdentityTaken()
+          const fields: Record<string, unknown> = {}
+          if (payload.role && payload.role !== u.role) fields.role = payload.role
+          if (Object.keys(fields).length > 0) yield* repo.update(fields)
+          if (payload.emailVerified && !u.email_verified_at && u.email.toLowerCase() === payload.email.toLowerCase()) yield* repo.markEmailVerified
+          yield* repo.insertSession(payload.session)
+          yield* reload
+          return new Authenticated({ userId, role: row!.role, familyId: payload.session.familyId })
         })),
 
       Passkeys: () => Effect.map(Effect.orDie(repo.passkeys), (rows) => rows.map(Passkeys.toInfo)),

@@ -51,6 +51,8 @@ export interface NewInvite {
 export class UserDirectory extends Context.Tag("troupe/entities/user/UserDirectory")<UserDirectory, {
   /** The live account with this email or username (case-insensitive). */
   readonly findUserId: (login: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
+  /** The live account an identity at an OpenID Connect provider is linked to. */
+  readonly findIdentity: (provider: string, subject: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
   /** The live account a passkey (WebAuthn credential id) belongs to. */
   readonly findPasskeyOwner: (credentialId: string) => Effect.Effect<string | undefined, DirectoryUnavailable>
   /**
@@ -91,6 +93,12 @@ export const make = Effect.gen(function*() {
       run(Effect.map(
         sql<{ user_id: string }>`SELECT user_id FROM users WHERE deleted_at IS NULL
           AND (lower(email) = lower(${login}) OR lower(username) = lower(${login})) LIMIT 1`,
+        (rows) => rows[0]?.user_id
+      )),
+    findIdentity: (provider, subject) =>
+      run(Effect.map(
+        sql<{ user_id: string }>`SELECT i.user_id FROM user_identities i JOIN users u ON u.user_id = i.user_id
+          WHERE i.provider = ${provider} AND i.subject = ${subject} AND u.deleted_at IS NULL`,
         (rows) => rows[0]?.user_id
       )),
     findPasskeyOwner: (credentialId) =>

@@ -217,6 +217,9 @@ export class LimitReached extends Schema.TaggedError<LimitReached>()("LimitReach
   limit: Schema.Number
 }) {}
 
+/** The identity at this provider is linked to another account. */
+export class IdentityTaken extends Schema.TaggedError<IdentityTaken>()("IdentityTaken", {}) {}
+
 /** The password reset link is unknown, was used already, or expired. */
 export class ResetTokenInvalid extends Schema.TaggedError<ResetTokenInvalid>()("ResetTokenInvalid", {
   reason: Schema.Literal("unknown", "used", "expired")
@@ -314,6 +317,8 @@ export class Register extends Schema.Class<Register>("troupe/User/Register")({
    * gateway asks for this when it cannot mail codes).
    */
   initialInviteVerifiesEmail: Schema.optional(Schema.Boolean),
+  /** The account is made at a first single sign-on whose provider says the e-mail is verified. */
+  emailVerifiedBySso: Schema.optional(Schema.Boolean),
   /** Credits granted at signup (key `signup:<userId>`). */
   startingCredits: Schema.Int.pipe(Schema.greaterThanOrEqualTo(0))
 }) {
@@ -535,6 +540,23 @@ export const User = EntityGuard.guard(Entity.make("User", [
     error: Schema.Union(PasskeyRefused, EmailNotVerified)
   }),
   Rpc.make("Passkeys", { success: Schema.Array(PasskeyInfo) }),
+  /**
+   * Sign in through an OpenID Connect provider: links the identity (provider, subject) to this
+   * account (the gateway decided it may: first login, or the provider verified the e-mail), applies
+   * the provider's role if it manages roles, and opens a session.
+   */
+  Rpc.make("SsoLogin", {
+    payload: {
+      provider: Schema.String,
+      subject: Schema.String.pipe(Schema.maxLength(255)),
+      email: Schema.String,
+      emailVerified: Schema.Boolean,
+      role: Schema.optional(Role),
+      session: SessionOrigin
+    },
+    success: Authenticated,
+    error: Schema.Union(UserNotFound, IdentityTaken)
+  }),
   // volatile: a link is good once, so a replayed message must be refused like a replayed link
   Rpc.make("ResetPassword", {
     payload: { tokenHash: Digest, passwordHash: Schema.String.pipe(Schema.startsWith("$argon2id$")) },

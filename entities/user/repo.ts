@@ -190,6 +190,24 @@ export const migrations: ReadonlyArray<Migration> = [
         );
         CREATE INDEX IF NOT EXISTS user_passkeys_user ON user_passkeys (user_id);
       `)
+  },
+  {
+    // accounts at OpenID Connect providers (single sign-on), by provider and subject
+    id: 2026120792,
+    name: "user_identities",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`
+        CREATE TABLE IF NOT EXISTS user_identities (
+          provider TEXT NOT NULL,
+          subject TEXT NOT NULL,
+          user_id TEXT NOT NULL,
+          email TEXT NOT NULL DEFAULT '',
+          created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          last_login_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          PRIMARY KEY (provider, subject)
+        );
+        CREATE INDEX IF NOT EXISTS user_identities_user ON user_identities (user_id);
+      `)
   }
 ]
 
@@ -474,6 +492,15 @@ export const make = (userId: string) =>
     const deletePasskey = (credentialId: string) =>
       Effect.map(sql`DELETE FROM user_passkeys WHERE user_id = ${userId} AND credential_id = ${credentialId} RETURNING credential_id`, (rows) => rows.length > 0)
 
+    /** Link an identity at a provider to this user (or note its login); false when it belongs to another user. */
+    const linkIdentity = (provider: string, subject: string, email: string) =>
+      Effect.map(
+        sql<{ user_id: string }>`INSERT INTO user_identities (provider, subject, user_id, email) VALUES (${provider}, ${subject}, ${userId}, ${email})
+            ON CONFLICT (provider, subject) DO UPDATE SET last_login_at = now(), email = EXCLUDED.email
+            WHERE user_identities.user_id = ${userId} RETURNING user_id`,
+        (rows) => rows.length > 0
+      )
+
     const update = (fields: Record<string, unknown>) => sql`UPDATE users SET ${sql.update(fields)} WHERE user_id = ${userId}`
 
     /** The email address is verified: the code is spent. */
@@ -490,6 +517,7 @@ export const make = (userId: string) =>
         yield* sql`DELETE FROM user_refresh_tokens WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_reset_tokens WHERE user_id = ${userId}`
         yield* sql`DELETE FROM user_passkeys WHERE user_id = ${userId}`
+        yield* sql`DELETE FROM user_identities WHERE user_id = ${userId}`
         yield* sql`UPDATE users SET pending_email = NULL, pending_email_code_hash = NULL WHERE user_id = ${userId}`
         yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '', system_prompt_sealed = NULL WHERE user_id = ${userId}`
       })
@@ -499,6 +527,6 @@ export const make = (userId: string) =>
       sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, plaintextPrompts, sealPrompt, deleteMate, apiKeys, insertApiKey,
       revokeApiKey, insertSession, session, refreshToken, rotate, revokeSession, revokeAllSessions, sessions, chats, allChatIds,
       hasChat, addChat, removeChat, backupCodes, useBackupCode, replaceBackupCodes, update, markEmailVerified, wipe,
-      insertResetToken, resetToken, useResetToken, passkeys, insertPasskey, usePasskey, deletePasskey
+      insertResetToken, resetToken, useResetToken, passkeys, insertPasskey, usePasskey, deletePasskey, linkIdentity
     }
   })

@@ -6,7 +6,7 @@ import * as OpenApi from "@effect/platform/OpenApi"
 import * as Schema from "effect/Schema"
 import { AssertionJson, Email, PlainText, Username } from "../../entities/user/protocol.ts"
 import { Authentication } from "../Auth.ts"
-import { BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
+import { BadGateway, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests, Unauthorized, Unavailable } from "../Errors.ts"
 import { Password } from "./common.ts"
 
 /** Tokens of a session. */
@@ -94,6 +94,34 @@ export class AuthGroup extends HttpApiGroup.make("auth")
       .setPayload(Schema.Struct({ token: PlainText(200).pipe(Schema.minLength(1)), password: Password }))
       .addSuccess(Schema.Struct({ revoked_sessions: Schema.Number }))
       .annotate(OpenApi.Description, "Set a new password with the link's token. Every session and refresh token of the account is revoked. 400 `reset_token_used`, `reset_token_expired` or `reset_token_invalid`.")
+  )
+  .add(
+    HttpApiEndpoint.get("oidcProviders", "/v1/auth/oidc/providers")
+      .addSuccess(Schema.Struct({
+        providers: Schema.Array(Schema.Struct({ id: Schema.String, name: Schema.String, start_url: Schema.String })),
+        sso_only: Schema.Boolean
+      }))
+      .annotate(OpenApi.Description, "The single sign-on providers (TROUPE_OIDC_PROVIDERS) and whether SSO is the only way in (TROUPE_SSO_ONLY).")
+  )
+  .add(
+    HttpApiEndpoint.get("oidcStart", "/v1/auth/oidc/:provider/start")
+      .setPath(Schema.Struct({ provider: Schema.String }))
+      .setUrlParams(Schema.Struct({ return_to: Schema.optional(Schema.String) }))
+      .addSuccess(HttpApiSchema.Empty(302))
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(BadGateway)
+      .annotate(OpenApi.Description, "Start a login at the provider: a redirect (authorization code flow with PKCE, state and nonce) and the troupe_oidc cookie that binds the login to this browser. `return_to`: a local path to land on afterwards.")
+  )
+  .add(
+    HttpApiEndpoint.get("oidcCallback", "/v1/auth/oidc/:provider/callback")
+      .setPath(Schema.Struct({ provider: Schema.String }))
+      .addSuccess(HttpApiSchema.Empty(302))
+      .addError(Forbidden)
+      .addError(NotFound)
+      .addError(Conflict)
+      .addError(BadGateway)
+      .annotate(OpenApi.Description, "Where the provider sends the browser back. Signs in (session cookies, as after a login) and redirects to `return_to`. The first login creates the account, or links an existing account with the same e-mail only when the provider says the e-mail is verified. 400 `oidc_state_mismatch`, `oidc_wrong_issuer`, `oidc_nonce_mismatch`; 403 `oidc_email_unverified`, `oidc_domain_not_allowed`; 401 `oidc_denied`; 502 `oidc_failed`.")
   )
   .add(HttpApiEndpoint.post("logout", "/v1/auth/logout").addSuccess(HttpApiSchema.Empty(204)).middleware(Authentication))
   .add(HttpApiEndpoint.post("logoutAll", "/v1/auth/logout_all").addSuccess(Schema.Struct({ revoked_sessions: Schema.Number })).middleware(Authentication))

@@ -19,6 +19,7 @@ import { Mailer } from "../Mailer.ts"
 import * as Policy from "../Policy.ts"
 import { RateLimiter } from "../RateLimit.ts"
 import * as Tokens from "../Tokens.ts"
+import * as Oidc from "../Oidc.ts"
 import * as WebAuthn from "../WebAuthn.ts"
 import { call, clientIp, noContent, withoutSessionCookies, withSessionCookies } from "./common.ts"
 
@@ -35,6 +36,9 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
     const limiter = yield* RateLimiter
     const directory = yield* UserDirectory
     const webauthn = yield* WebAuthn.make
+    const oidc = yield* Oidc.make
+    /** Refused when single sign-on is the only way in. */
+    const notSsoOnly = config.ssoOnly ? fail(403, "sso_only", "This server signs in only through single sign-on (GET /v1/auth/oidc/providers)") : Effect.void
 
     const mailCode = (email: string, code: string) =>
       mailer.send({
@@ -78,9 +82,32 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         return withSessionCookies(HttpServerResponse.unsafeJson(body, { headers: { "cache-control": "no-store" } }), config, { accessToken: token, refreshToken, csrfToken })
       })
 
+    /** Sign in after single sign-on: session cookies on a redirect to `returnTo`, the login's cookie cleared. */
+    const ssoResponse = (auth: { readonly userId: string; readonly familyId: string; readonly role: "user" | "admin" }, refresh: Tokens.RefreshToken, returnTo: string) =>
+      Effect.map(tokens.issue(auth), ({ token }) =>
+        withSessionCookies(
+          HttpServerResponse.empty({ status: 302, headers: { location: returnTo, "cache-control": "no-store" } }),
+          config,
+          { accessToken: token, refreshToken: Tokens.formatRefreshToken(refresh), csrfToken: Secrets.randomSecret(18) }
+        ).pipe(HttpServerResponse.unsafeSetCookie(Oidc.cookie, "", { httpOnly: true, sameSite: "lax", secure: config.secureCookies, path: "/v1/auth/oidc", maxAge: 0 })))
+
+    /** A username for an account made at first single sign-on: from the provider's, or the e-mail's local part. */
+    const usernameFor = (claims: Oidc.Claims, email: string) =>
+      Effect.gen(function*() {
+        const base = (claims.preferredUsername?.includes("@") ? undefined : claims.preferredUsername) ?? email.split("@")[0]!
+        let name = base.replace(/[^A-Za-z0-9_.-]/g, "").replace(/^[^A-Za-z0-9]+/, "").slice(0, 24)
+        if (name.length < 3) name = `user${name}`
+        for (let i = 0; i < 5; i++) {
+          const candidate = i === 0 ? name : `${name}-${Ids.make("", 4)}`
+          if ((yield* call(directory.taken(email, candidate))) !== "username") return candidate
+        }
+        return `${name}-${Ids.make("", 8)}`
+      })
+
     return handlers
       .handle("signup", ({ payload }) =>
         Effect.gen(function*() {
+          yield* notSsoOnly
           const domain = payload.email.split("@").pop()!.toLowerCase()
           const inviteNeeded = config.signup._tag === "InviteOnly" || (config.signup._tag === "Domains" && !config.signup.domains.includes(domain))
           const invite = payload.invite_code?.trim()
@@ -146,6 +173,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("passwordReset", ({ payload }) =>
         Effect.gen(function*() {
+          yield* notSsoOnly
           const address = payload.email.trim().toLowerCase()
           // per address: past the limit nothing more is mailed, and the answer does not change
           const allowed = yield* limiter.consume("mail", `reset:${address}`).pipe(Effect.as(true), Effect.orElseSucceed(() => false))
@@ -155,6 +183,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("passwordResetConfirm", ({ payload }) =>
         Effect.gen(function*() {
+          yield* notSsoOnly
           const parsed = Secrets.parseResetToken(payload.token)
           if (!parsed) return yield* fail(400, "reset_token_invalid", "Unknown password reset link")
           const passwordHash = yield* Passwords.hash(payload.password)
@@ -166,6 +195,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         }))
       .handle("login", ({ payload, request }) =>
         Effect.gen(function*() {
+          yield* notSsoOnly
           const login = payload.login.trim()
           const userId = yield* call(directory.findUserId(login))
           // one account, one key (by email or username alike); an unknown login by its text
@@ -213,6 +243,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
         Effect.map(webauthn.authenticationOptions, ({ challengeId, options }) => ({ challenge_id: challengeId, options })))
       .handle("passkeyLogin", ({ payload, request }) =>
         Effect.gen(function*() {
+          yield* notSsoOnly
           const expected = yield* webauthn.expectLogin(payload.challenge_id)
           const owner = yield* call(directory.findPasskeyOwner(payload.response.id))
           const handle = webauthn.userHandle(payload.response.response.userHandle)
@@ -248,6 +279,75 @@ export const layer = HttpApiBuilder.group(TroupeApi, "auth", (handlers) =>
             Effect.tapError((f) => (f.code === "refresh_token_reused" ? tokens.revoke([current.familyId]) : Effect.void))
           )
           return yield* sessionResponse(auth, next)
+        }))
+      .handle("oidcProviders", () =>
+        Effect.succeed({
+          providers: oidc.providers.map((p) => ({ id: p.id, name: p.name, start_url: `/v1/auth/oidc/${p.id}/start` })),
+          sso_only: config.ssoOnly === true
+        }))
+      .handle("oidcStart", ({ path, urlParams }) =>
+        Effect.gen(function*() {
+          const { location, transactionId } = yield* oidc.start(path.provider, urlParams.return_to)
+          return HttpServerResponse.empty({ status: 302, headers: { location, "cache-control": "no-store" } }).pipe(
+            // Lax: the browser comes back from the provider in a top-level navigation
+            HttpServerResponse.unsafeSetCookie(Oidc.cookie, transactionId, {
+              httpOnly: true,
+              sameSite: "lax",
+              secure: config.secureCookies,
+              path: "/v1/auth/oidc",
+              maxAge: Oidc.transactionTtl
+            })
+          )
+        }))
+      .handle("oidcCallback", ({ path, request }) =>
+        Effect.gen(function*() {
+          const query = new URL(request.url, "http://troupe.invalid").searchParams
+          const { provider, claims, returnTo } = yield* oidc.callback(path.provider, request.cookies[Oidc.cookie], query)
+          const email = claims.email
+          if (!email || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) || email.length > 254) {
+            return yield* fail(403, "oidc_email_missing", "The provider sent no usable e-mail address (ask for the `email` scope)")
+          }
+          const domain = email.split("@").pop()!.toLowerCase()
+          if (provider.allowedDomains.length > 0 && !provider.allowedDomains.includes(domain)) {
+            return yield* fail(403, "oidc_domain_not_allowed", `Accounts of ${domain} may not sign in through ${provider.name}`, { domain })
+          }
+          let userId = yield* call(directory.findIdentity(provider.id, claims.subject))
+          if (!userId) {
+            const existing = yield* call(directory.findUserId(email))
+            if (existing) {
+              // linking to an account someone else may own needs the provider's word that the address is this user's
+              if (!claims.emailVerified) {
+                return yield* fail(403, "oidc_email_unverified", "An account with this e-mail exists, and the provider does not say the address is verified: it is not linked")
+              }
+              userId = existing
+            } else {
+              userId = Ids.make("u", 20)
+              const username = yield* usernameFor(claims, email)
+              const registered = yield* call(users(userId).Register(new Register({
+                email,
+                username,
+                // no password: the account signs in through its provider (or sets one by password reset)
+                passwordHash: yield* Passwords.hash(Secrets.randomSecret(32)),
+                emailCodeHash: Secrets.emailCodeDigest(userId, Secrets.emailCode()),
+                emailCodeExpiresAt: new Date(),
+                emailVerifiedBySso: claims.emailVerified,
+                startingCredits: config.startingCredits
+              })))
+              yield* Effect.logInfo("Account created at first single sign-on").pipe(Effect.annotateLogs({ user_id: registered.profile.userId, provider: provider.id }))
+            }
+          }
+          const familyId = Ids.make("f", 16)
+          const refresh = Tokens.newRefreshToken(userId, familyId)
+          const role = Oidc.roleOf(provider, claims)
+          const auth = yield* call(users(userId).SsoLogin({
+            provider: provider.id,
+            subject: claims.subject,
+            email,
+            emailVerified: claims.emailVerified,
+            ...(role ? { role } : {}),
+            session: { familyId, tokenHash: refresh.hash, userAgent: (request.headers["user-agent"] ?? "").slice(0, 300), ip: clientIp(request, config.trustProxy) }
+          }))
+          return yield* ssoResponse(auth, refresh, returnTo)
         }))
       .handle("logout", () =>
         Effect.gen(function*() {
