@@ -7,6 +7,9 @@
  * - images/s: wall-clock throughput with the pool at its default size (cores) and sharp at its default.
  * - cached-hit requests/s: `GET /api/v1/image` answered from the disk cache by a standalone server.
  * - peak RSS of this process (workers are threads of it).
+ * - idle RSS of `troupe start` (embedded default, 15 s after it is ready, no request), with the image
+ *   workers started on demand (the default) and, as the baseline, started at once
+ *   (`PREVIEW_WORKERS_IDLE_STOP_MS=0`); and what starting them on demand adds to the first image.
  *
  * The last line is one JSON object; `cpu_ratio_to_sharp` is the default engine (wasm-vips) for a
  * 12 MP JPEG → 800 px JPEG.
@@ -29,6 +32,7 @@ import * as Pool from "../preview/engine/Pool.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as Server from "../preview/Server.ts"
 import { freePort } from "../preview/testing/harness.ts"
+import { spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
 import { fixturesDir } from "../runtime/testing/fixtures.ts"
 
 const say = (line: string) => process.stdout.write(line + "\n")
@@ -169,6 +173,39 @@ const benchCachedHits = async (input: Uint8Array, requests: number, concurrency:
   return { requests_per_second: round(perSecond), cpu_ms_per_request: round(cpuPerHit, 2), hit_ratio: round(hits / requests, 3) }
 }
 
+/** RSS of `troupe start` after it has idled for `idleMs`, with extra environment. */
+const idleRss = async (env: Record<string, string>, idleMs: number): Promise<number> => {
+  const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-bench-idle-"))
+  const port = await freePort()
+  const proc = spawnTroupe(["start"], { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1", TROUPE_LOG_LEVEL: "warning", ...env })
+  try {
+    await waitFor(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 180_000 })
+    await new Promise((r) => setTimeout(r, idleMs))
+    const status = NodeFs.readFileSync(`/proc/${proc.child.pid}/status`, "utf8")
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+  } finally {
+    await stop(proc, "SIGTERM")
+    NodeFs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+/** The first image through a pool that starts its workers on demand, against the next one. */
+const coldStart = async (input: Uint8Array) => {
+  const pool = Pool.makePool({ engine: "vips", size: cores, timeoutMs: 120_000, maxWorkerMemoryBytes: 4 * 1024 ** 3, maxJobsPerWorker: 0, maxQueue: 64, idleStopMs: 60_000 })
+  const params: TransformParams = { maxWidth: 800, maxHeight: 800, quality: 80, format: "jpeg" }
+  const limits = { maxPixels: 50_000_000, maxFrames: 1000 }
+  const time = async () => {
+    const copy = input.slice() // the pool hands its buffer to the worker
+    const t0 = performance.now()
+    await pool.submit(copy, params, limits)
+    return performance.now() - t0
+  }
+  const first = await time()
+  const warm = await time()
+  await pool.close()
+  return { first_ms: round(first), warm_ms: round(warm), added_ms: round(first - warm) }
+}
+
 const main = async () => {
   say(`preview benchmark — ${NodeOs.cpus()[0]?.model ?? "cpu"} x${cores}, Node ${process.version}, ${new Date().toISOString()}${quick ? " (quick)" : ""}`)
   const input = await makeInput()
@@ -186,6 +223,12 @@ const main = async () => {
   say(`CPU ms/image are medians of the sequential runs; means: sharp ${sharpFigures.cpu_ms_per_image_mean}, wasm-vips ${vips.cpu_ms_per_image_mean}, @jsquash ${jsquash.cpu_ms_per_image_mean}`)
   say(`cached hits: ${cached.requests_per_second} requests/s, ${cached.cpu_ms_per_request} CPU ms/request client+server (hit ratio ${cached.hit_ratio}, 32 concurrent, keep-alive, same process)`)
   say(`peak RSS: ${round(peakRss / 1024 / 1024)} MB`)
+  const idleMs = quick ? 10_000 : 15_000
+  const lazyIdle = await idleRss({}, idleMs)
+  const eagerIdle = await idleRss({ PREVIEW_WORKERS_IDLE_STOP_MS: "0" }, idleMs)
+  say(`troupe start idle RSS after ${idleMs / 1000} s: ${round(lazyIdle / 1024 / 1024)} MB with image workers on demand, ${round(eagerIdle / 1024 / 1024)} MB with them started at once (${round(lazyIdle / eagerIdle, 2)}x)`)
+  const cold = await coldStart(input)
+  say(`first image through an idle pool: ${cold.first_ms} ms, the next ${cold.warm_ms} ms (starting the workers adds ${cold.added_ms} ms)`)
 
   const ratio = round(vips.cpu_ms_per_image / sharpFigures.cpu_ms_per_image, 2)
   say(JSON.stringify({
@@ -199,6 +242,10 @@ const main = async () => {
     cached_hits_per_second: cached.requests_per_second,
     cached_hit_cpu_ms: cached.cpu_ms_per_request,
     peak_rss_mb: round(peakRss / 1024 / 1024),
+    idle_rss_mb: round(lazyIdle / 1024 / 1024),
+    idle_rss_eager_workers_mb: round(eagerIdle / 1024 / 1024),
+    idle_rss_target_mb: 300,
+    first_image_added_ms: cold.added_ms,
     target_ratio: 2.5,
     meets_target: ratio <= 2.5,
     cpu_ratio_to_sharp: ratio

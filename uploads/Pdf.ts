@@ -75,11 +75,15 @@ export const check = async (bytes: Uint8Array, maxPages: number): Promise<PdfRef
   } catch (e) {
     return { code: "pdf_invalid", message: `the PDF could not be read: ${e instanceof Error ? e.message.slice(0, 200) : "unknown error"}` }
   }
-  if (doc.isEncrypted) return { code: "pdf_encrypted", message: "the PDF is encrypted (password-protected PDFs are not accepted)" }
-  const pages = doc.getPageCount()
-  if (pages > maxPages) return { code: "pdf_too_many_pages", message: `the PDF has ${pages} pages; the limit is ${maxPages}` }
-  if (pages === 0) return { code: "pdf_invalid", message: "the PDF has no pages" }
-  return findActive(doc)
+  try {
+    if (doc.isEncrypted) return { code: "pdf_encrypted", message: "the PDF is encrypted (password-protected PDFs are not accepted)" }
+    const pages = doc.getPageCount()
+    if (pages > maxPages) return { code: "pdf_too_many_pages", message: `the PDF has ${pages} pages; the limit is ${maxPages}` }
+    if (pages === 0) return { code: "pdf_invalid", message: "the PDF has no pages" }
+    return findActive(doc)
+  } catch (e) {
+    return { code: "pdf_invalid", message: `the PDF could not be read: ${e instanceof Error ? e.message.slice(0, 200) : "unknown error"}` }
+  }
 }
 
 let library: Promise<PDFiumLibrary> | undefined

@@ -169,11 +169,13 @@ export const make = Effect.gen(function*() {
   const checks = (incoming: Incoming) =>
     Effect.gen(function*() {
       if (incoming.size === 0) return yield* Effect.fail(refused({ status: 400, code: "empty_file", message: "the file is empty" }))
-      const sniffed = yield* Effect.promise(() => Sniff.sniff(incoming.path, incoming.declared, incoming.name))
+      // a reader that throws on a hostile file refuses it; it never fails the request with a 500
+      const unreadable = (e: unknown) => refused({ status: 422, code: "file_unreadable", message: `the file could not be read: ${e instanceof Error ? e.message.slice(0, 200) : "unknown error"}` })
+      const sniffed = yield* Effect.tryPromise({ try: () => Sniff.sniff(incoming.path, incoming.declared, incoming.name), catch: unreadable })
       if (Sniff.isRefusal(sniffed)) return yield* Effect.fail(refused(sniffed))
       let dims: { width: number; height: number } | null = null
       if (sniffed.kind === "image") {
-        const header = yield* Effect.promise(() => Sniff.checkImageHeader(incoming.path, config.maxPixels))
+        const header = yield* Effect.tryPromise({ try: () => Sniff.checkImageHeader(incoming.path, config.maxPixels), catch: unreadable })
         if (Sniff.isRefusal(header)) return yield* Effect.fail(refused(header))
         dims = header
       } else if (incoming.public) {
@@ -181,7 +183,7 @@ export const make = Effect.gen(function*() {
       }
       if (sniffed.kind === "pdf") {
         const bytes = yield* Effect.promise(() => NodeFs.readFile(incoming.path))
-        const refusal = yield* Effect.promise(() => Pdf.check(bytes, config.maxPdfPages))
+        const refusal = yield* Effect.tryPromise({ try: () => Pdf.check(bytes, config.maxPdfPages), catch: unreadable })
         if (refusal) return yield* Effect.fail(refused({ status: 422, ...refusal }))
       }
       yield* scan(incoming.path)
