@@ -67,6 +67,7 @@ const settings = [
   "  PREVIEW_ALLOWED_PRIVATE_HOSTS                   host:port origins that may be private",
   "  PREVIEW_IMAGE_ENGINE                            vips (default) or jsquash",
   "  PREVIEW_WORKERS, PREVIEW_WORKER_TIMEOUT_MS, PREVIEW_WORKER_MAX_MEMORY, PREVIEW_WORKER_MAX_JOBS, PREVIEW_MAX_QUEUE",
+  "  PREVIEW_WORKERS_IDLE_STOP_MS                    workers start with the first image, stop when idle this long (60000; 0 keeps them)",
   "  PREVIEW_MAX_IMAGE_BYTES, PREVIEW_MAX_PIXELS, PREVIEW_MAX_FRAMES, PREVIEW_MAX_HTML_BYTES, PREVIEW_FETCH_TIMEOUT_MS",
   "  PREVIEW_DEFAULT_MAX_WIDTH, PREVIEW_DEFAULT_MAX_HEIGHT, PREVIEW_DEFAULT_QUALITY",
   "  PREVIEW_CACHE_DIR, PREVIEW_MEMORY_CACHE_SIZE",
