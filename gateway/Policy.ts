@@ -94,9 +94,12 @@ export const require = (principal: Principal, action: Action): Effect.Effect<voi
 export const requireChatOwner = (principal: Principal, chat: { readonly ownerId: string }): Effect.Effect<void, ApiFailure> =>
   chat.ownerId === principal.userId ? Effect.void : Effect.fail(new ApiFailure({ status: 404, code: "chat_not_found", message: "No such chat" }))
 
+/** The spend scope id of an API key with a cap. */
+export const apiKeySpendScopeId = (keyId: string): string => `api_key:${keyId}`
+
 /** The spend scope credits must be held under: an API key's cap, if it has one. */
 export const spendScope = (principal: Principal): SpendScope | undefined =>
   Option.match(principal.apiKey, {
     onNone: () => undefined,
-    onSome: (k) => (k.spendCap === null ? undefined : new SpendScope({ id: `api_key:${k.keyId}`, cap: k.spendCap }))
+    onSome: (k) => (k.spendCap === null ? undefined : new SpendScope({ id: apiKeySpendScopeId(k.keyId), cap: k.spendCap }))
   })

@@ -266,6 +266,16 @@ describe("gateway on Postgres + Redis", () => {
     expect(run.body.credits_charged).toBeGreaterThan(0)
     const after = (await request(server, "GET", "/v1/credits", { token })).body
     expect(after).toEqual({ available: before - run.body.credits_charged, reserved: 0 })
+    // the key list shows what a capped key has spent against its cap (null without a cap)
+    const budget = await request(server, "POST", "/v1/api_keys", { token, body: { name: "budget", scopes: ["skills:text"], spend_cap: 1000 } })
+    expect(budget.body).toMatchObject({ spend_cap: 1000, spent: 0 })
+    const listed = async () => (await request(server, "GET", "/v1/api_keys", { token })).body.api_keys as Array<{ id: string; spent: number | null }>
+    expect((await listed()).find((k) => k.id === budget.body.id)?.spent).toBe(0)
+    expect((await listed()).find((k) => k.id === created.body.id)?.spent).toBeNull()
+    const paid = await request(server, "POST", "/v1/apps/text/skills/summarize", { token: budget.body.key, body: { input: { text } } })
+    expect(paid.status, JSON.stringify(paid.body)).toBe(200)
+    expect(paid.body.credits_charged).toBeGreaterThan(0)
+    expect((await listed()).find((k) => k.id === budget.body.id)?.spent).toBe(paid.body.credits_charged)
     const free = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { expression: "6*7" } } })
     expect(free.body).toMatchObject({ credits_charged: 0 })
     const invalid = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { nope: 1 } } })

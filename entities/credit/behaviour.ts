@@ -199,6 +199,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
       Balance: () => Effect.sync(snapshot),
 
+      ScopeUsage: ({ payload }) =>
+        Effect.forEach(payload.scopes, (id) => Effect.map(repo.scopeUsage(id), (used) => [id, used] as const)).pipe(
+          Effect.map((pairs) => Object.fromEntries(pairs)),
+          Effect.orDie
+        ),
+
       Ledger: ({ payload }) =>
         repo.ledger({ before: payload.before, limit: payload.limit }).pipe(
           Effect.map((rows) => {

@@ -28,12 +28,15 @@ export const Amount = Schema.Int.pipe(Schema.greaterThanOrEqualTo(0), Schema.les
 /** A strictly positive number of credits. */
 export const PositiveAmount = Amount.pipe(Schema.greaterThan(0))
 
+/** A spend scope's id (an API key's: `api_key:<keyId>`). */
+export const SpendScopeId = Schema.String.pipe(Schema.minLength(1), Schema.maxLength(120))
+
 /**
  * A spending scope with a cap (an API key's spend cap): a hold is refused when the scope's
  * charges plus open holds would exceed `cap`.
  */
 export class SpendScope extends Schema.Class<SpendScope>("troupe/Credit/SpendScope")({
-  id: Schema.String.pipe(Schema.minLength(1), Schema.maxLength(120)),
+  id: SpendScopeId,
   cap: Amount
 }) {}
 
@@ -205,6 +208,11 @@ export const Credit = EntityGuard.guard(Entity.make("Credit", [
   Rpc.make("SettleVolatile", { payload: Settle, success: Settlement, error: Schema.Union(HoldNotFound, HoldNotActive) }),
   Rpc.make("ReleaseVolatile", { payload: Release, success: Schema.NullOr(Hold) }),
   Rpc.make("Balance", { success: Balance }),
+  // What each spend scope (an API key's cap) has used: credits charged plus credits held now.
+  Rpc.make("ScopeUsage", {
+    payload: { scopes: Schema.Array(SpendScopeId).pipe(Schema.maxItems(200)) },
+    success: Schema.Record({ key: Schema.String, value: Amount })
+  }),
   Rpc.make("Ledger", {
     payload: { before: Schema.optional(Schema.Number), limit: Schema.Int.pipe(Schema.between(1, 500)) },
     success: LedgerPage

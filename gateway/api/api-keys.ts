@@ -15,6 +15,9 @@ export const ApiKey = Schema.Struct({
   scopes: Schema.Array(Schema.String),
   expires_at: Schema.NullOr(Schema.Date),
   spend_cap: Schema.NullOr(Schema.Number),
+  spent: Schema.NullOr(Schema.Number).annotations({
+    description: "Credits used against `spend_cap` (charged plus held by running calls); null when the key has no cap"
+  }),
   created_at: Schema.Date
 }).annotations({ identifier: "ApiKey" })
 

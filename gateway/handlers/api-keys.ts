@@ -1,6 +1,7 @@
 /** Handlers of `/v1/api_keys`. */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
+import { Credit } from "../../entities/credit/protocol.ts"
 import { CreateApiKey, RevokeApiKey, User } from "../../entities/user/protocol.ts"
 import type { ApiKeyInfo } from "../../entities/user/protocol.ts"
 import { TroupeApi } from "../Api.ts"
@@ -10,18 +11,20 @@ import * as Policy from "../Policy.ts"
 import * as Tokens from "../Tokens.ts"
 import { call, noContent } from "./common.ts"
 
-const toApiKey = (k: ApiKeyInfo) => ({
+const toApiKey = (k: ApiKeyInfo, spent: number | null = k.spendCap === null ? null : 0) => ({
   id: k.keyId,
   name: k.name,
   scopes: k.scopes,
   expires_at: k.expiresAt,
   spend_cap: k.spendCap,
+  spent,
   created_at: k.createdAt
 })
 
 export const layer = HttpApiBuilder.group(TroupeApi, "api_keys", (handlers) =>
   Effect.gen(function*() {
     const users = yield* User.client
+    const accounts = yield* Credit.client
     return handlers
       .handle("create", ({ payload }) =>
         Effect.gen(function*() {
@@ -47,7 +50,11 @@ export const layer = HttpApiBuilder.group(TroupeApi, "api_keys", (handlers) =>
         Effect.gen(function*() {
           const principal = yield* CurrentPrincipal
           yield* Policy.require(principal, Policy.Account)
-          return { api_keys: (yield* call(users(principal.userId).ApiKeys())).map(toApiKey) }
+          const keys = yield* call(users(principal.userId).ApiKeys())
+          // what each capped key has used against its cap: charged plus held now, under its spend scope
+          const scopes = keys.filter((k) => k.spendCap !== null).map((k) => Policy.apiKeySpendScopeId(k.keyId)).slice(0, 200)
+          const usage = scopes.length === 0 ? {} : yield* call(accounts(principal.userId).ScopeUsage({ scopes }))
+          return { api_keys: keys.map((k) => toApiKey(k, k.spendCap === null ? null : usage[Policy.apiKeySpendScopeId(k.keyId)] ?? 0)) }
         }))
       .handle("revoke", ({ path }) =>
         Effect.gen(function*() {
