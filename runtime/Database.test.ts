@@ -53,6 +53,20 @@ for (const [name, layer] of backends) {
         expect(yield* Migrations.run(migrations)).toEqual([])
       }).pipe(Effect.provide(layer())), { timeout: 60_000 })
 
+    it.live("runs a migration that landed after a newer one was applied, once", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const later: Migrations.Migration = { id: 2026010110, name: "later", run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO journal (note) VALUES ('later')`) }
+        const older: Migrations.Migration = { id: 2026010105, name: "older", run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`INSERT INTO journal (note) VALUES ('older')`) }
+        yield* Migrations.run([...migrations, later])
+        // a build that has a migration with a lower id than the newest applied one
+        expect(yield* Migrations.run([...migrations, older, later])).toEqual([[2026010105, "older"]])
+        expect(yield* Migrations.run([...migrations, older, later])).toEqual([])
+        const notes = yield* sql<{ note: string }>`SELECT note FROM journal WHERE note IN ('later', 'older') ORDER BY n`
+        expect(notes.map((r) => r.note)).toEqual(["later", "older"])
+        yield* sql`DELETE FROM journal WHERE note IN ('later', 'older')` // the next tests read the journal
+      }).pipe(Effect.provide(layer())), { timeout: 60_000 })
+
     it.live("keeps concurrent transactions serializable and isolated", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
