@@ -2,7 +2,9 @@
  * Buying credits through Revolut with the production shape: one `troupe runner` (the payment
  * workflow, invoices, mail) and two `troupe gateway` processes on one Postgres, all configured
  * by the documented variables, against a local Revolut Merchant API stand-in and SMTP server.
- * The same signed webhook delivered five times at once through both gateways grants once.
+ * The same signed webhook delivered five times at once through both gateways grants once; a
+ * refund (Revolut's own refund order, related to ours) takes the credits back once, whether its
+ * webhook comes twice or never (then the poller finds it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as NodeFs from "node:fs"
@@ -18,6 +20,8 @@ import { request } from "./testing/server.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let revolut: Revolut.RevolutStandIn
+/** Made by the first test, used by the next. */
+let shop: { readonly adminToken: string; readonly packageId: string } | undefined
 let smtp: MailCatcher
 const procs: Array<Spawned> = []
 const dirs: Array<string> = []
@@ -39,6 +43,10 @@ const paymentEnv = () => ({
   TROUPE_SELLER_NAME: "Troupe Ltd",
   TROUPE_SELLER_ADDRESS: "1 High Street|London",
   TROUPE_INVOICE_PREFIX: "TRP",
+  // the poller looks often, so lost webhooks are found within the test's waits
+  TROUPE_PAYMENTS_POLL_INTERVAL: "300 millis",
+  TROUPE_PAYMENTS_POLL_AFTER: "1 second",
+  TROUPE_PAYMENTS_REFUND_POLL: "1 second",
   REDIS_URL: redisUrl(),
   REDIS_KEY_PREFIX: `troupe-payroles-${Date.now()}:`
 })
@@ -97,6 +105,7 @@ describe("payments through Revolut on a runner and two gateways", () => {
     const pkg = await request(b, "POST", "/v1/admin/credit_packages", { token: admin.token, body: { name: "Team", credits: 5000, price_cents: 4800, currency: "GBP", vat_percent: 20 } })
     expect(pkg.status, JSON.stringify(pkg.body)).toBe(201)
     expect((await request(a, "GET", "/v1/credit_packages")).body.provider).toBe("revolut")
+    shop = { adminToken: admin.token, packageId: pkg.body.id }
 
     const user = await account(b, "rita")
     const started = await request(a, "POST", "/v1/payments", { token: user.token, body: { package_id: pkg.body.id } })
@@ -144,6 +153,71 @@ describe("payments through Revolut on a runner and two gateways", () => {
     expect((await request(b, "GET", "/v1/credits", { token: user.token })).body).toEqual({ available: 100, reserved: 0 })
   }, 120_000)
 })
+
+describe("Revolut refunds", () => {
+  it("a refund order's webhook, delivered twice through both gateways, reverses once; a lost refund or payment webhook is found by polling", async () => {
+    const [a, b] = gateways as [typeof gateways[0], typeof gateways[0]]
+    const { packageId } = shop!
+    const user = await account(a, "rex")
+    const balance = async () => (await request(b, "GET", "/v1/credits", { token: user.token })).body
+    const get = async (id: string) => (await request(a, "GET", `/v1/payments/${id}`, { token: user.token })).body
+    const reversals = async () =>
+      (await request(a, "GET", "/v1/credits/ledger", { token: user.token })).body.entries.filter((e: { kind: string }) => e.kind === "reverse")
+    const buy = async () => {
+      const started = await request(b, "POST", "/v1/payments", { token: user.token, body: { package_id: packageId } })
+      expect(started.status, JSON.stringify(started.body)).toBe(201)
+      return { paymentId: started.body.payment_id as string, orderId: findOrder(started.body.payment_id) }
+    }
+
+    // paid and credited (5000 credits for 48.00 GBP)
+    const first = await buy()
+    expect((await revolut.deliver(`${a.url}/v1/payments/webhook/revolut`, revolut.complete(first.orderId))).status).toBe(200)
+    expect(await balance()).toEqual({ available: 100 + 5000, reserved: 0 })
+
+    // a partial refund of 12.00: Revolut makes a refund order related to ours; its ORDER_COMPLETED names that order
+    const partial = revolut.refund(first.orderId, 1200)
+    const refundOrder = revolut.order(partial.order_id)!
+    expect(refundOrder).toMatchObject({ type: "refund", related_order_id: first.orderId, state: "completed", amount: 1200 })
+    expect(partial.order_id).not.toBe(first.orderId)
+    const twice = await Promise.all([a, b].map((g) => revolut.deliver(`${g.url}/v1/payments/webhook/revolut`, partial)))
+    expect(twice.map((r) => r.status)).toEqual([200, 200])
+    expect(await get(first.paymentId)).toMatchObject({ status: "credited", refunded_cents: 1200, credits_reversed: 1250 })
+    expect(await balance()).toEqual({ available: 100 + 5000 - 1250, reserved: 0 })
+    expect(await reversals()).toHaveLength(1)
+    // the same webhook again, later: nothing more
+    expect((await revolut.deliver(`${b.url}/v1/payments/webhook/revolut`, partial)).status).toBe(200)
+    expect(await reversals()).toHaveLength(1)
+
+    // the rest refunded: all credits back, the balance may go below what the user had
+    expect((await revolut.deliver(`${b.url}/v1/payments/webhook/revolut`, revolut.refund(first.orderId))).status).toBe(200)
+    expect(await get(first.paymentId)).toMatchObject({ status: "refunded", refunded_cents: 4800, credits_reversed: 5000 })
+    expect(await balance()).toEqual({ available: 100, reserved: 0 })
+    expect(await reversals()).toHaveLength(2)
+
+    // a payment whose webhook is lost is credited by polling
+    const second = await buy()
+    revolut.complete(second.orderId)
+    expect((await until(() => get(second.paymentId), (p) => p.status === "credited")).status).toBe("credited")
+    expect(await balance()).toEqual({ available: 100 + 5000, reserved: 0 })
+
+    // and refunded at Revolut with the webhook lost: the poller sees the order's refunded amount
+    revolut.refund(second.orderId)
+    const found = await until(() => get(second.paymentId), (p) => p.status === "refunded")
+    expect(found).toMatchObject({ status: "refunded", refunded_cents: 4800, credits_reversed: 5000 })
+    expect(await balance()).toEqual({ available: 100, reserved: 0 })
+    expect(await reversals()).toHaveLength(3)
+  }, 120_000)
+})
+
+const until = async <A>(f: () => Promise<A>, ok: (a: A) => boolean, timeoutMs = 30_000): Promise<A> => {
+  const deadline = Date.now() + timeoutMs
+  let last = await f()
+  while (!ok(last) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 200))
+    last = await f()
+  }
+  return last
+}
 
 /** The stand-in's order of a payment. */
 const findOrder = (paymentId: string): string => revolut.orderFor(paymentId)!.id
