@@ -7,11 +7,13 @@
  * webhook comes twice or never (then the poller finds it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { pdfText } from "../entities/payment/testing/pdf.ts"
 import * as Revolut from "../entities/payment/testing/revolut.ts"
+import * as Stripe from "../entities/payment/testing/stripe.ts"
 import { randomMasterKey, startRunner } from "../runtime/testing/cluster.ts"
 import { freePort, spawnTroupe, type Spawned, stop, waitFor } from "../runtime/testing/process.ts"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
@@ -25,7 +27,8 @@ let shop: { readonly adminToken: string; readonly packageId: string } | undefine
 let smtp: MailCatcher
 const procs: Array<Spawned> = []
 const dirs: Array<string> = []
-const gateways: Array<{ readonly url: string; readonly proc: Spawned }> = []
+type Gateway = { readonly url: string; readonly proc: Spawned }
+let gateways: Array<Gateway> = []
 const jwtSecret = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64")
 
 const tempDir = () => {
@@ -34,11 +37,15 @@ const tempDir = () => {
   return dir
 }
 
-const paymentEnv = () => ({
+const paymentEnv = (): Record<string, string> => ({
   TROUPE_PAYMENTS_PROVIDER: "revolut",
   REVOLUT_API_KEY: revolut.apiKey,
   REVOLUT_WEBHOOK_SECRET: revolut.webhookSecret,
   REVOLUT_API_BASE: revolut.url,
+  ...commonEnv()
+})
+
+const commonEnv = (): Record<string, string> => ({
   SMTP_URL: smtp.url,
   TROUPE_SELLER_NAME: "Troupe Ltd",
   TROUPE_SELLER_ADDRESS: "1 High Street|London",
@@ -48,33 +55,41 @@ const paymentEnv = () => ({
   TROUPE_PAYMENTS_POLL_AFTER: "1 second",
   TROUPE_PAYMENTS_REFUND_POLL: "1 second",
   REDIS_URL: redisUrl(),
-  REDIS_KEY_PREFIX: `troupe-payroles-${Date.now()}:`
+  REDIS_KEY_PREFIX: `troupe-payroles-${Date.now()}-${NodeCrypto.randomUUID()}:`
 })
 
-const startGateway = async () => {
+const startGateway = async (databaseUrl: string, env: Record<string, string>): Promise<Gateway> => {
   const port = await freePort()
   const proc = spawnTroupe(["gateway"], {
-    DATABASE_URL: db.url,
+    DATABASE_URL: databaseUrl,
     TROUPE_JWT_SECRET: jwtSecret,
     TROUPE_SIGNUP: "open",
     TROUPE_PORT: String(port),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_DATA_DIR: tempDir(),
     TROUPE_LOG_LEVEL: "warning",
-    ...paymentEnv()
+    ...env
   })
   procs.push(proc)
   await waitFor(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 150_000 })
-  gateways.push({ url: `http://127.0.0.1:${port}`, proc })
+  return { url: `http://127.0.0.1:${port}`, proc }
 }
+
+/** A runner (the payment workflow, invoices, mail) and two gateways on one database. */
+const startShop = async (databaseUrl: string, env: Record<string, string>): Promise<Array<Gateway>> => {
+  const runner = await startRunner({ databaseUrl, masterKey: randomMasterKey(), dataDir: tempDir(), env })
+  procs.push(runner.proc)
+  return Promise.all([startGateway(databaseUrl, env), startGateway(databaseUrl, env)])
+}
+
+/** The admin invite a gateway printed when it created the database. */
+const adminInvite = (shop: ReadonlyArray<Gateway>): string => shop.map((g) => /Admin invite code: (inv_\w+)/.exec(g.proc.stdout())?.[1]).find((c) => c !== undefined)!
 
 beforeAll(async () => {
   db = await createTestDatabase("payroles")
   revolut = await Revolut.start()
   smtp = await startMailCatcher()
-  const runner = await startRunner({ databaseUrl: db.url, masterKey: randomMasterKey(), dataDir: tempDir(), env: paymentEnv() })
-  procs.push(runner.proc)
-  await Promise.all([startGateway(), startGateway()])
+  gateways = await startShop(db.url, paymentEnv())
 }, 300_000)
 afterAll(async () => {
   await Promise.all(procs.map((p) => stop(p, "SIGKILL")))
@@ -100,8 +115,7 @@ const account = async (g: { readonly url: string }, name: string, invite?: strin
 describe("payments through Revolut on a runner and two gateways", () => {
   it("checkout → signed webhook 5× at once through both gateways → one grant → invoice by e-mail; forged, cancelled, dispute lost", async () => {
     const [a, b] = gateways as [typeof gateways[0], typeof gateways[0]]
-    const invite = gateways.map((g) => /Admin invite code: (inv_\w+)/.exec(g.proc.stdout())?.[1]).find((c) => c !== undefined)!
-    const admin = await account(a, "admin", invite)
+    const admin = await account(a, "admin", adminInvite(gateways))
     const pkg = await request(b, "POST", "/v1/admin/credit_packages", { token: admin.token, body: { name: "Team", credits: 5000, price_cents: 4800, currency: "GBP", vat_percent: 20 } })
     expect(pkg.status, JSON.stringify(pkg.body)).toBe(201)
     expect((await request(a, "GET", "/v1/credit_packages")).body.provider).toBe("revolut")
@@ -206,6 +220,61 @@ describe("Revolut refunds", () => {
     expect(found).toMatchObject({ status: "refunded", refunded_cents: 4800, credits_reversed: 5000 })
     expect(await balance()).toEqual({ available: 100, reserved: 0 })
     expect(await reversals()).toHaveLength(3)
+  }, 120_000)
+})
+
+describe("payments through Stripe on a runner and two gateways", () => {
+  let stripeDb: Awaited<ReturnType<typeof createTestDatabase>> | undefined
+  let stripe: Stripe.StripeStandIn | undefined
+  let shopGateways: Array<Gateway> = []
+  let shopProcs: Array<Spawned> = []
+  beforeAll(async () => {
+    const first = procs.length
+    stripeDb = await createTestDatabase("payroles_stripe")
+    stripe = await Stripe.start()
+    shopGateways = await startShop(stripeDb.url, {
+      TROUPE_PAYMENTS_PROVIDER: "stripe",
+      STRIPE_SECRET_KEY: stripe.secretKey,
+      STRIPE_WEBHOOK_SECRET: stripe.webhookSecret,
+      STRIPE_API_BASE: stripe.url,
+      ...commonEnv(),
+      TROUPE_INVOICE_PREFIX: "STR"
+    })
+    shopProcs = procs.splice(first)
+  }, 300_000)
+  afterAll(async () => {
+    await Promise.all(shopProcs.map((p) => stop(p, "SIGKILL")))
+    await stripe?.close()
+    await stripeDb?.drop()
+  })
+
+  it("checkout → the signed webhook 5× at once through both gateways → one grant, one invoice mail", async () => {
+    const [a, b] = shopGateways as [Gateway, Gateway]
+    const admin = await account(a, "stella", adminInvite(shopGateways))
+    const pkg = await request(a, "POST", "/v1/admin/credit_packages", { token: admin.token, body: { name: "Solo", credits: 700, price_cents: 1190, currency: "EUR", vat_percent: 19 } })
+    expect(pkg.status, JSON.stringify(pkg.body)).toBe(201)
+    const user = await account(b, "sam")
+    const started = await request(b, "POST", "/v1/payments", { token: user.token, body: { package_id: pkg.body.id } })
+    expect(started.status, JSON.stringify(started.body)).toBe(201)
+    const paymentId = started.body.payment_id as string
+    const sessionId = /\/c\/pay\/(cs_test_\w+)$/.exec(started.body.checkout_url as string)![1]!
+    expect(stripe!.session(sessionId)).toMatchObject({ client_reference_id: paymentId, metadata: { payment_id: paymentId } })
+
+    const completed = stripe!.complete(sessionId)
+    const answers = await Promise.all([a, b, a, b, a].map((g) => stripe!.deliver(`${g.url}/v1/payments/webhook/stripe`, completed)))
+    expect(answers.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
+    expect((await request(a, "GET", "/v1/credits", { token: user.token })).body).toEqual({ available: 100 + 700, reserved: 0 })
+    const ledger = await request(b, "GET", "/v1/credits/ledger", { token: user.token })
+    expect(ledger.body.entries.filter((e: { key: string }) => e.key.includes("payment:stripe:"))).toHaveLength(1)
+    const paid = await request(a, "GET", `/v1/payments/${paymentId}`, { token: user.token })
+    expect(paid.body).toMatchObject({ status: "credited", invoice_number: `STR-${new Date().getUTCFullYear()}-000001` })
+    const mail = await smtp.waitFor((m) => m.subject?.includes(paid.body.invoice_number) ?? false)
+    const text = await pdfText(new Uint8Array(mail.attachments.find((x) => x.contentType === "application/pdf")!.content))
+    expect(text).toMatch(/Total \(gross\)\s+11\.90 EUR/)
+    expect(smtp.mails.filter((m) => m.subject?.includes(paid.body.invoice_number))).toHaveLength(1)
+    // a forged signature through either gateway: 400, nothing more
+    expect((await stripe!.deliver(`${b.url}/v1/payments/webhook/stripe`, completed, { secret: "whsec_forged" })).status).toBe(400)
+    expect((await request(b, "GET", "/v1/credits", { token: user.token })).body).toEqual({ available: 100 + 700, reserved: 0 })
   }, 120_000)
 })
 
