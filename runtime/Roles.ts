@@ -21,7 +21,7 @@ import * as Cache from "./Cache.ts"
 import * as Cluster from "./Cluster.ts"
 import * as ClusterAdmin from "./ClusterAdmin.ts"
 import type { RunnerAddressConfig, TroupeConfigShape } from "./Config.ts"
-import { TroupeConfig } from "./Config.ts"
+import { defaultPublicUrl, TroupeConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as Http from "./Http.ts"
@@ -227,10 +227,7 @@ export const layerGateway = (app: App, config: TroupeConfigShape) =>
 
 /** The URL to print for a server bound to `host:port`. */
 export const displayUrl = (config: TroupeConfigShape): string =>
-  Option.getOrElse(config.http.publicUrl, () => {
-    const host = config.http.host === "0.0.0.0" || config.http.host === "::" ? "localhost" : config.http.host
-    return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`
-  })
+  Option.getOrElse(config.http.publicUrl, () => defaultPublicUrl(config.http))
 
 /**
  * The master keys of a hosting role: `TROUPE_MASTER_KEY` (plus `TROUPE_PREVIOUS_MASTER_KEYS`),
