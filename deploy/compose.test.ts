@@ -24,6 +24,7 @@ interface Service {
   readonly volumes?: ReadonlyArray<string>
   readonly healthcheck?: { readonly test: ReadonlyArray<string> }
   readonly restart?: string
+  readonly container_name?: string
   readonly depends_on?: Record<string, { readonly condition: string }>
 }
 
