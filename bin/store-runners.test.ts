@@ -71,6 +71,7 @@ afterAll(async () => {
 
 describe("an app installed through a gateway, two runners on Postgres", () => {
   it("is pulled and served by both runners; after an uninstall neither serves it", async () => {
+    const began = Date.now()
     const caches = [tempDir(), tempDir()]
     // the example app, built from a copy (the examples' own test builds the original in place)
     const source = tempDir()
@@ -86,6 +87,7 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
       })
     ])
     deployment = started
+    const upAfterMs = Date.now() - began
     const { runners, url } = deployment
     const admin = (await onboard({ url, dataDir: deployment.gatewayDir }, "root", initialInvite(deployment.gatewayDir))).access
 
@@ -128,7 +130,9 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
     }
     ok += answers.flat().length
     const served = await Promise.all(runners.map((r) => servedBy(r.adminPort)))
-    process.stdout.write(`[store-runners] callable ${callableAfterMs} ms after the install; calls served per runner: ${JSON.stringify(served)}\n`)
+    process.stdout.write(
+      `[store-runners] gateway and runners up (app built) in ${upAfterMs} ms; callable ${callableAfterMs} ms after the install; calls served per runner: ${JSON.stringify(served)}\n`
+    )
     expect(served.every((n) => n > 0), `served per runner: ${served.join(", ")}`).toBe(true)
     expect(served.reduce((a, b) => a + b, 0)).toBe(ok)
     const cached = `${published.digest.replace(":", "-")}`

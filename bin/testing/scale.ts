@@ -13,7 +13,7 @@
 import Pg from "pg"
 import { sseFrames } from "../../gateway/testing/sse-frames.ts"
 import { stop } from "../../runtime/testing/process.ts"
-import { json, type RunnerProc, startDeployment, verificationCode } from "./deployment.ts"
+import { json, startDeployment, verificationCode } from "./deployment.ts"
 
 /** One step of the scenario. */
 export type Step =
