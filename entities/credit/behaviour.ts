@@ -14,9 +14,11 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
+import * as Telemetry from "../../runtime/Telemetry.ts"
 import {
   Balance,
   Credit,
@@ -231,6 +233,25 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     }))
   }),
   { maxIdleTime: "5 minutes", concurrency: 1 }
+)
+
+/**
+ * Credit holds open across the cluster, read at each scrape of `/metrics` (the same figure on
+ * every runner: a dashboard takes the max).
+ */
+export const layerHoldGauges: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const sources = yield* Effect.serviceOption(Telemetry.MetricSources)
+    if (Option.isNone(sources)) return
+    const sql = yield* SqlClient.SqlClient
+    yield* sources.value.registerEffect(Repo.openHolds.pipe(
+      Effect.provideService(SqlClient.SqlClient, sql),
+      Effect.map(({ credits, holds }) => [
+        { name: "troupe_credit_holds_open", help: "Credit holds open (reserved, not yet settled or released), cluster-wide", value: holds },
+        { name: "troupe_credit_held", help: "Credits reserved by open holds, cluster-wide", value: credits }
+      ])
+    ))
+  })
 )
 
 /**

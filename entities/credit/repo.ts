@@ -256,6 +256,13 @@ export const make = (accountId: string) =>
   })
 
 /** Accounts with holds whose time is up (for the expiry sweeper). */
+/** Holds open across every account, and the credits they reserve (the dashboard's "credit holds open"). */
+export const openHolds = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(
+    sql<{ n: string; amount: string }>`SELECT count(*) AS n, COALESCE(SUM(amount), 0) AS amount FROM credit_holds WHERE status = 'held'`,
+    (rows) => ({ holds: Number(rows[0]?.n ?? 0), credits: Number(rows[0]?.amount ?? 0) })
+  ))
+
 export const accountsWithDueHolds = (now: Date, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.map(
