@@ -22,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { HoldClosed, HoldExceeded, withHold } from "../entities/credit/hold.ts"
-import { Credit, InsufficientCredits, KeyConflict, SpendScope } from "../entities/credit/protocol.ts"
+import { Credit, InsufficientCredits, KeyConflict, Purpose, SpendScope } from "../entities/credit/protocol.ts"
 import { HandlerFailed } from "../runtime/EntityGuard.ts"
 import * as Ids from "../runtime/Ids.ts"
 import { AppNotFound, InvalidInput, SkillEgressDenied, SkillFailed, SkillMemoryExceeded, SkillNotFound, SkillTimeout, SkillUnavailable } from "./Errors.ts"
@@ -119,7 +119,12 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Skills> = Skil
           const estimate = yield* skills.estimate({ app, skill: payload.skill, input: payload.input })
           const invoked = yield* withHold(
             accounts(payload.userId),
-            { key: holdKey(app, payload.skill, payload.apiKeyId), amount: estimate.credits, scope: payload.scope },
+            {
+              key: holdKey(app, payload.skill, payload.apiKeyId),
+              amount: estimate.credits,
+              scope: payload.scope,
+              purpose: Purpose.skill(`${app}.${payload.skill}`, payload.apiKeyId)
+            },
             () =>
               Effect.map(
                 withServices(skills.invoke({ app, skill: payload.skill, input: payload.input, userId: payload.userId, calledBy: { apiKeyId: payload.apiKeyId } })),
