@@ -169,14 +169,14 @@ it("skill keygen writes a 0600 key and prints its public key; skill publish sign
     expect(Buffer.from(publicKey.slice("ed25519:".length), "base64").byteLength).toBe(32)
     expect((await run("", ["skill", "keygen", "--out", keyFile])).stderr).toContain("troupe: key_exists:")
 
-    // the example app, from a copy: publish builds it, signs it with the key and uploads it with a progress bar
-    const dir = NodePath.join(work, "greeter")
-    NodeFs.cpSync(NodePath.join(ROOT, "skills", "examples", "greeter"), dir, { recursive: true, filter: (p) => !p.includes(`${NodePath.sep}build`) })
+    // a new project (`skill new`): publish builds it, signs it with the key and uploads it with a progress bar
+    const dir = NodePath.join(work, "greet-cli")
+    expect((await run("", ["skill", "new", dir])).status).toBe(0)
     const published = await run(authorKey, ["skill", "publish", dir, "--key", keyFile, "--server", s.url])
     expect(published.status, published.stderr).toBe(0)
-    expect(published.stdout).toMatch(/^Published greeter 1\.0\.0 \(sha256:[0-9a-f]{64}\)$/m)
+    expect(published.stdout).toMatch(/^Published greet-cli 0\.1\.0 \(sha256:[0-9a-f]{64}\)$/m)
     expect(published.stderr).toMatch(/\[#{30}\] .* \/ /)
-    const shown = await troupe(readKey, "store", "show", "greeter")
+    const shown = await troupe(readKey, "store", "show", "greet-cli")
     expect(shown.stdout).toContain(`signed by ${publicKey} (not trusted)`)
     expect((await run("", ["skill", "publish", dir, "--key", keyFile, "--server", s.url])).stderr).toContain("TROUPE_API_KEY")
 
@@ -185,8 +185,8 @@ it("skill keygen writes a 0600 key and prints its public key; skill publish sign
     expect(pushed.status, pushed.stderr).toBe(0)
     const digest = /\((sha256:[0-9a-f]{64}), signed by (ed25519:\S+)\)/.exec(pushed.stdout)
     expect(digest?.[2]).toBe(publicKey)
-    const verified = await Effect.runPromise(Pull.pull(ArtifactStore.makeRegistry({ url: registry.url }), "troupe/greeter", digest![1]!, { trusted: [publicKey], allowUnsigned: false }))
-    expect(verified.manifest.id).toBe("greeter")
+    const verified = await Effect.runPromise(Pull.pull(ArtifactStore.makeRegistry({ url: registry.url }), "troupe/greet-cli", digest![1]!, { trusted: [publicKey], allowUnsigned: false }))
+    expect(verified.manifest.id).toBe("greet-cli")
     expect(verified.publicKey).toBe(publicKey)
   } finally {
     await registry.stop()
