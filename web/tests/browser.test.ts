@@ -131,7 +131,8 @@ beforeAll(async () => {
     }
   })
   const port = await freePort()
-  url = `http://127.0.0.1:${port}`
+  // localhost, as the default TROUPE_PUBLIC_URL names it (share links, the passkeys' relying party)
+  url = `http://localhost:${port}`
   server = spawnTroupe(["start"], {
     TROUPE_DATA_DIR: dataDir,
     TROUPE_PORT: String(port),
