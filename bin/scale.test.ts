@@ -8,10 +8,8 @@
  * event is printed; the 10 s target is asserted by the long run (`npm run bench:scale` exits
  * non-zero above it). Here the bound is looser: this test shares two cores with the rest of the
  * suite, and what it guards is the stall (a chat that never hears of its turn again).
- *
- * A graceful stop hands its shards over without waiting for busy entities to time out: chats'
- * event streams (which never end on their own) end as the shard goes. The runners here wait up to
- * 60 s for a busy entity, so a stop that still waited for the streams would take a minute.
+ * How long each SIGTERM stop took is printed (bin/cluster.test.ts asserts that a stop does not
+ * wait for chats' open event streams).
  */
 import { describe, expect, it } from "vitest"
 import { runScale } from "./testing/scale.ts"
@@ -24,7 +22,6 @@ describe("runners scaled and restarted under chat load", () => {
       postEveryMs: 200,
       settleMs: 2_000,
       steps: [{ _tag: "add" }, { _tag: "restart", runner: 0 }, { _tag: "kill", runner: 1 }],
-      env: { TROUPE_ENTITY_TERMINATION_TIMEOUT: "60 seconds" },
       // the processes' logs, to read after a failure
       ...(process.env.SCALE_LOG_DIR ? { logDir: process.env.SCALE_LOG_DIR } : {}),
       log: (line) => process.stdout.write(line + "\n")
@@ -37,7 +34,5 @@ describe("runners scaled and restarted under chat load", () => {
     expect(result.posts).toBeGreaterThan(20)
     expect(result.turns.running).toBe(0)
     expect(result.worstGapMs).toBeLessThan(45_000)
-    const restart = result.steps.find((s) => s.stoppedMs !== undefined)
-    expect(restart?.stoppedMs).toBeLessThan(30_000)
   }, 600_000)
 })

@@ -173,7 +173,9 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             if (stored === undefined) return yield* duplicate
             if (title !== null) journal.setTitle(title)
             turns.started(turn)
-            yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
+            // not once the shard goes: a stopping runner takes no new requests, and the send would
+            // retry until the cluster's termination timeout (the next owner runs the turn as it starts)
+            yield* Effect.raceFirst(self.RunTurn(new RunTurn({ turnId }), { discard: true }), released).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; the turn sweeper will wake the chat", cause))
             )
             return new Posted({ messageId, turnId, seq: stored, duplicate: false })
@@ -187,7 +189,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
       RunTurn: ({ payload }) =>
         Effect.raceFirst(inBackground(Effect.asVoid(turns.run(payload.turnId))), Effect.zipRight(released, Effect.interrupt)),
 
-      Wake: () => turns.resume,
+      Wake: () => Effect.raceFirst(turns.resume, released),
 
       Confirm: ({ payload }) =>
         Effect.gen(function*() {
