@@ -15,6 +15,7 @@
  * - Troupe's extra latency = the client's first token − the server's own (both differences within
  *   one thread); split into before (post sent → the model request arrived) and relay (first chunk
  *   left → delta event arrived), which compare clocks across threads of this process.
+ * - events per turn: the turn's events on its chat's stream (about one journal write each; deltas merged).
  * CPU per turn is the main thread's (Troupe's event loop: gateway, entities, turn runner, SQL
  * client); Postgres and the two worker threads are not in it. Memory: this process's peak RSS and
  * heap after the run. The last line is one JSON object; the target is `extra_first_token_p99_ms` < 30.
