@@ -178,6 +178,7 @@ const layerHttp = (
 export const layerStart = (app: App, config: TroupeConfigShape, masterKeys: KeyRing.MasterKeys) =>
   layerHttp(config, "start", app.version, Layer.merge(app.routes, app.startRoutes)).pipe(
     Layer.provide(layerClusterCheck),
+    Layer.provide(layerShardGauge(config)),
     Layer.provide(layerHosted(app, config, "single", masterKeys)),
     Layer.provideMerge(Cluster.layerSingle(config.cluster)),
     Layer.provide(layerMigrations(app)),
@@ -190,6 +191,13 @@ const layerRunnerStats = (config: TroupeConfigShape, address: string, version: s
   Layer.unwrapEffect(Effect.map(ShardingTag, (sharding) =>
     ClusterAdmin.layerStats({ address, version, shardsPerGroup: config.cluster.shardsPerGroup, sharding })))
 
+/** A hosting member's shards held, on `/metrics` (`troupe_cluster_shards`). */
+const layerShardGauge = (config: TroupeConfigShape) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sources = yield* Telemetry.MetricSources
+    yield* sources.register(ClusterAdmin.shardGauges(yield* ShardingTag, config.cluster.shardsPerGroup))
+  }))
+
 /** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
 export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) => {
   // the runner joins the cluster (and is handed shards) once its entities are registered
@@ -198,6 +206,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
     Layer.provide(layerClusterCheck),
     Layer.provide(Layer.effectDiscard(ready.open)),
     Layer.provide(layerRunnerStats(config, `${address.host}:${address.port}`, app.version)),
+    Layer.provide(layerShardGauge(config)),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
     Layer.provideMerge(Cluster.layerRunner(config.cluster, address, ready).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),

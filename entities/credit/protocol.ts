@@ -13,6 +13,7 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import * as EntityGuard from "../../runtime/EntityGuard.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import * as Storable from "../../runtime/Storable.ts"
 
 /** An idempotency key: the same key always means the same operation. */
@@ -39,6 +40,32 @@ export class SpendScope extends Schema.Class<SpendScope>("troupe/Credit/SpendSco
   id: SpendScopeId,
   cap: Amount
 }) {}
+
+/** A skill as the ledger names it: `<app>.<skill>`. */
+export const SkillName = Schema.String.pipe(Schema.minLength(3), Schema.maxLength(130))
+
+/**
+ * What a hold pays for, written on each of its ledger rows (reserve, settle, release, expire): a
+ * reason a user reads, the skill it ran and the API key that spent, when there is one.
+ */
+export class Purpose extends Schema.Class<Purpose>("troupe/Credit/Purpose")({
+  reason: Storable.Text(200).pipe(Schema.minLength(1)),
+  skill: Schema.optional(SkillName),
+  apiKeyId: Schema.optional(Ids.Id)
+}) {
+  /** A skill call (`skill weather.forecast`), through REST, MCP or a mate's turn. */
+  static skill(skill: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `skill ${skill}`, skill, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+  /** A mate's reply in a chat (`turn in chat <chat id>`). */
+  static turn(chatId: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `turn in chat ${chatId}`, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+  /** A completion of the OpenAI-compatible API (`model <name>`: the model the caller asked for). */
+  static model(model: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `model ${model}`, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+}
 
 /** The state of a hold. */
 export const HoldStatus = Schema.Literal("held", "settled", "released", "expired")
@@ -67,7 +94,12 @@ export class LedgerEntry extends Schema.Class<LedgerEntry>("troupe/Credit/Ledger
   kind: Schema.Literal("grant", "reserve", "settle", "release", "expire", "adjust", "reverse"),
   bucket: Schema.Literal("available", "reserved"),
   amount: Schema.Int,
+  /** What the row is for: a grant's or reversal's reason, a hold's `Purpose.reason`. */
   reason: Schema.NullOr(Schema.String),
+  /** The skill a hold paid for (`<app>.<skill>`). */
+  skill: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** The API key that spent. */
+  apiKeyId: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
   createdAt: Schema.DateFromNumber
 }) {}
 
@@ -95,11 +127,12 @@ export class KeyConflict extends Schema.TaggedError<KeyConflict>()("KeyConflict"
   message: Schema.String
 }) {}
 
-/** Hold `amount` credits under `key`. */
+/** Hold `amount` credits under `key` (for `purpose`: what its ledger rows say). */
 export class Reserve extends Schema.Class<Reserve>("troupe/Credit/Reserve")({
   key: IdempotencyKey,
   amount: PositiveAmount,
-  scope: Schema.optional(SpendScope)
+  scope: Schema.optional(SpendScope),
+  purpose: Schema.optional(Purpose)
 }) {
   [PrimaryKey.symbol]() {
     return this.key
