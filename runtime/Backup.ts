@@ -113,7 +113,11 @@ const s3Client = (blobs: BlobStoreConfig): S3Client =>
       : process.env.S3_ACCESS_KEY_ID && process.env.S3_SECRET_ACCESS_KEY
       ? { accessKeyId: process.env.S3_ACCESS_KEY_ID, secretAccessKey: process.env.S3_SECRET_ACCESS_KEY }
       : undefined,
-    maxAttempts: 3
+    maxAttempts: 3,
+    // as the blob store's client: a streamed upload otherwise goes out aws-chunked with a trailing
+    // checksum, which S3-compatible servers that predate it (s3rver, older MinIO) store verbatim
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
   })
 
 /** Every object of an S3 bucket under `prefix` (all pages). */
