@@ -35,7 +35,7 @@ import * as Schedule from "effect/Schedule"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
-import { SpendScope } from "../credit/protocol.ts"
+import { Purpose, SpendScope } from "../credit/protocol.ts"
 import type { Journal } from "./journal.ts"
 import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
 import * as Repo from "./repo.ts"
@@ -262,7 +262,12 @@ export const make = (options: {
         const input = yield* Effect.orDie(turnInput(turn))
         const amount = turn.reserved ?? (yield* mates.estimate(input))
         const progress: Progress = { reply: "", journaled: 0, cost: 0, pending: [] }
-        const outcome = yield* Effect.exit(withHold(account(turn.accountId), { ...hold(turn), amount, scope: spendScope(turn) }, (held) =>
+        const outcome = yield* Effect.exit(withHold(account(turn.accountId), {
+          ...hold(turn),
+          amount,
+          scope: spendScope(turn),
+          purpose: Purpose.turn(chatId, Metrics.apiKeyOfScope(turn.scopeId))
+        }, (held) =>
           Effect.gen(function*() {
             // the attempt is counted (and announced) in one write
             const attempt = turn.attempts + 1

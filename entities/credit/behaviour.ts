@@ -122,7 +122,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             }
           }
           const expiresAt = new Date(Date.now() + Duration.toMillis(settings.holdTtl))
-          const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key) })
+          const purpose = { reason: payload.purpose?.reason ?? null, skill: payload.purpose?.skill ?? null, apiKeyId: payload.purpose?.apiKeyId ?? null }
+          const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key), purpose })
           if (!after) {
             // nothing written: the hold exists already (a replay), or credits are short
             const existing = yield* repo.hold(payload.key)
@@ -220,6 +221,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                   bucket: r.bucket,
                   amount: Number(r.amount),
                   reason: r.reason,
+                  skill: r.skill,
+                  apiKeyId: r.api_key_id,
                   createdAt: new Date(r.created_at)
                 })
               ),
