@@ -73,11 +73,16 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
   it("is pulled and served by both runners; after an uninstall neither serves it", async () => {
     const began = Date.now()
     const caches = [tempDir(), tempDir()]
-    // the example app, built from a copy (the examples' own test builds the original in place)
-    const source = tempDir()
-    NodeFs.cpSync(NodePath.join(import.meta.dirname, "..", "skills", "examples", "greeter"), source, { recursive: true, filter: (p) => !p.includes(`${NodePath.sep}build`) })
+    // the example app, compiled to a temp file (the examples' own test builds it in place)
+    const example = NodePath.join(import.meta.dirname, "..", "skills", "examples", "greeter")
+    const build = Effect.gen(function*() {
+      const project = yield* Project.read(example)
+      const bytes = yield* Project.compileSource(example, project.entry, NodePath.join(tempDir(), "greeter.wasm"))
+      yield* Either.match(Project.check(project.manifest, bytes), { onLeft: Effect.fail, onRight: () => Effect.void })
+      return { manifest: project.manifest, bytes }
+    })
     const [built, started] = await Promise.all([
-      Effect.runPromise(Project.build(source)),
+      Effect.runPromise(build),
       startDeployment({
         runners: 2,
         label: "storerunners",
@@ -94,7 +99,7 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
     // publish (signed) through the gateway, trust the key, install
     const keys = Signing.generate()
     const published = await Effect.runPromise(Client.publish({ url, token: admin }, {
-      manifest: Manifest.encode(built.project.manifest),
+      manifest: Manifest.encode(built.manifest),
       modules: [{ name: "main", bytes: built.bytes }],
       privateKey: Either.getOrThrow(Signing.readPrivateKey(keys.privateKeyPem))
     }))

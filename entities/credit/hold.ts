@@ -60,7 +60,8 @@ export interface HoldOptions {
   /**
    * The caller is durable itself and retries until answered (a chat turn): use the volatile
    * commands, which skip the cluster's message storage. Otherwise the commands are persisted, and
-   * the cluster answers a repeated one with its first reply: give each such saga its own key.
+   * the cluster answers a repeated Settle/Release with its first reply: give each such saga its own
+   * key. (A refused Reserve is not remembered: the same key may hold once credits are there.)
    */
   readonly durable?: boolean | undefined
 }

@@ -1,6 +1,7 @@
 /**
  * The Credit entity's protocol: one entity per credit account (usually one per user). Commands
- * are persisted and de-duplicated by their idempotency key; reads are volatile.
+ * are persisted and de-duplicated by their idempotency key (`Reserve` by its handler alone, so a
+ * refusal does not use up its key); reads are volatile.
  *
  * Amounts are whole credits. A hold (`Reserve`) moves credits from `available` to `reserved`;
  * `Settle` charges the actual cost (at most the hold) and returns the rest; `Release` returns
@@ -127,17 +128,20 @@ export class KeyConflict extends Schema.TaggedError<KeyConflict>()("KeyConflict"
   message: Schema.String
 }) {}
 
-/** Hold `amount` credits under `key` (for `purpose`: what its ledger rows say). */
+/**
+ * Hold `amount` credits under `key` (for `purpose`: what its ledger rows say). Unlike the other
+ * commands it has no primary key for the cluster's message storage, which would answer a repeated
+ * key with the first reply: a refusal (`InsufficientCredits`) must not be remembered under the
+ * key, or a call retried with its key after the user bought credits would be refused again. The
+ * handler is idempotent by the hold's key itself: a repeated Reserve of a held key returns that
+ * hold and reserves nothing more.
+ */
 export class Reserve extends Schema.Class<Reserve>("troupe/Credit/Reserve")({
   key: IdempotencyKey,
   amount: PositiveAmount,
   scope: Schema.optional(SpendScope),
   purpose: Schema.optional(Purpose)
-}) {
-  [PrimaryKey.symbol]() {
-    return this.key
-  }
-}
+}) {}
 
 /** Charge `actual` (at most the hold) for the hold `key`; the rest returns to `available`. */
 export class Settle extends Schema.Class<Settle>("troupe/Credit/Settle")({

@@ -118,6 +118,7 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   ...(input.scope ? { scope: { id: input.scope.id, cap: input.scope.cap } } : {}),
   ...(input.apiKeyId !== undefined ? { apiKeyId: input.apiKeyId } : {}),
   ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
+  ...(input.budget !== undefined ? { budget: input.budget } : {}),
   mateId: input.mateId,
   text: input.text,
   history: input.history
