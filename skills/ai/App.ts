@@ -117,6 +117,7 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   holdKey: `chat:${input.chatId}:${input.turnId}`,
   ...(input.scope ? { scope: { id: input.scope.id, cap: input.scope.cap } } : {}),
   ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
+  ...(input.budget !== undefined ? { budget: input.budget } : {}),
   mateId: input.mateId,
   text: input.text,
   history: input.history

@@ -918,6 +918,7 @@ describe("identity in Chromium: passkeys on a virtual authenticator, a lost pass
     const codeField = g.getByLabel("Confirmation code")
     await poll(() => codeField.isVisible()).toBe(true)
     expect(await facts.innerText()).toContain(email)
+    expect(await axeViolations(g)).toEqual([])
     const code = /(\d{6})/.exec((await mailTo("grace@new.example.com", "Confirm your new")).subject)![1]!
     await codeField.fill(code === "000000" ? "111111" : "000000")
     await g.getByRole("button", { name: "Confirm new address" }).click()
@@ -940,6 +941,7 @@ describe("identity in Chromium: passkeys on a virtual authenticator, a lost pass
     await g.getByLabel("Password").fill(newPassword)
     await g.getByRole("button", { name: "Sign in", exact: true }).click()
     await poll(() => g.getByLabel("Authentication code").isVisible()).toBe(true)
+    expect(await axeViolations(g)).toEqual([])
     await g.getByRole("button", { name: "Use a passkey instead" }).click()
     await g.waitForURL(`${url}/chats`)
 
