@@ -82,7 +82,7 @@ const main = async () => {
   // Build the trivial plugin from source.
   const dir = await NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "troupe-bench-"))
   await NodeFs.mkdir(NodePath.join(dir, "assembly"))
-  await NodeFs.copyFile(NodePath.join(Project.TEMPLATE_DIR, "assembly", "troupe.ts"), NodePath.join(dir, "assembly", "troupe.ts"))
+  await NodeFs.copyFile(Project.SDK_SOURCE, NodePath.join(dir, "assembly", "troupe.ts"))
   await NodeFs.writeFile(NodePath.join(dir, "assembly", "bench.ts"), SOURCE)
   const bytes = await Effect.runPromise(Project.compileSource(dir, "assembly/bench.ts", "build/bench.wasm"))
   await NodeFs.rm(dir, { recursive: true, force: true })

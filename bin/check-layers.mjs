@@ -23,7 +23,8 @@ const files = (dir) =>
   NodeFs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     if (e.name === "node_modules" || e.name === "fixtures" || e.name.startsWith(".")) return []
     const path = NodePath.join(dir, e.name)
-    if (e.isDirectory()) return path.includes(`${NodePath.sep}examples${NodePath.sep}`) && path.endsWith("assembly") ? [] : files(path)
+    // AssemblyScript (the skill SDK and the examples) is not part of the layers
+    if (e.isDirectory()) return path.startsWith(NodePath.join(root, "skills")) && e.name === "assembly" ? [] : files(path)
     return /\.(m?[jt]s)$/.test(e.name) && !e.name.endsWith(".d.ts") ? [path] : []
   })
 

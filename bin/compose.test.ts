@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest"
 import { parse } from "yaml"
 import * as GatewayConfig from "../gateway/Config.ts"
 import * as TroupeConfig from "../runtime/Config.ts"
+import * as Tracing from "../runtime/Tracing.ts"
 import { root } from "../runtime/testing/process.ts"
 
 interface Service {
@@ -37,15 +38,19 @@ describe("docker-compose.yml", () => {
   })
 
   it("gives every long-running service a healthcheck", () => {
+    // one-shot jobs, and observability images that ship no shell nor HTTP client to probe with
+    // (nothing waits on their health: see deploy/compose.test.ts)
+    const exempt = ["migrate", "tempo-init", "loki", "alloy", "tempo", "otel-collector"]
     for (const [name, service] of Object.entries(services)) {
-      if (name === "migrate") continue
+      if (exempt.includes(name)) continue
       expect(service.healthcheck?.test.length, name).toBeGreaterThan(0)
     }
   })
 
-  it("publishes only the gateway", () => {
+  it("publishes only the gateway, and Grafana on loopback", () => {
     const published = Object.entries(services).filter(([, s]) => (s.ports ?? []).length > 0).map(([name]) => name)
-    expect(published).toEqual(["gateway"])
+    expect(published).toEqual(["gateway", "grafana"])
+    expect(services.grafana!.ports!.every((p) => p.startsWith("127.0.0.1:"))).toBe(true)
   })
 
   it("lets runners scale: no fixed name or host port, each advertises its own address", () => {
@@ -59,7 +64,7 @@ describe("docker-compose.yml", () => {
   it("uses only variables the configuration reads, pointing at the stack's services", () => {
     for (const name of ["runner", "gateway", "migrate"]) {
       const env = services[name]!.environment!
-      for (const key of Object.keys(env)) expect([...TroupeConfig.variables, ...GatewayConfig.variables], `${name}: ${key}`).toContain(key)
+      for (const key of Object.keys(env)) expect([...TroupeConfig.variables, ...GatewayConfig.variables, ...Tracing.variables], `${name}: ${key}`).toContain(key)
       // every process shares the secrets that must be the same everywhere
       expect(env.TROUPE_MASTER_KEY).toMatch(/^\$\{TROUPE_MASTER_KEY:\?/)
       expect(env.TROUPE_JWT_SECRET).toMatch(/^\$\{TROUPE_JWT_SECRET:\?/)
@@ -79,5 +84,9 @@ describe("docker-compose.yml", () => {
     const dockerfile = NodeFs.readFileSync(NodePath.join(root, "Dockerfile"), "utf8")
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", ("--[a-z-]+=\d+", )*"bin\/troupe\.mjs"\]$/m)
     expect(dockerfile).toMatch(/^HEALTHCHECK /m)
+    // backups run pg_dump, which must be at least the server's major version
+    const client = Number(/postgresql-client-(\d+)/.exec(dockerfile)?.[1])
+    const server = Number(/^postgres:(\d+)/.exec(services.postgres!.image!)?.[1])
+    expect(client).toBeGreaterThanOrEqual(server)
   })
 })

@@ -76,7 +76,7 @@ beforeAll(async () => {
   ;[allowed, other] = [await page("allowed"), await page("other")]
   const source = tempDir()
   NodeFs.mkdirSync(NodePath.join(source, "assembly"))
-  NodeFs.copyFileSync(NodePath.join(Project.TEMPLATE_DIR, "assembly", "troupe.ts"), NodePath.join(source, "assembly", "troupe.ts"))
+  NodeFs.copyFileSync(Project.SDK_SOURCE, NodePath.join(source, "assembly", "troupe.ts"))
   NodeFs.writeFileSync(NodePath.join(source, "assembly", "probe.ts"), PROBE)
   wasm = await Effect.runPromise(Project.compileSource(source, "assembly/probe.ts", "build/probe.wasm", { optimize: "debug" }))
 

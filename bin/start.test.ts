@@ -53,7 +53,7 @@ describe("troupe start (embedded default)", () => {
     expect(metrics).toContain("# TYPE troupe_http_request_duration_seconds histogram")
 
     const logs = first.logs()
-    const ready = logs.find((l) => typeof l.message === "string" && l.message.startsWith("Troupe is ready at http://127.0.0.1:"))
+    const ready = logs.find((l) => typeof l.message === "string" && l.message.startsWith(`Troupe is ready at http://localhost:${port}`))
     expect(ready).toMatchObject({ level: "info", service: "start" })
     expect(typeof ready!.timestamp).toBe("string")
     const access = logs.find((l) => l.message === "http" && (l.context as Record<string, unknown>).path === "/v1/no/such/route")

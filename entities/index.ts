@@ -25,6 +25,7 @@ export const layerWith = <E, R>(turns: Layer.Layer<Turn.TurnRunner, E, R>) =>
   Layer.mergeAll(
     CreditBehaviour.layer,
     CreditBehaviour.layerExpirySweeper,
+    CreditBehaviour.layerHoldGauges,
     ChatBehaviour.layer,
     ChatTurns.layerTurnSweeper(),
     UserBehaviour.layer,

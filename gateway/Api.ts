@@ -101,7 +101,7 @@ const summaries: Readonly<Record<string, string>> = {
   "mates.update": "Change a mate",
   "mates.delete": "Delete a mate",
   "credits.balance": "Your credit balance",
-  "credits.ledger": "Your credit ledger",
+  "credits.ledger": "Your credit ledger: each row's reason, and the skill and API key a charge was for",
   "admin.createInvite": "Create an invite code (admin)",
   "admin.invites": "Invite codes (admin)",
   "admin.users": "Users (admin)",

@@ -276,6 +276,13 @@ describe("gateway on Postgres + Redis", () => {
     expect(paid.status, JSON.stringify(paid.body)).toBe(200)
     expect(paid.body.credits_charged).toBeGreaterThan(0)
     expect((await listed()).find((k) => k.id === budget.body.id)?.spent).toBe(paid.body.credits_charged)
+    // the ledger says what each charge was for: the skill, and the API key that spent
+    type Row = { kind: string; bucket: string; amount: number; reason: string | null; skill: string | null; api_key_id: string | null }
+    const rows = (await request(server, "GET", "/v1/credits/ledger?limit=50", { token })).body.entries as Array<Row>
+    const settled = rows.filter((e) => e.kind === "settle" && e.bucket === "reserved" && e.reason === "skill text.summarize")
+    expect(settled.map((e) => e.api_key_id)).toEqual([budget.body.id, null])
+    expect(settled[0]).toMatchObject({ skill: "text.summarize" })
+    expect(rows.filter((e) => e.api_key_id === budget.body.id).map((e) => e.kind).sort()).toEqual(["reserve", "reserve", "settle", "settle"])
     const free = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { expression: "6*7" } } })
     expect(free.body).toMatchObject({ credits_charged: 0 })
     const invalid = await request(server, "POST", "/v1/apps/math/skills/calculate", { token, body: { input: { nope: 1 } } })

@@ -191,7 +191,18 @@ describe("payments through Stripe", () => {
   it("a forged or stale signature is refused with 400 and changes nothing", async () => {
     const user = await onboard(server, "eve", (await request(server, "POST", "/v1/admin/invites", { token: admin.access, body: { uses: 1 } })).body.code)
     const { paymentId, sessionId } = await buy(user.access)
-    const completed = stripe.complete(sessionId)
+    // an event claiming the session was paid; at Stripe it was not (so the poller, asking Stripe, finds nothing either)
+    const completed: Stripe.StripeEvent = {
+      id: "evt_forged",
+      object: "event",
+      type: "checkout.session.completed",
+      created: Math.floor(Date.now() / 1000),
+      api_version: "2026-10-28.endive",
+      livemode: false,
+      pending_webhooks: 1,
+      request: { id: null, idempotency_key: null },
+      data: { object: { ...stripe.session(sessionId)!, status: "complete", payment_status: "paid", payment_intent: "pi_forged" } }
+    }
     const forged = await stripe.deliver(webhook(), completed, { secret: "whsec_not_the_secret" })
     expect(forged.status).toBe(400)
     expect(JSON.parse(forged.body).error.code).toBe("invalid_signature")

@@ -179,6 +179,15 @@ const heldShards = (sharding: Sharding.Sharding["Type"], shardsPerGroup: number,
   return held
 }
 
+/** This runner's shards held, per group, as scrape-time gauges (`troupe_cluster_shards`): the dashboard's shards per runner and runner count. */
+export const shardGauges = (sharding: Sharding.Sharding["Type"], shardsPerGroup: number, groups: ReadonlyArray<string> = ["default"]) => () =>
+  Object.entries(heldShards(sharding, shardsPerGroup, groups)).map(([group, value]) => ({
+    name: "troupe_cluster_shards",
+    help: "Shards this runner holds, by shard group",
+    labels: { group },
+    value
+  }))
+
 /** The cluster's gauge of active entities, by `type` (`@effect/cluster/ClusterMetrics.entities`). */
 const clusterEntitiesMetric = "effect_cluster_entities"
 

@@ -3,6 +3,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as NodePath from "node:path"
 import * as TroupeConfig from "./Config.ts"
 
@@ -25,6 +26,19 @@ describe("configuration", () => {
     expect(config.database).toEqual({ _tag: "Embedded", dataDir: NodePath.resolve(".troupe/pg") })
     expect(config.cache._tag).toBe("Memory")
     expect(config.blobStore).toEqual({ _tag: "Filesystem", root: NodePath.resolve(".troupe/blobs") })
+  })
+
+  it("defaults the public URL to http://localhost:<port> (passkeys and SSO work on a plain start); TROUPE_PUBLIC_URL wins", () => {
+    const publicUrl = (env: Record<string, string>) => Option.getOrThrow(Either.getOrThrow(load(env)).http.publicUrl)
+    expect(publicUrl({})).toBe("http://localhost:8080")
+    expect(publicUrl({ TROUPE_PORT: "9090" })).toBe("http://localhost:9090")
+    expect(publicUrl({ TROUPE_HOST: "127.0.0.1", TROUPE_PORT: "9090" })).toBe("http://localhost:9090")
+    expect(publicUrl({ TROUPE_HOST: "::" })).toBe("http://localhost:8080")
+    // listening on one other address: that address
+    expect(publicUrl({ TROUPE_HOST: "10.0.0.7" })).toBe("http://10.0.0.7:8080")
+    expect(publicUrl({ TROUPE_HOST: "fd00::7" })).toBe("http://[fd00::7]:8080")
+    expect(publicUrl({ TROUPE_PUBLIC_URL: "https://chat.example.com", TROUPE_PORT: "9090" })).toBe("https://chat.example.com")
+    expect(errorLine({ TROUPE_PUBLIC_URL: "chat.example.com" })).toMatch(/^TROUPE_PUBLIC_URL: must be an http/)
   })
 
   it("uses Postgres, Redis and S3 when their variables are set", () => {

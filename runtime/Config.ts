@@ -58,7 +58,11 @@ export interface TroupeConfigShape {
   readonly http: {
     readonly host: string
     readonly port: number
-    /** The URL users reach this server at, printed at start and used in links. */
+    /**
+     * The URL users reach this server at, printed at start and used in links, the passkeys'
+     * relying party and the SSO callbacks. `fromEnv` always sets it: `TROUPE_PUBLIC_URL`, or
+     * `defaultPublicUrl` of the listen address.
+     */
     readonly publicUrl: Option.Option<string>
     /** The admin listener (`/metrics`, `/health/detailed`): loopback by default; port 0 = any free port. */
     readonly admin: {
@@ -84,6 +88,19 @@ export class TroupeConfig extends Context.Tag("troupe/runtime/Config")<TroupeCon
 /** Like `Config.validate`, but the error names the variable (validate alone loses the path). */
 const check = <A>(name: string, message: string, ok: (a: A) => boolean) => (config: Config.Config<A>) =>
   Config.mapOrFail(config, (a) => (ok(a) ? Either.right(a) : Either.left(ConfigError.InvalidData([name], message))))
+
+const loopbackOrAny = new Set(["0.0.0.0", "::", "127.0.0.1", "::1", "localhost", ""])
+
+/**
+ * The public URL of a server listening on `host:port` when `TROUPE_PUBLIC_URL` is not set:
+ * `http://localhost:<port>` when it listens on every address or on loopback (browsers treat
+ * localhost as a secure context, so passkeys work there, with `localhost` as the relying party),
+ * else `http://<host>:<port>`.
+ */
+export const defaultPublicUrl = (http: { readonly host: string; readonly port: number }): string => {
+  const host = loopbackOrAny.has(http.host) ? "localhost" : http.host.includes(":") ? `[${http.host}]` : http.host
+  return `http://${host}:${http.port}`
+}
 
 const port = (name: string, fallback: number) =>
   Config.integer(name).pipe(
@@ -244,7 +261,7 @@ export const fromEnv: Config.Config<TroupeConfigShape> = Config.all({
     })
   }).pipe(
     Config.mapOrFail((http) => {
-      if (Option.isNone(http.publicUrl)) return Either.right(http)
+      if (Option.isNone(http.publicUrl)) return Either.right({ ...http, publicUrl: Option.some(defaultPublicUrl(http)) })
       try {
         const u = new URL(http.publicUrl.value)
         if (u.protocol === "http:" || u.protocol === "https:") return Either.right(http)
@@ -345,5 +362,7 @@ export const variables: ReadonlyArray<string> = [
   "TROUPE_RUNNER_HOST", "TROUPE_RUNNER_PORT", "TROUPE_RUNNER_LISTEN_HOST",
   "TROUPE_SHARDS", "TROUPE_SHARD_LOCK_EXPIRATION", "TROUPE_SHARD_LOCK_REFRESH", "TROUPE_RUNNER_HEALTH_CHECK_INTERVAL",
   "TROUPE_SHARD_REFRESH_INTERVAL", "TROUPE_MESSAGE_POLL_INTERVAL", "TROUPE_CLUSTER_ADVISORY_LOCKS",
-  "TROUPE_CLUSTER_RETENTION", "TROUPE_CLUSTER_RETENTION_INTERVAL", "TROUPE_MASTER_KEY", "TROUPE_PREVIOUS_MASTER_KEYS"
+  "TROUPE_CLUSTER_RETENTION", "TROUPE_CLUSTER_RETENTION_INTERVAL", "TROUPE_MASTER_KEY", "TROUPE_PREVIOUS_MASTER_KEYS",
+  // backups (runtime/Backup.ts): `troupe admin backup|restore` and the runners' schedule
+  "TROUPE_BACKUP_KEY", "TROUPE_BACKUP_SCHEDULE", "TROUPE_BACKUP_TO", "TROUPE_BACKUP_KEEP"
 ]

@@ -16,12 +16,13 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import * as Backup from "./Backup.ts"
 import * as BlobStore from "./BlobStore.ts"
 import * as Cache from "./Cache.ts"
 import * as Cluster from "./Cluster.ts"
 import * as ClusterAdmin from "./ClusterAdmin.ts"
 import type { RunnerAddressConfig, TroupeConfigShape } from "./Config.ts"
-import { TroupeConfig } from "./Config.ts"
+import { defaultPublicUrl, TroupeConfig } from "./Config.ts"
 import * as Database from "./Database.ts"
 import * as Health from "./Health.ts"
 import * as Http from "./Http.ts"
@@ -147,9 +148,9 @@ const layerClusterCheck = Layer.effectDiscard(
   })
 )
 
-/** The entities a runner hosts: the app's, the probe and the retention job, with the key ring. */
+/** The entities a runner hosts: the app's, the probe, the retention job and scheduled backups, with the key ring. */
 const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string, masterKeys: KeyRing.MasterKeys) =>
-  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster)).pipe(
+  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster), Backup.layerScheduled(config, app.version)).pipe(
     Layer.provide(KeyRing.layer(masterKeys))
   )
 
@@ -178,6 +179,7 @@ const layerHttp = (
 export const layerStart = (app: App, config: TroupeConfigShape, masterKeys: KeyRing.MasterKeys) =>
   layerHttp(config, "start", app.version, Layer.merge(app.routes, app.startRoutes)).pipe(
     Layer.provide(layerClusterCheck),
+    Layer.provide(layerShardGauge(config)),
     Layer.provide(layerHosted(app, config, "single", masterKeys)),
     Layer.provideMerge(Cluster.layerSingle(config.cluster)),
     Layer.provide(layerMigrations(app)),
@@ -190,6 +192,13 @@ const layerRunnerStats = (config: TroupeConfigShape, address: string, version: s
   Layer.unwrapEffect(Effect.map(ShardingTag, (sharding) =>
     ClusterAdmin.layerStats({ address, version, shardsPerGroup: config.cluster.shardsPerGroup, sharding })))
 
+/** A hosting member's shards held, on `/metrics` (`troupe_cluster_shards`). */
+const layerShardGauge = (config: TroupeConfigShape) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const sources = yield* Telemetry.MetricSources
+    yield* sources.register(ClusterAdmin.shardGauges(yield* ShardingTag, config.cluster.shardsPerGroup))
+  }))
+
 /** `troupe runner`: a socket runner hosting shards; serves health and metrics on its HTTP port. */
 export const layerRunner = (app: App, config: TroupeConfigShape, address: RunnerAddressConfig, masterKeys: KeyRing.MasterKeys) => {
   // the runner joins the cluster (and is handed shards) once its entities are registered
@@ -198,6 +207,7 @@ export const layerRunner = (app: App, config: TroupeConfigShape, address: Runner
     Layer.provide(layerClusterCheck),
     Layer.provide(Layer.effectDiscard(ready.open)),
     Layer.provide(layerRunnerStats(config, `${address.host}:${address.port}`, app.version)),
+    Layer.provide(layerShardGauge(config)),
     Layer.provide(layerHosted(app, config, `${address.host}:${address.port}`, masterKeys)),
     Layer.provideMerge(Cluster.layerRunner(config.cluster, address, ready).pipe(Layer.provide(layerClusterStorageSql(config, "runner")))),
     Layer.provide(layerMigrations(app)),
@@ -218,10 +228,7 @@ export const layerGateway = (app: App, config: TroupeConfigShape) =>
 
 /** The URL to print for a server bound to `host:port`. */
 export const displayUrl = (config: TroupeConfigShape): string =>
-  Option.getOrElse(config.http.publicUrl, () => {
-    const host = config.http.host === "0.0.0.0" || config.http.host === "::" ? "localhost" : config.http.host
-    return `http://${host.includes(":") ? `[${host}]` : host}:${config.http.port}`
-  })
+  Option.getOrElse(config.http.publicUrl, () => defaultPublicUrl(config.http))
 
 /**
  * The master keys of a hosting role: `TROUPE_MASTER_KEY` (plus `TROUPE_PREVIOUS_MASTER_KEYS`),

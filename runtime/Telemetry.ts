@@ -18,6 +18,7 @@ import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
+import * as NodePerfHooks from "node:perf_hooks"
 import { background } from "./Background.ts"
 
 /** One log line as written to stdout. */
@@ -176,10 +177,31 @@ const labelText = (labels: ReadonlyArray<readonly [string, string]>) =>
 const sanitize = (name: string) => name.replace(/[^a-zA-Z0-9_:]/g, "_")
 const num = (n: number | bigint) => (typeof n === "bigint" ? n.toString() : Number.isFinite(n) ? String(n) : n > 0 ? "+Inf" : n < 0 ? "-Inf" : "NaN")
 
-/** Process gauges: memory and uptime. */
+/** The event loop's delay, sampled every 10 ms from the first scrape on. */
+let loopDelay: NodePerfHooks.IntervalHistogram | undefined
+
+/** Event-loop delay since the previous scrape (p50, p99, max), in seconds; the histogram restarts at each scrape. */
+const eventLoopGauges = (): ReadonlyArray<GaugeSample> => {
+  if (!loopDelay) {
+    loopDelay = NodePerfHooks.monitorEventLoopDelay({ resolution: 10 })
+    loopDelay.enable()
+  }
+  const h = loopDelay
+  const s = (ns: number) => (Number.isFinite(ns) && h.count > 0 ? ns / 1e9 : 0)
+  const out: ReadonlyArray<GaugeSample> = [
+    { name: "nodejs_eventloop_delay_seconds", help: "Event-loop delay since the previous scrape, by quantile", labels: { quantile: "0.5" }, value: s(h.percentile(50)) },
+    { name: "nodejs_eventloop_delay_seconds", help: "Event-loop delay since the previous scrape, by quantile", labels: { quantile: "0.99" }, value: s(h.percentile(99)) },
+    { name: "nodejs_eventloop_delay_max_seconds", help: "Longest event-loop delay since the previous scrape", value: s(h.max) }
+  ]
+  h.reset()
+  return out
+}
+
+/** Process gauges: memory, uptime and event-loop delay. */
 export const processGauges = (): ReadonlyArray<GaugeSample> => {
   const m = process.memoryUsage()
   return [
+    ...eventLoopGauges(),
     { name: "process_resident_memory_bytes", help: "Resident memory size in bytes", value: m.rss },
     { name: "nodejs_heap_used_bytes", help: "V8 heap used in bytes", value: m.heapUsed },
     { name: "nodejs_heap_total_bytes", help: "V8 heap total in bytes", value: m.heapTotal },

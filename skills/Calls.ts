@@ -1,9 +1,12 @@
 /**
- * Skill calls on runners: the `SkillCall` entity (one per app id) runs a REST invocation
+ * Skill calls on runners: the `SkillCall` entity runs a REST invocation
  * (`POST /v1/apps/{app}/skills/{skill}`) where the skill host is, so the gateway stays light: it
- * checks who may call and sends one message; the cluster routes an app's calls to the runner that
- * holds the app's shard (warm plugin instances stay there). A chat turn's skill calls run in the
- * turn engine, which is on a runner already.
+ * checks who may call and sends one message. An app has `FANOUT` entities (`<app>/<n>`, n < 16)
+ * and each call goes to one of them at random, so the cluster spreads an app's calls over the
+ * shards of those ids and thus over the runners: a hot app is not bounded by one runner. Calls
+ * are independent (nothing orders one after another), so nothing is lost by spreading them; each
+ * runner that gets one loads the app once (pulled by digest and cached) and keeps its plugin
+ * instances warm. A chat turn's skill calls run in the turn engine, which is on a runner already.
  *
  * On the runner a call is priced (`Skills.estimate`), held on the caller's credit account under
  * the API key's spend cap (`withHold`), run, and settled at the actual price; the hold is released
@@ -19,7 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { HoldClosed, HoldExceeded, withHold } from "../entities/credit/hold.ts"
-import { Credit, InsufficientCredits, KeyConflict, SpendScope } from "../entities/credit/protocol.ts"
+import { Credit, InsufficientCredits, KeyConflict, Purpose, SpendScope } from "../entities/credit/protocol.ts"
 import { HandlerFailed } from "../runtime/EntityGuard.ts"
 import * as Ids from "../runtime/Ids.ts"
 import { AppNotFound, InvalidInput, SkillEgressDenied, SkillFailed, SkillMemoryExceeded, SkillNotFound, SkillTimeout, SkillUnavailable } from "./Errors.ts"
@@ -65,10 +68,25 @@ export const InvokeFailure = Schema.Union(
 )
 export type InvokeFailure = typeof InvokeFailure.Type
 
-/** The entity: one per app id. */
+/** The entity: `FANOUT` per app id (`<app>/<n>`). */
 export const SkillCall = Entity.make("SkillCall", [
   Rpc.make("Invoke", { payload: Invoke, success: Invoked, error: InvokeFailure })
 ])
+
+/**
+ * How many `SkillCall` entities an app's calls are spread over. More than the runners a cluster
+ * has, so that (shards being spread evenly) every runner gets a share of a busy app's calls.
+ */
+export const FANOUT = 16
+
+/** The entity a call of `app` goes to: one of the app's `FANOUT` ids, `slot` (default: at random). */
+export const entityIdOf = (app: string, slot: number = Math.floor(Math.random() * FANOUT)): string => `${app}/${slot}`
+
+/** The app of a `SkillCall` entity id (`<app>/<n>`; a bare app id, as sent before the fan-out, is the app). */
+export const appOfEntityId = (entityId: string): string => {
+  const slash = entityId.lastIndexOf("/")
+  return slash < 0 ? entityId : entityId.slice(0, slash)
+}
 
 /**
  * The ledger key of a call's hold: it names the skill and who called (`skill:<app>.<skill>:<api key
@@ -94,14 +112,19 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Skills> = Skil
       if (Option.isSome(web)) out = Effect.provideService(out, WebSettings, web.value)
       return out
     }
-    const app = (yield* Entity.CurrentAddress).entityId
+    const app = appOfEntityId((yield* Entity.CurrentAddress).entityId)
     return {
       Invoke: ({ payload }) =>
         Effect.gen(function*() {
           const estimate = yield* skills.estimate({ app, skill: payload.skill, input: payload.input })
           const invoked = yield* withHold(
             accounts(payload.userId),
-            { key: holdKey(app, payload.skill, payload.apiKeyId), amount: estimate.credits, scope: payload.scope },
+            {
+              key: holdKey(app, payload.skill, payload.apiKeyId),
+              amount: estimate.credits,
+              scope: payload.scope,
+              purpose: Purpose.skill(`${app}.${payload.skill}`, payload.apiKeyId)
+            },
             () =>
               Effect.map(
                 withServices(skills.invoke({ app, skill: payload.skill, input: payload.input, userId: payload.userId, calledBy: { apiKeyId: payload.apiKeyId } })),
@@ -112,6 +135,6 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Skills> = Skil
         })
     }
   }),
-  // calls of one app run side by side; the host's pool bounds them
+  // calls of one entity run side by side; the host's pool bounds them
   { concurrency: "unbounded", maxIdleTime: "5 minutes" }
 )

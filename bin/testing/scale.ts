@@ -8,17 +8,12 @@
  * released once and the ledger balances.
  *
  * Used by the short variant in `npm test` (bin/scale.test.ts) and the long one
- * (`npm run bench:scale`, bench/scale.ts).
+ * (`npm run bench:scale`, bench/scale.ts); the processes are `deployment.ts`'s.
  */
 import Pg from "pg"
-import * as NodeFs from "node:fs"
-import * as NodeOs from "node:os"
-import * as NodePath from "node:path"
-import { outboxDir } from "../../gateway/Mailer.ts"
 import { sseFrames } from "../../gateway/testing/sse-frames.ts"
-import { randomMasterKey } from "../../runtime/testing/cluster.ts"
-import { freePort, type Spawned, spawnTroupe, stop, waitFor } from "../../runtime/testing/process.ts"
-import { createTestDatabase, redisUrl } from "../../runtime/testing/services.ts"
+import { stop } from "../../runtime/testing/process.ts"
+import { json, startDeployment, verificationCode } from "./deployment.ts"
 
 /** One step of the scenario. */
 export type Step =
@@ -63,13 +58,6 @@ export interface ScaleResult {
   readonly durationMs: number
 }
 
-interface RunnerProc {
-  proc: Spawned
-  readonly runnerPort: number
-  readonly httpPort: number
-  readonly index: number
-}
-
 interface ChatState {
   readonly chatId: string
   readonly token: string
@@ -82,67 +70,15 @@ interface ChatState {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-const verificationCode = (dataDir: string, email: string): string => {
-  const dir = outboxDir(dataDir)
-  for (const f of NodeFs.readdirSync(dir).sort().reverse()) {
-    const text = NodeFs.readFileSync(NodePath.join(dir, f), "utf8")
-    if (text.toLowerCase().includes(`to: ${email}`)) {
-      const m = /verification code is (\d{6})/.exec(text)
-      if (m) return m[1]!
-    }
-  }
-  throw new Error(`no verification mail to ${email}`)
-}
-
-const json = async (base: string, method: string, path: string, body?: unknown, token?: string) => {
-  const res = await fetch(base + path, {
-    method,
-    headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000)
-  })
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) as Record<string, any> : {} }
-}
-
 /** Run the scenario; returns what was measured (the caller asserts). */
 export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
   const log = options.log ?? (() => {})
-  const db = await createTestDatabase("scale")
-  const dirs: Array<string> = []
-  const tempDir = () => {
-    const dir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-scale-"))
-    dirs.push(dir)
-    return dir
-  }
-  const masterKey = randomMasterKey()
-  const jwtSecret = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(32))).toString("base64")
-  const runnerDir = tempDir()
-  const runners: Array<RunnerProc> = []
-  const others: Array<Spawned> = []
-  const spawned: Array<{ readonly name: string; readonly proc: Spawned }> = []
-  const common = {
-    DATABASE_URL: db.url,
-    TROUPE_MASTER_KEY: masterKey,
-    TROUPE_HOST: "127.0.0.1",
-    TROUPE_ADMIN_PORT: "0",
-    TROUPE_LOG_LEVEL: "warning",
-    NODE_OPTIONS: "--max-semi-space-size=32",
-    ...options.env
-  }
-
-  const spawnRunner = async (index: number, ports?: { runnerPort: number; httpPort: number }): Promise<RunnerProc> => {
-    const runnerPort = ports?.runnerPort ?? await freePort()
-    const httpPort = ports?.httpPort ?? await freePort()
-    const proc = spawnTroupe(["runner", "--host", "127.0.0.1", "--port", String(runnerPort)], {
-      ...common,
-      TROUPE_PORT: String(httpPort),
-      TROUPE_DATA_DIR: runnerDir
-    })
-    spawned.push({ name: `runner${index}-${spawned.length}`, proc })
-    await waitFor(`http://127.0.0.1:${httpPort}/health`, { proc, timeoutMs: 150_000 })
-    return { proc, runnerPort, httpPort, index }
-  }
+  const started = Date.now()
+  const deployment = await startDeployment({ runners: options.runners, label: "scale", ...(options.env ? { env: options.env } : {}) })
+  const { runners, spawnRunner } = deployment
+  const base = deployment.url
+  const gatewayDir = deployment.gatewayDir
+  log(`[scale] ${options.runners} runners and a gateway up after ${Date.now() - started} ms`)
 
   const chats: Array<ChatState> = []
   const gaps: Array<number> = []
@@ -151,30 +87,8 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
   const accepted: Array<{ chatId: string; clientMessageId: string; turnId: string }> = []
   let postRetries = 0
   const stepLog: Array<{ step: string; atMs: number; tookMs: number }> = []
-  const started = Date.now()
 
   try {
-    runners.push(...await Promise.all(Array.from({ length: options.runners }, (_, i) => spawnRunner(i))))
-    const gatewayPort = await freePort()
-    const gatewayDir = tempDir()
-    const gateway = spawnTroupe(["gateway"], {
-      ...common,
-      REDIS_URL: redisUrl(),
-      REDIS_KEY_PREFIX: `troupe-scale-${Date.now()}:`,
-      TROUPE_JWT_SECRET: jwtSecret,
-      TROUPE_SIGNUP: "open",
-      TROUPE_SIGNUP_CREDITS: "1000000",
-      TROUPE_RATE_LIMIT_IP: "1000000/60s",
-      TROUPE_RATE_LIMIT_USER: "1000000/60s",
-      TROUPE_PORT: String(gatewayPort),
-      TROUPE_DATA_DIR: gatewayDir
-    })
-    others.push(gateway)
-    spawned.push({ name: "gateway", proc: gateway })
-    const base = `http://127.0.0.1:${gatewayPort}`
-    await waitFor(`${base}/health`, { proc: gateway, timeoutMs: 150_000 })
-    log(`[scale] ${options.runners} runners and a gateway up after ${Date.now() - started} ms`)
-
     // a few users, each with some of the chats
     const users = Math.max(1, Math.ceil(options.chats / 5))
     const tokens: Array<string> = []
@@ -301,7 +215,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
         const code = await stop(r.proc, "SIGTERM", 60_000)
         if (code !== 0) problems.push(`runner ${step.runner} exited with ${code} on SIGTERM`)
         const stoppedAfter = Date.now() - at
-        r.proc = (await spawnRunner(step.runner, { runnerPort: r.runnerPort, httpPort: r.httpPort })).proc
+        r.proc = (await spawnRunner(step.runner, r)).proc
         name = `restart runner ${step.runner} (stopped in ${stoppedAfter} ms)`
       } else if (step._tag === "kill") {
         const r = runners[step.runner]!
@@ -331,7 +245,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
     await Promise.allSettled(followers)
 
     // the database's account of it
-    const client = new Pg.Client({ connectionString: db.url })
+    const client = new Pg.Client({ connectionString: deployment.databaseUrl })
     await client.connect()
     try {
       const q = async <T>(text: string) => (await client.query(text)).rows as Array<T>
@@ -395,12 +309,6 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
     }
   } finally {
     for (const c of chats) c.controller.abort()
-    await Promise.all([...runners.map((r) => stop(r.proc, "SIGKILL")), ...others.map((p) => stop(p, "SIGKILL"))])
-    if (options.logDir) {
-      NodeFs.mkdirSync(options.logDir, { recursive: true })
-      for (const { name, proc } of spawned) NodeFs.writeFileSync(NodePath.join(options.logDir, `${name}.log`), proc.stdout() + proc.stderr())
-    }
-    await db.drop().catch(() => {})
-    for (const dir of dirs) NodeFs.rmSync(dir, { recursive: true, force: true })
+    await deployment.close({ logDir: options.logDir })
   }
 }

@@ -6,10 +6,12 @@ import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import type * as Scheduler from "effect/Scheduler"
 import * as Stream from "effect/Stream"
 import { background } from "../../runtime/Background.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
+import { entityMessages } from "../../runtime/Telemetry.ts"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
 import * as CreditBehaviour from "../credit/behaviour.ts"
 import { Credit, Grant } from "../credit/protocol.ts"
@@ -27,13 +29,17 @@ beforeAll(async () => {
 })
 afterAll(() => db.drop())
 
-const cluster = (mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "10 millis" })) =>
+/** The cluster with its turn sweeper (by default it wakes every chat with a running turn, 5 times a second). */
+const cluster = (
+  mates: Layer.Layer<Turn.TurnRunner> = Turn.layerEcho({ delay: "10 millis" }),
+  sweep: Turns.TurnSweepSettings = { interval: Duration.millis(200), grace: Duration.zero }
+) =>
   layerCluster({
     url: db.url,
     migrations: [...CreditRepo.migrations, ...Repo.migrations],
     entities: Layer.mergeAll(
       Behaviour.layer,
-      Turns.layerTurnSweeper({ interval: Duration.millis(200), grace: Duration.zero }),
+      Turns.layerTurnSweeper(sweep),
       CreditBehaviour.layer
     ).pipe(
       Layer.provide(Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults)),
@@ -90,6 +96,26 @@ const storedTurn = (turnId: string) =>
     Effect.map(sql<{ status: string; attempts: number }>`SELECT status, attempts FROM chat_turns WHERE turn_id = ${turnId}`, (rows) => rows[0]))
 
 const ended = (e: ChatEvent) => e.kind === "done" || e.kind === "cancelled" || e.kind === "error"
+
+/** The turn sweeper as it runs by default (`TROUPE_TURN_SWEEP_INTERVAL` 1 s, `TROUPE_TURN_SWEEP_GRACE` 3 s). */
+const defaultSweep = Effect.runSync(Effect.orDie(Turns.turnSweepConfig))
+
+/** How many `Wake`s chats have handled in this process (what the turn sweeper sends). */
+const wakes = Effect.map(Metric.value(Metric.tagged(Metric.tagged(entityMessages, "entity", "Chat"), "tag", "Wake")), (state) => state.count)
+
+/** A mate that says nothing for `silentMs` (a slow model, a skill that takes its time), then answers and costs 2. */
+const layerSilent = (silentMs: number) =>
+  Layer.succeed(Turn.TurnRunner, {
+    estimate: () => Effect.succeed(5),
+    run: (_, emit) =>
+      Effect.sleep(Duration.millis(silentMs)).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          emit({ kind: "delta", text: "Thought it " })
+          emit({ kind: "delta", text: "over." })
+          emit({ kind: "cost", credits: 2 })
+        }))
+      )
+  })
 
 describe("Chat entity", () => {
   it.live("answers a post through the journal and charges the turn once", () =>
@@ -194,6 +220,44 @@ describe("Chat entity", () => {
       expect(history.messages[1]).toMatchObject({ role: "mate", text: expected })
     }).pipe(Effect.provide(cluster(layerBurst(500)))), { timeout: 60_000 })
 
+  it.live("writes a steady stream's first word at once, then at most ten writes a second", () => {
+    // a model at 100 tokens/s after its first token: one word, a pause shorter than the delta window, 60 more
+    const paced = Layer.succeed(Turn.TurnRunner, {
+      estimate: () => Effect.succeed(5),
+      run: (_, emit) =>
+        Effect.async<void>((resume) => {
+          let next = 0
+          let timer: ReturnType<typeof setTimeout> | undefined
+          const say = () => {
+            emit({ kind: "delta", text: `w${next++} ` })
+            if (next <= 60) {
+              timer = setTimeout(say, next === 1 ? 80 : 10)
+              return
+            }
+            emit({ kind: "cost", credits: 1 })
+            resume(Effect.void)
+          }
+          say()
+          return Effect.sync(() => clearTimeout(timer))
+        })
+    })
+    return Effect.gen(function*() {
+      yield* grant("max", 100)
+      const chat = yield* chatOf("chat-paced")
+      yield* chat.Create(new Create({ ownerId: "max", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "p1", authorId: "max", text: "go" }))
+      const events = yield* eventsUntil("chat-paced", 0, ended)
+      const deltas = events.filter((e) => e.kind === "delta").map((e) => (e.kind === "delta" ? e.text : ""))
+      expect(deltas.join("")).toBe(Array.from({ length: 61 }, (_, i) => `w${i} `).join(""))
+      // the first word did not wait for the window (the next one came 80 ms later)
+      expect(deltas[0]).toBe("w0 ")
+      // ~0.7 s of streaming in at most one write per 100 ms (the last ones ride in the turn's final write)
+      const streamedMs = new Date(events.at(-1)!.at).getTime() - new Date(events.find((e) => e.kind === "delta")!.at).getTime()
+      expect(deltas.length).toBeLessThanOrEqual(Math.ceil(streamedMs / 100) + 1)
+      expect(deltas.length).toBeLessThan(12)
+    }).pipe(Effect.provide(cluster(paced)))
+  }, { timeout: 60_000 })
+
   it.live("runs a turn as background work, which requests go before", () => {
     const schedulers: Array<Scheduler.Scheduler> = []
     const recording = Layer.succeed(Turn.TurnRunner, {
@@ -233,6 +297,53 @@ describe("Chat entity", () => {
       expect(yield* storedTurn("t-orphan")).toEqual({ status: "done", attempts: 1 })
       expect(yield* balance("ivy")).toMatchObject({ available: 98, reserved: 0 })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
+  it.live("leaves a live turn that is silent for several sweeps alone (its heartbeat), then finishes it once, charged once", () =>
+    Effect.gen(function*() {
+      const silentMs = 2 * Duration.toMillis(defaultSweep.grace) + 1000
+      yield* grant("kim", 100)
+      const chat = yield* chatOf("chat-silent")
+      yield* chat.Create(new Create({ ownerId: "kim", mateId: "echo" }))
+      const sql = yield* SqlClient.SqlClient
+      const posted = yield* chat.Post(new Post({ clientMessageId: "s1", authorId: "kim", text: "take your time" }))
+      yield* eventsUntil("chat-silent", 0, (e) => e.kind === "turn_started")
+      const running = yield* sql<{ chat_id: string }>`SELECT chat_id FROM chat_turns WHERE status = 'running'`
+      expect(running.map((r) => r.chat_id)).toEqual(["chat-silent"])
+      const wakesBefore = yield* wakes
+      // the mate is silent for more than twice the sweeper's grace: without a heartbeat, the chat would be woken over and over
+      const events = yield* eventsUntil("chat-silent", 0, ended).pipe(Effect.timeout(Duration.millis(silentMs + 20_000)))
+      expect(yield* wakes, "Wake messages the sweeper sent during the silence").toBe(wakesBefore)
+      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "message_stored", "charge", "done"])
+      expect(events.every((e) => e.turnId === posted.turnId)).toBe(true)
+      expect(events[2]).toMatchObject({ kind: "delta", text: "Thought it over." })
+      expect(events.find((e) => e.kind === "charge")).toMatchObject({ amount: 2, held: 5 })
+      expect(yield* storedTurn(posted.turnId)).toEqual({ status: "done", attempts: 1 })
+      expect(yield* balance("kim")).toMatchObject({ available: 98, reserved: 0 })
+      const settles = yield* sql`SELECT 1 FROM credit_holds WHERE account_id = 'kim' AND status = 'settled'`
+      expect(settles).toHaveLength(1)
+    }).pipe(Effect.provide(cluster(layerSilent(2 * Duration.toMillis(defaultSweep.grace) + 1000), defaultSweep))), { timeout: 90_000 })
+
+  it.live("still recovers a turn whose runner died right after its last heartbeat, within the sweeper's grace", () =>
+    Effect.gen(function*() {
+      yield* grant("lea", 100)
+      const chat = yield* chatOf("chat-dead-beat")
+      yield* chat.Create(new Create({ ownerId: "lea", mateId: "echo" }))
+      // a runner that was running this turn (it had just said it was alive) and died: nothing runs it now
+      const sql = yield* SqlClient.SqlClient
+      yield* leaveRunningTurn("chat-dead-beat", "lea", "t-dead-beat", { seq: 0, attempts: 1 })
+      yield* sql`UPDATE chat_turns SET heartbeat_at = now() WHERE turn_id = 't-dead-beat'`
+      yield* sql`UPDATE chats SET updated_at = now() WHERE chat_id = 'chat-dead-beat'`
+      const diedAt = Date.now()
+      const events = yield* eventsUntil("chat-dead-beat", 0, ended)
+      const recoveredMs = Date.now() - diedAt
+      expect(events.map((e) => e.kind).join(",")).toMatch(/^restarted,(delta,)+message_stored,charge,done$/)
+      expect(events[0]).toMatchObject({ kind: "restarted", attempt: 2, turnId: "t-dead-beat" })
+      expect(yield* storedTurn("t-dead-beat")).toEqual({ status: "done", attempts: 2 })
+      expect(yield* balance("lea")).toMatchObject({ reserved: 0 })
+      // woken once the heartbeat was older than the grace: seconds, not minutes
+      expect(recoveredMs).toBeGreaterThanOrEqual(Duration.toMillis(defaultSweep.grace) - 500)
+      expect(recoveredMs).toBeLessThan(Duration.toMillis(defaultSweep.grace) + Duration.toMillis(defaultSweep.interval) + 10_000)
+    }).pipe(Effect.provide(cluster(Turn.layerEcho({ delay: "10 millis" }), defaultSweep))), { timeout: 90_000 })
 
   it.live("gives up a turn whose every attempt died, instead of retrying it forever", () =>
     Effect.gen(function*() {

@@ -25,6 +25,8 @@ export interface TurnInput {
   readonly history: ReadonlyArray<{ readonly role: "user" | "mate"; readonly text: string }>
   /** Which attempt of the turn this is (1 the first; more after its runner died). */
   readonly attempt?: number
+  /** Credits the turn holds (given to `run`: what `estimate` asked, or what an earlier attempt held). */
+  readonly budget?: number
 }
 
 /** What a turn emits while it works; `cost` reports credits used so far (the last one counts). */

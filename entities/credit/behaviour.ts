@@ -14,9 +14,11 @@ import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
+import * as Telemetry from "../../runtime/Telemetry.ts"
 import {
   Balance,
   Credit,
@@ -120,7 +122,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             }
           }
           const expiresAt = new Date(Date.now() + Duration.toMillis(settings.holdTtl))
-          const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key) })
+          const purpose = { reason: payload.purpose?.reason ?? null, skill: payload.purpose?.skill ?? null, apiKeyId: payload.purpose?.apiKeyId ?? null }
+          const after = yield* repo.reserve({ key: payload.key, amount: payload.amount, scopeId: payload.scope?.id ?? null, expiresAt, txnKey: txnKey("reserve", payload.key), purpose })
           if (!after) {
             // nothing written: the hold exists already (a replay), or credits are short
             const existing = yield* repo.hold(payload.key)
@@ -218,6 +221,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
                   bucket: r.bucket,
                   amount: Number(r.amount),
                   reason: r.reason,
+                  skill: r.skill,
+                  apiKeyId: r.api_key_id,
                   createdAt: new Date(r.created_at)
                 })
               ),
@@ -231,6 +236,25 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
     }))
   }),
   { maxIdleTime: "5 minutes", concurrency: 1 }
+)
+
+/**
+ * Credit holds open across the cluster, read at each scrape of `/metrics` (the same figure on
+ * every runner: a dashboard takes the max).
+ */
+export const layerHoldGauges: Layer.Layer<never, never, SqlClient.SqlClient> = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const sources = yield* Effect.serviceOption(Telemetry.MetricSources)
+    if (Option.isNone(sources)) return
+    const sql = yield* SqlClient.SqlClient
+    yield* sources.value.registerEffect(Repo.openHolds.pipe(
+      Effect.provideService(SqlClient.SqlClient, sql),
+      Effect.map(({ credits, holds }) => [
+        { name: "troupe_credit_holds_open", help: "Credit holds open (reserved, not yet settled or released), cluster-wide", value: holds },
+        { name: "troupe_credit_held", help: "Credits reserved by open holds, cluster-wide", value: credits }
+      ])
+    ))
+  })
 )
 
 /**

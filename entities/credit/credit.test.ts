@@ -124,6 +124,27 @@ describe("Credit entity", () => {
       expect(yield* ledgerInvariants).toEqual({ total: 0, unbalanced: 0, mismatched: 0 })
     }).pipe(Effect.provide(cluster())))
 
+  it.live("a hold refused for want of credits can be asked again with the same key after a top-up", () =>
+    Effect.gen(function*() {
+      const acct = yield* account("refused-then-topped-up")
+      yield* acct.Grant(new Grant({ key: "g", amount: 5, reason: "test" }))
+      // a skill call or a completion retried with its idempotency key after the user bought credits
+      expect(yield* Effect.flip(acct.Reserve(new Reserve({ key: "call-1", amount: 8 })))).toMatchObject({ _tag: "InsufficientCredits", available: 5 })
+      yield* acct.Grant(new Grant({ key: "top-up", amount: 10, reason: "purchase" }))
+      expect(yield* acct.Reserve(new Reserve({ key: "call-1", amount: 8 }))).toMatchObject({ key: "call-1", amount: 8, status: "held" })
+      expect(yield* acct.Balance()).toMatchObject({ available: 7, reserved: 8 })
+      // and once held, the key is the same hold whatever is retried
+      expect(yield* acct.Reserve(new Reserve({ key: "call-1", amount: 8 }))).toMatchObject({ status: "held" })
+      expect(yield* acct.Balance()).toMatchObject({ available: 7, reserved: 8 })
+      // the same under a spend cap: refused over the cap, held once the cap has room
+      const scope = new SpendScope({ id: "api_key:retry", cap: 10 })
+      yield* acct.Reserve(new Reserve({ key: "capped-a", amount: 6, scope }))
+      expect(yield* Effect.flip(acct.Reserve(new Reserve({ key: "capped-b", amount: 6, scope })))).toMatchObject({ _tag: "InsufficientCredits", scope: "api_key:retry" })
+      yield* acct.Settle(new Settle({ key: "capped-a", actual: 1 }))
+      expect(yield* acct.Reserve(new Reserve({ key: "capped-b", amount: 6, scope }))).toMatchObject({ status: "held" })
+      expect(yield* ledgerInvariants).toEqual({ total: 0, unbalanced: 0, mismatched: 0 })
+    }).pipe(Effect.provide(cluster())))
+
   it.live("enforces a spend cap per scope through its holds", () =>
     Effect.gen(function*() {
       const acct = yield* account("capped")

@@ -16,7 +16,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Schema from "effect/Schema"
 import { retryTransient } from "../../runtime/Cluster.ts"
-import { Credit, Hold, HoldStatus, Release, Reserve, Settle, type SpendScope } from "./protocol.ts"
+import { Credit, Hold, HoldStatus, type Purpose, Release, Reserve, Settle, type SpendScope } from "./protocol.ts"
 
 /** A client of one credit account (`(yield* Credit.client)(accountId)`). */
 export type Account = ReturnType<Effect.Effect.Success<typeof Credit.client>>
@@ -53,12 +53,15 @@ export interface HoldOptions {
   readonly key: string
   /** Credits to hold; 0 runs the work without a hold (and it must cost nothing). */
   readonly amount: number
+  /** What the hold pays for: the reason, skill and API key its ledger rows show. */
+  readonly purpose: Purpose
   /** A spend cap the hold counts against (an API key's). */
   readonly scope?: SpendScope | undefined
   /**
    * The caller is durable itself and retries until answered (a chat turn): use the volatile
    * commands, which skip the cluster's message storage. Otherwise the commands are persisted, and
-   * the cluster answers a repeated one with its first reply: give each such saga its own key.
+   * the cluster answers a repeated Settle/Release with its first reply: give each such saga its own
+   * key. (A refused Reserve is not remembered: the same key may hold once credits are there.)
    */
   readonly durable?: boolean | undefined
 }
@@ -86,9 +89,9 @@ export const withHold = <A, E, R>(
   options: HoldOptions,
   use: (hold: Hold) => Effect.Effect<Priced<A>, E, R>
 ) => {
-  const { amount, durable, key, scope } = options
+  const { amount, durable, key, purpose, scope } = options
   const reserved = Effect.suspend(() => {
-    const reserve = new Reserve({ key, amount, ...(scope ? { scope } : {}) })
+    const reserve = new Reserve({ key, amount, purpose, ...(scope ? { scope } : {}) })
     return durable ? account.ReserveVolatile(reserve) : account.Reserve(reserve)
   })
   const release = releaseHold(account, options)

@@ -1,6 +1,7 @@
 /**
  * The Credit entity's protocol: one entity per credit account (usually one per user). Commands
- * are persisted and de-duplicated by their idempotency key; reads are volatile.
+ * are persisted and de-duplicated by their idempotency key (`Reserve` by its handler alone, so a
+ * refusal does not use up its key); reads are volatile.
  *
  * Amounts are whole credits. A hold (`Reserve`) moves credits from `available` to `reserved`;
  * `Settle` charges the actual cost (at most the hold) and returns the rest; `Release` returns
@@ -13,6 +14,7 @@ import * as Rpc from "@effect/rpc/Rpc"
 import * as PrimaryKey from "effect/PrimaryKey"
 import * as Schema from "effect/Schema"
 import * as EntityGuard from "../../runtime/EntityGuard.ts"
+import * as Ids from "../../runtime/Ids.ts"
 import * as Storable from "../../runtime/Storable.ts"
 
 /** An idempotency key: the same key always means the same operation. */
@@ -39,6 +41,32 @@ export class SpendScope extends Schema.Class<SpendScope>("troupe/Credit/SpendSco
   id: SpendScopeId,
   cap: Amount
 }) {}
+
+/** A skill as the ledger names it: `<app>.<skill>`. */
+export const SkillName = Schema.String.pipe(Schema.minLength(3), Schema.maxLength(130))
+
+/**
+ * What a hold pays for, written on each of its ledger rows (reserve, settle, release, expire): a
+ * reason a user reads, the skill it ran and the API key that spent, when there is one.
+ */
+export class Purpose extends Schema.Class<Purpose>("troupe/Credit/Purpose")({
+  reason: Storable.Text(200).pipe(Schema.minLength(1)),
+  skill: Schema.optional(SkillName),
+  apiKeyId: Schema.optional(Ids.Id)
+}) {
+  /** A skill call (`skill weather.forecast`), through REST, MCP or a mate's turn. */
+  static skill(skill: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `skill ${skill}`, skill, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+  /** A mate's reply in a chat (`turn in chat <chat id>`). */
+  static turn(chatId: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `turn in chat ${chatId}`, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+  /** A completion of the OpenAI-compatible API (`model <name>`: the model the caller asked for). */
+  static model(model: string, apiKeyId: string | undefined): Purpose {
+    return new Purpose({ reason: `model ${model}`, ...(apiKeyId ? { apiKeyId } : {}) })
+  }
+}
 
 /** The state of a hold. */
 export const HoldStatus = Schema.Literal("held", "settled", "released", "expired")
@@ -67,7 +95,12 @@ export class LedgerEntry extends Schema.Class<LedgerEntry>("troupe/Credit/Ledger
   kind: Schema.Literal("grant", "reserve", "settle", "release", "expire", "adjust", "reverse"),
   bucket: Schema.Literal("available", "reserved"),
   amount: Schema.Int,
+  /** What the row is for: a grant's or reversal's reason, a hold's `Purpose.reason`. */
   reason: Schema.NullOr(Schema.String),
+  /** The skill a hold paid for (`<app>.<skill>`). */
+  skill: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
+  /** The API key that spent. */
+  apiKeyId: Schema.optionalWith(Schema.NullOr(Schema.String), { default: () => null }),
   createdAt: Schema.DateFromNumber
 }) {}
 
@@ -95,16 +128,20 @@ export class KeyConflict extends Schema.TaggedError<KeyConflict>()("KeyConflict"
   message: Schema.String
 }) {}
 
-/** Hold `amount` credits under `key`. */
+/**
+ * Hold `amount` credits under `key` (for `purpose`: what its ledger rows say). Unlike the other
+ * commands it has no primary key for the cluster's message storage, which would answer a repeated
+ * key with the first reply: a refusal (`InsufficientCredits`) must not be remembered under the
+ * key, or a call retried with its key after the user bought credits would be refused again. The
+ * handler is idempotent by the hold's key itself: a repeated Reserve of a held key returns that
+ * hold and reserves nothing more.
+ */
 export class Reserve extends Schema.Class<Reserve>("troupe/Credit/Reserve")({
   key: IdempotencyKey,
   amount: PositiveAmount,
-  scope: Schema.optional(SpendScope)
-}) {
-  [PrimaryKey.symbol]() {
-    return this.key
-  }
-}
+  scope: Schema.optional(SpendScope),
+  purpose: Schema.optional(Purpose)
+}) {}
 
 /** Charge `actual` (at most the hold) for the hold `key`; the rest returns to `available`. */
 export class Settle extends Schema.Class<Settle>("troupe/Credit/Settle")({

@@ -61,6 +61,27 @@ export const migrations: ReadonlyArray<Migration> = [
     id: 2026120751,
     name: "credit_reversals",
     run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE credit_accounts DROP CONSTRAINT IF EXISTS credit_accounts_check`)
+  },
+  {
+    // what a hold pays for, on the hold and on each of its ledger rows: a reason, the skill, the
+    // API key. Rows written before say what their key does (skill calls name the skill and the key).
+    id: 2026120730,
+    name: "credit_purpose",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`
+        ALTER TABLE credit_holds ADD COLUMN IF NOT EXISTS reason TEXT, ADD COLUMN IF NOT EXISTS skill TEXT, ADD COLUMN IF NOT EXISTS api_key_id TEXT;
+        ALTER TABLE credit_ledger ADD COLUMN IF NOT EXISTS skill TEXT, ADD COLUMN IF NOT EXISTS api_key_id TEXT;
+        UPDATE credit_ledger SET
+          skill = substring(txn_key from '^[a-z]+:[^:]+:skill:([^:]+):'),
+          api_key_id = NULLIF(substring(txn_key from '^[a-z]+:[^:]+:skill:[^:]+:([^:]+):'), 'session'),
+          reason = 'skill ' || substring(txn_key from '^[a-z]+:[^:]+:skill:([^:]+):')
+        WHERE reason IS NULL AND txn_key ~ '^[a-z]+:[^:]+:skill:[^:]+:[^:]+:';
+        UPDATE credit_ledger SET reason = 'turn in chat ' || substring(txn_key from '^[a-z]+:[^:]+:chat:([^:]+):[^:]+$')
+        WHERE reason IS NULL AND txn_key ~ '^[a-z]+:[^:]+:chat:[^:]+:[^:]+$';
+        UPDATE credit_ledger SET reason = 'skill in chat ' || substring(txn_key from '^[a-z]+:[^:]+:chat:([^:]+):')
+        WHERE reason IS NULL AND txn_key ~ '^[a-z]+:[^:]+:chat:[^:]+:[^:]+:[^:]+$';
+        UPDATE credit_ledger SET reason = 'completion' WHERE reason IS NULL AND txn_key ~ '^[a-z]+:[^:]+:completion:';
+      `)
   }
 ]
 
@@ -68,6 +89,13 @@ export interface AccountRow {
   readonly available: number
   readonly reserved: number
   readonly overdraftLimit: number
+}
+
+/** What a hold pays for, as its ledger rows say it. */
+export interface PurposeRow {
+  readonly reason: string | null
+  readonly skill: string | null
+  readonly apiKeyId: string | null
 }
 
 export interface HoldRow {
@@ -140,7 +168,9 @@ export const make = (accountId: string) =>
      * and the two ledger legs are written — all or nothing. `undefined` when nothing was written
      * because the hold already exists or credits are short (the caller looks which).
      */
-    const reserve = (h: { key: string; amount: number; scopeId: string | null; expiresAt: Date; txnKey: string }): Effect.Effect<AccountRow | undefined, SqlError> =>
+    const reserve = (
+      h: { key: string; amount: number; scopeId: string | null; expiresAt: Date; txnKey: string; purpose: PurposeRow }
+    ): Effect.Effect<AccountRow | undefined, SqlError> =>
       Effect.map(
         sql<{ available: string; reserved: string; overdraft_limit: string }>`
           WITH acct AS (
@@ -149,11 +179,12 @@ export const make = (accountId: string) =>
               AND NOT EXISTS (SELECT 1 FROM credit_holds WHERE account_id = ${accountId} AND hold_key = ${h.key})
             RETURNING available, reserved, overdraft_limit),
           hold AS (
-            INSERT INTO credit_holds (account_id, hold_key, amount, status, scope_id, expires_at)
-            SELECT ${accountId}, ${h.key}, ${h.amount}::bigint, 'held', ${h.scopeId}::text, ${h.expiresAt}::timestamptz FROM acct),
+            INSERT INTO credit_holds (account_id, hold_key, amount, status, scope_id, expires_at, reason, skill, api_key_id)
+            SELECT ${accountId}, ${h.key}, ${h.amount}::bigint, 'held', ${h.scopeId}::text, ${h.expiresAt}::timestamptz,
+              ${h.purpose.reason}::text, ${h.purpose.skill}::text, ${h.purpose.apiKeyId}::text FROM acct),
           legs AS (
-            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount)
-            SELECT ${h.txnKey}, ${accountId}, v.bucket, 'reserve', v.amount FROM acct,
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount, reason, skill, api_key_id)
+            SELECT ${h.txnKey}, ${accountId}, v.bucket, 'reserve', v.amount, ${h.purpose.reason}::text, ${h.purpose.skill}::text, ${h.purpose.apiKeyId}::text FROM acct,
               (VALUES ('available'::text, ${-h.amount}::bigint), ('reserved'::text, ${h.amount}::bigint)) AS v(bucket, amount))
           SELECT available, reserved, overdraft_limit FROM acct`,
         (rows) => (rows[0] ? account3(rows[0]) : undefined)
@@ -172,14 +203,14 @@ export const make = (accountId: string) =>
           WITH hold AS (
             UPDATE credit_holds SET status = ${h.status}, charged = LEAST(${h.actual}::bigint, amount), closed_at = now()
             WHERE account_id = ${accountId} AND hold_key = ${h.key} AND status = 'held'
-            RETURNING amount, charged, expires_at),
+            RETURNING amount, charged, expires_at, reason, skill, api_key_id),
           acct AS (
             UPDATE credit_accounts SET reserved = reserved - hold.amount, available = available + (hold.amount - hold.charged), updated_at = now()
             FROM hold WHERE account_id = ${accountId}
             RETURNING available, reserved, overdraft_limit),
           legs AS (
-            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount)
-            SELECT ${h.txnKey}, v.account_id, v.bucket, ${h.kind}, v.amount FROM hold,
+            INSERT INTO credit_ledger (txn_key, account_id, bucket, kind, amount, reason, skill, api_key_id)
+            SELECT ${h.txnKey}, v.account_id, v.bucket, ${h.kind}, v.amount, hold.reason, hold.skill, hold.api_key_id FROM hold,
               LATERAL (VALUES (${accountId}::text, 'reserved'::text, -hold.amount),
                               (${systemAccount}::text, 'revenue'::text, hold.charged),
                               (${accountId}::text, 'available'::text, hold.amount - hold.charged)) AS v(account_id, bucket, amount)
@@ -247,8 +278,18 @@ export const make = (accountId: string) =>
       )
 
     const ledger = (options: { readonly before: number | undefined; readonly limit: number }) =>
-      sql<{ id: string; txn_key: string; kind: string; bucket: "available" | "reserved"; amount: string; reason: string | null; created_at: Date }>`
-        SELECT id, txn_key, kind, bucket, amount, reason, created_at FROM credit_ledger
+      sql<{
+        id: string
+        txn_key: string
+        kind: string
+        bucket: "available" | "reserved"
+        amount: string
+        reason: string | null
+        skill: string | null
+        api_key_id: string | null
+        created_at: Date
+      }>`
+        SELECT id, txn_key, kind, bucket, amount, reason, skill, api_key_id, created_at FROM credit_ledger
         WHERE account_id = ${accountId} ${options.before === undefined ? sql`` : sql`AND id < ${options.before}`}
         ORDER BY id DESC LIMIT ${options.limit + 1}`
 
@@ -256,6 +297,13 @@ export const make = (accountId: string) =>
   })
 
 /** Accounts with holds whose time is up (for the expiry sweeper). */
+/** Holds open across every account, and the credits they reserve (the dashboard's "credit holds open"). */
+export const openHolds = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  Effect.map(
+    sql<{ n: string; amount: string }>`SELECT count(*) AS n, COALESCE(SUM(amount), 0) AS amount FROM credit_holds WHERE status = 'held'`,
+    (rows) => ({ holds: Number(rows[0]?.n ?? 0), credits: Number(rows[0]?.amount ?? 0) })
+  ))
+
 export const accountsWithDueHolds = (now: Date, limit: number) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) =>
     Effect.map(

@@ -312,11 +312,13 @@ export const layer: Layer.Layer<
 
     const sync = Effect.gen(function*() {
       const p = yield* load
-      if ((p.status === "created" || p.status === "pending") && p.providerRef) {
+      const open = p.status === "created" || p.status === "pending"
+      // a credited payment is asked again where the provider tells refunds (a lost refund webhook)
+      if ((open || (p.status === "credited" && provider.reportsRefunds)) && p.providerRef) {
         yield* Effect.orDie(repo.touchPolled(paymentId))
         const state = yield* provider.retrieve(p.providerRef)
         yield* apply(p, state)
-        if (state.kind !== "pending") yield* log("Polling found the payment's outcome", { state: state.kind })
+        if (open ? state.kind !== "pending" : state.kind === "refunded") yield* log("Polling found the payment's outcome", { state: state.kind })
       }
       return yield* advance
     })
@@ -343,15 +345,20 @@ export const layer: Layer.Layer<
  * The poller: one runner of the cluster (a singleton) sends `Sync` to payments that wait — a
  * pending one whose webhook may never come is asked of the provider; a stalled one is finished.
  */
-export const layerPoller: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient | PaymentConfig> = Layer.unwrapEffect(
-  Effect.map(PaymentConfig, (settings) =>
+export const layerPoller: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient | PaymentConfig | PaymentProvider> = Layer.unwrapEffect(
+  Effect.map(Effect.zip(PaymentConfig, PaymentProvider), ([settings, provider]) =>
     settings.provider._tag === "manual"
       ? Layer.empty
       : Singleton.make(
         "troupe-payment-poller",
         Effect.gen(function*() {
           const client = yield* Payment.client
-          const ids = yield* Repo.due({ pollAfterMs: Duration.toMillis(settings.pollAfter), maxMailAttempts, limit: 200 })
+          const ids = yield* Repo.due({
+            pollAfterMs: Duration.toMillis(settings.pollAfter),
+            maxMailAttempts,
+            limit: 200,
+            refunds: provider.reportsRefunds ? { everyMs: Duration.toMillis(settings.refundPoll), windowMs: Duration.toMillis(settings.refundWindow) } : undefined
+          })
           yield* Effect.forEach(
             ids,
             (id) => retryTransient(client(id).Sync()).pipe(Effect.catchAllCause((cause) => Effect.logWarning("Payment sync failed", cause).pipe(Effect.annotateLogs({ payment_id: id })))),

@@ -36,6 +36,10 @@ export interface PaymentSettings {
   readonly pollInterval: Duration.Duration
   /** A pending payment without news for this long is checked with the provider. */
   readonly pollAfter: Duration.Duration
+  /** A credited payment is asked for refunds this often (providers that report them: Revolut)… */
+  readonly refundPoll: Duration.Duration
+  /** …for this long after it was credited. */
+  readonly refundWindow: Duration.Duration
   /** Where the buyer returns after the checkout (`?payment_id=…` is added); none: `<public url>/credits`. */
   readonly returnUrl: Option.Option<string>
   readonly seller: Seller
@@ -86,7 +90,8 @@ const optionalText = (name: string) => Config.option(Config.string(name)).pipe(C
 
 /**
  * `TROUPE_PAYMENTS_PROVIDER` (`stripe` | `revolut` | `manual`), `STRIPE_*`, `REVOLUT_*`,
- * `TROUPE_PAYMENTS_POLL_INTERVAL`, `TROUPE_PAYMENTS_POLL_AFTER`, `TROUPE_PAYMENTS_RETURN_URL`,
+ * `TROUPE_PAYMENTS_POLL_INTERVAL`, `TROUPE_PAYMENTS_POLL_AFTER`, `TROUPE_PAYMENTS_REFUND_POLL`,
+ * `TROUPE_PAYMENTS_REFUND_WINDOW`, `TROUPE_PAYMENTS_RETURN_URL`,
  * `TROUPE_SELLER_NAME`, `TROUPE_SELLER_ADDRESS` (lines separated by `|` or newlines),
  * `TROUPE_SELLER_VAT_ID`, `TROUPE_SELLER_EMAIL`, `TROUPE_INVOICE_PREFIX`.
  */
@@ -94,6 +99,8 @@ export const config: Effect.Effect<PaymentSettings, ConfigError.ConfigError> = E
   provider,
   pollInterval: Config.duration("TROUPE_PAYMENTS_POLL_INTERVAL").pipe(Config.withDefault(Duration.seconds(30))),
   pollAfter: Config.duration("TROUPE_PAYMENTS_POLL_AFTER").pipe(Config.withDefault(Duration.minutes(2))),
+  refundPoll: Config.duration("TROUPE_PAYMENTS_REFUND_POLL").pipe(Config.withDefault(Duration.hours(6))),
+  refundWindow: Config.duration("TROUPE_PAYMENTS_REFUND_WINDOW").pipe(Config.withDefault(Duration.days(120))),
   returnUrl: Config.option(url("TROUPE_PAYMENTS_RETURN_URL", "http://localhost")),
   seller: Config.all({
     name: Config.string("TROUPE_SELLER_NAME").pipe(Config.withDefault("Troupe")),
@@ -114,6 +121,7 @@ export const config: Effect.Effect<PaymentSettings, ConfigError.ConfigError> = E
 export const variables: ReadonlyArray<string> = [
   "TROUPE_PAYMENTS_PROVIDER", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "REVOLUT_API_KEY",
   "REVOLUT_WEBHOOK_SECRET", "REVOLUT_API_BASE", "TROUPE_PAYMENTS_POLL_INTERVAL", "TROUPE_PAYMENTS_POLL_AFTER",
+  "TROUPE_PAYMENTS_REFUND_POLL", "TROUPE_PAYMENTS_REFUND_WINDOW",
   "TROUPE_PAYMENTS_RETURN_URL", "TROUPE_SELLER_NAME", "TROUPE_SELLER_ADDRESS", "TROUPE_SELLER_VAT_ID", "TROUPE_SELLER_EMAIL",
   "TROUPE_INVOICE_PREFIX"
 ]

@@ -55,6 +55,11 @@ export interface WebhookEvent {
 /** The provider service. */
 export interface PaymentProviderService {
   readonly name: ProviderName
+  /**
+   * `retrieve` of a paid payment tells its refunds (Revolut: the order's `refunded_amount`), so
+   * the poller re-checks credited payments for refunds whose webhook was lost.
+   */
+  readonly reportsRefunds: boolean
   readonly createCheckout: (request: CheckoutRequest) => Effect.Effect<Checkout, ProviderFailed | PaymentsDisabled>
   /** Ask the provider about a checkout/order (polling, or a webhook that names only the order). */
   readonly retrieve: (ref: string) => Effect.Effect<ProviderState, ProviderFailed>
@@ -73,6 +78,7 @@ export class PaymentProvider extends Context.Tag("troupe/entities/payment/Paymen
 /** No provider: checkouts are refused, webhooks do not verify. */
 export const manual: PaymentProviderService = {
   name: "manual",
+  reportsRefunds: false,
   createCheckout: () => Effect.fail(new PaymentsDisabled()),
   retrieve: () => Effect.fail(new ProviderFailed({ provider: "manual", message: "no payment provider is configured" })),
   paymentIdOf: () => Effect.succeed(null),

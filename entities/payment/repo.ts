@@ -418,12 +418,23 @@ export const findByProviderId = (provider: ProviderName, ids: { readonly ref: st
 /**
  * Payments the poller should look at: pending ones without news for `pollAfterMs` (a webhook
  * may be lost), and any whose later steps (credits, invoice, mail, a refund's reversal) did not
- * finish within a few seconds (the runner died, the mail server was down).
+ * finish within a few seconds (the runner died, the mail server was down); with `refunds`, credited
+ * payments not asked for `everyMs`, up to `windowMs` after they were credited (a refund whose
+ * webhook was lost). Open payments come first.
  */
-export const due = (options: { readonly pollAfterMs: number; readonly maxMailAttempts: number; readonly limit: number }) =>
+export const due = (options: {
+  readonly pollAfterMs: number
+  readonly maxMailAttempts: number
+  readonly limit: number
+  readonly refunds?: { readonly everyMs: number; readonly windowMs: number } | undefined
+}) =>
   Effect.flatMap(SqlClient.SqlClient, (sql) => {
     const stale = new Date(Date.now() - options.pollAfterMs)
     const settled = new Date(Date.now() - 5_000)
+    const refunds = options.refunds
+      ? sql`OR (p.status = 'credited' AND p.credited_at > ${new Date(Date.now() - options.refunds.windowMs)}
+              AND GREATEST(p.polled_at, p.credited_at) < ${new Date(Date.now() - options.refunds.everyMs)})`
+      : sql``
     return Effect.map(
       sql<{ payment_id: string }>`
         SELECT p.payment_id FROM payments p LEFT JOIN invoices i ON i.payment_id = p.payment_id
@@ -434,7 +445,8 @@ export const due = (options: { readonly pollAfterMs: number; readonly maxMailAtt
                  OR (i.emailed_at IS NULL AND i.mail_attempts < ${options.maxMailAttempts})
                  OR (p.refunded_cents > 0 AND p.credits_reversed < LEAST(p.credits, CASE WHEN p.refunded_cents >= p.gross_cents THEN p.credits
                        ELSE ROUND(p.credits::numeric * p.refunded_cents / p.gross_cents)::bigint END))))
-        ORDER BY p.updated_at LIMIT ${options.limit}`,
+           ${refunds}
+        ORDER BY (p.status IN ('created', 'pending', 'paid')) DESC, p.updated_at LIMIT ${options.limit}`,
       (rows) => rows.map((r) => r.payment_id)
     )
   })

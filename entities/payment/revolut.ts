@@ -6,12 +6,18 @@
  * `Revolut-Signature: v1=hex(HMAC-SHA256(secret, "v1.{Revolut-Request-Timestamp}.{raw body}"))`,
  * several signatures allowed during a secret rotation, the timestamp within 5 minutes. An order
  * event makes the workflow ask the API for the order's state, so events in any order are fine.
+ *
+ * Refunds, as Revolut documents them: a refund is a new order of `type: "refund"` whose
+ * `related_order_id` is the order it refunds; it reaches `completed` asynchronously and its order
+ * events (`ORDER_COMPLETED` …) name the refund order, not ours. The original order stays
+ * `completed` and counts what was refunded in `refunded_amount`. So an event about a refund order
+ * is read through its related order (our payment), and polling a paid order sees its refunds.
  */
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import * as NodeCrypto from "node:crypto"
-import { ProviderState } from "./protocol.ts"
+import { type ProviderFailed, ProviderState } from "./protocol.ts"
 import type { PaymentProviderService, WebhookEvent } from "./provider.ts"
 import { InvalidSignature, providerFailed } from "./provider.ts"
 
@@ -29,10 +35,19 @@ export const apiVersion = "2024-09-01"
 /** How far a webhook's timestamp may be from now. */
 export const tolerance = 5 * 60 * 1000
 
+/** Minor units; the legacy API wrote amounts as `{value, currency}`. */
+const Amount = Schema.Union(Schema.Int, Schema.Struct({ value: Schema.Int }).pipe(Schema.pluck("value")))
+
 const Order = Schema.Struct({
   id: Schema.String,
+  /** `payment`, `refund`, `chargeback`, … (absent on old orders: a payment). */
+  type: Schema.optional(Schema.String),
   state: Schema.String,
   amount: Schema.optional(Schema.Int),
+  /** What was refunded of a payment order so far. */
+  refunded_amount: Schema.optional(Schema.NullOr(Amount)),
+  /** A refund's (or chargeback's) original order. */
+  related_order_id: Schema.optional(Schema.NullOr(Schema.String)),
   currency: Schema.optional(Schema.String),
   checkout_url: Schema.optional(Schema.String),
   merchant_order_data: Schema.optional(Schema.Struct({ reference: Schema.optional(Schema.NullOr(Schema.String)) })),
@@ -47,12 +62,18 @@ const WebhookBody = Schema.Struct({
   dispute_id: Schema.optional(Schema.String)
 })
 
-const orderState = (order: Order): ProviderState => {
+/**
+ * A payment order's state; `refund` is a refund order about it (the event that made us look),
+ * counted when completed in case the original's `refunded_amount` lags behind.
+ */
+const orderState = (order: Order, refund?: Order): ProviderState => {
   const common = {
     providerPaymentId: order.id,
     ...(order.amount !== undefined ? { amountCents: order.amount } : {}),
     ...(order.currency ? { currency: order.currency.toUpperCase() } : {})
   }
+  const refunded = Math.max(order.refunded_amount ?? 0, refund?.state === "completed" ? refund.amount ?? 0 : 0)
+  if (order.state === "completed" && refunded > 0) return new ProviderState({ kind: "refunded", ...common, refundedCents: refunded, reason: "refunded" })
   switch (order.state) {
     case "completed":
       return new ProviderState({ kind: "paid", ...common })
@@ -69,7 +90,8 @@ const orderState = (order: Order): ProviderState => {
 export const sign = (secret: string, timestamp: string, body: string): string =>
   "v1=" + NodeCrypto.createHmac("sha256", secret).update(`v1.${timestamp}.${body}`).digest("hex")
 
-const orderEvents = new Set(["ORDER_COMPLETED", "ORDER_AUTHORISED", "ORDER_CANCELLED", "ORDER_PAYMENT_DECLINED", "ORDER_PAYMENT_FAILED"])
+/** Order events; each names an order (ours, or a refund order whose related order is ours). */
+const orderEvents = new Set(["ORDER_COMPLETED", "ORDER_AUTHORISED", "ORDER_CANCELLED", "ORDER_FAILED", "ORDER_PAYMENT_DECLINED", "ORDER_PAYMENT_FAILED"])
 
 /** The Revolut provider. */
 export const make = (settings: RevolutSettings, options: { readonly now?: () => number } = {}): PaymentProviderService => {
@@ -97,8 +119,17 @@ export const make = (settings: RevolutSettings, options: { readonly now?: () => 
       catch: failed
     }).pipe(Effect.flatMap((json) => Effect.mapError(Schema.decodeUnknown(Order)(json), failed)))
 
+  const getOrder = (id: string) => call("GET", `/api/orders/${encodeURIComponent(id)}`)
+  /** The payment order an order is about (itself, or a refund's related order) and the refund. */
+  const paymentOrder = (id: string): Effect.Effect<{ readonly order: Order; readonly refund?: Order | undefined }, ProviderFailed> =>
+    Effect.flatMap(getOrder(id), (order) =>
+      order.type === "refund" && order.related_order_id
+        ? Effect.map(getOrder(order.related_order_id), (original) => ({ order: original, refund: order }))
+        : Effect.succeed({ order }))
+
   return {
     name: "revolut",
+    reportsRefunds: true,
     createCheckout: (request) =>
       call("POST", "/api/orders", {
         amount: request.amountCents,
@@ -115,11 +146,9 @@ export const make = (settings: RevolutSettings, options: { readonly now?: () => 
             : Effect.fail(failed(new Error(`order ${order.id} has no checkout_url`)))
         )
       ),
-    retrieve: (ref) => call("GET", `/api/orders/${encodeURIComponent(ref)}`).pipe(Effect.map(orderState)),
+    retrieve: (ref) => Effect.map(paymentOrder(ref), ({ order, refund }) => orderState(order, refund)),
     paymentIdOf: (providerPaymentId) =>
-      call("GET", `/api/orders/${encodeURIComponent(providerPaymentId)}`).pipe(
-        Effect.map((order) => order.merchant_order_data?.reference ?? order.metadata?.["payment_id"] ?? null)
-      ),
+      Effect.map(paymentOrder(providerPaymentId), ({ order }) => order.merchant_order_data?.reference ?? order.metadata?.["payment_id"] ?? null),
     verifyWebhook: (headers, body) =>
       Effect.gen(function*() {
         const invalid = (message: string) => new InvalidSignature({ provider: "revolut", message })

@@ -114,6 +114,8 @@ export const make = (settings: StripeSettings): PaymentProviderService => {
   const failed = providerFailed("stripe")
   return {
     name: "stripe",
+    // a Checkout Session does not show refunds: they come by `charge.refunded` (Stripe retries it for days)
+    reportsRefunds: false,
     createCheckout: (request) =>
       Effect.tryPromise({
         try: () =>

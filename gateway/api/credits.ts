@@ -8,11 +8,15 @@ import { Balance, Paging } from "./common.ts"
 
 export const LedgerEntry = Schema.Struct({
   id: Schema.Number,
-  key: Schema.String,
-  kind: Schema.String,
+  key: Schema.String.annotations({ description: "The transaction's idempotency key (`<kind>:<account>:<hold or grant key>`): a hold's legs share it" }),
+  kind: Schema.String.annotations({ description: "`grant`, `reverse`, `reserve`, `settle`, `release` or `expire`" }),
   bucket: Schema.Literal("available", "reserved"),
   amount: Schema.Number,
-  reason: Schema.NullOr(Schema.String),
+  reason: Schema.NullOr(Schema.String).annotations({
+    description: "What the row is for: a grant's reason, or what a hold paid for (`skill weather.forecast`, `turn in chat <chat id>`, `model <model>`)"
+  }),
+  skill: Schema.NullOr(Schema.String).annotations({ description: "The skill a hold paid for (`<app>.<skill>`)" }),
+  api_key_id: Schema.NullOr(Schema.String).annotations({ description: "The API key that spent (its id, as `GET /v1/api_keys` lists it)" }),
   created_at: Schema.Date
 }).annotations({ identifier: "LedgerEntry" })
 

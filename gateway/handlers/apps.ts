@@ -1,6 +1,7 @@
 /**
  * Handlers of `/v1/apps`: listing apps and skills, and invoking a skill. An invocation is sent to
- * the app's `SkillCall` entity on a runner (`skills/Calls.ts`), which holds the skill's estimate on
+ * one of the app's `SkillCall` entities (chosen per call, so an app's calls spread over the
+ * runners; `skills/Calls.ts`), which holds the skill's estimate on
  * the caller's credit account (under the API key's spend cap, if any), runs the skill where the
  * skill host is, settles the actual price or releases the hold when the skill fails.
  * `invokeSkill` is that invocation, shared by every entry that calls a skill for a caller (this
@@ -10,7 +11,7 @@ import type * as Sharding from "@effect/cluster/Sharding"
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { SkillCall } from "../../skills/Calls.ts"
+import { entityIdOf, SkillCall } from "../../skills/Calls.ts"
 import { Skills } from "../../skills/Skills.ts"
 import { TroupeApi } from "../Api.ts"
 import type { Principal } from "../Auth.ts"
@@ -20,16 +21,16 @@ import * as Policy from "../Policy.ts"
 
 /**
  * Call a skill for `principal` as a REST call does: the policy (scope `skills` or
- * `skills:<app>`), then one `SkillCall.Invoke` to the app's entity on a runner, which holds the
- * estimate on the caller's credits under the key's spend cap, runs the skill and settles the
- * actual price (or releases the hold on failure).
+ * `skills:<app>`), then one `SkillCall.Invoke` to one of the app's entities (`entityIdOf`, at
+ * random) on a runner, which holds the estimate on the caller's credits under the key's spend
+ * cap, runs the skill and settles the actual price (or releases the hold on failure).
  */
 export const invokeSkill = (principal: Principal, call: { readonly app: string; readonly skill: string; readonly input: unknown }) =>
   Effect.gen(function*() {
     const calls = yield* SkillCall.client
     yield* Policy.require(principal, Policy.InvokeSkill(call.app))
     // volatile, sent once: a retry could run the skill twice
-    return yield* entity(calls(call.app).Invoke({
+    return yield* entity(calls(entityIdOf(call.app)).Invoke({
       skill: call.skill,
       input: call.input,
       userId: principal.userId,

@@ -24,7 +24,17 @@ export const layer = HttpApiBuilder.group(TroupeApi, "credits", (handlers) =>
           yield* Policy.require(principal, Policy.Profile)
           const page = yield* call(accounts(principal.userId).Ledger({ limit: urlParams.limit ?? 50, ...(urlParams.before !== undefined ? { before: urlParams.before } : {}) }))
           return {
-            entries: page.entries.map((e) => ({ id: e.id, key: e.key, kind: e.kind, bucket: e.bucket, amount: e.amount, reason: e.reason, created_at: e.createdAt })),
+            entries: page.entries.map((e) => ({
+              id: e.id,
+              key: e.key,
+              kind: e.kind,
+              bucket: e.bucket,
+              amount: e.amount,
+              reason: e.reason,
+              skill: e.skill,
+              api_key_id: e.apiKeyId,
+              created_at: e.createdAt
+            })),
             next_before: page.next
           }
         }))

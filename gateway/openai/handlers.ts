@@ -102,6 +102,8 @@ export const layer = HttpApiBuilder.group(TroupeApi, "openai", (handlers) =>
             mateId: chosen.mate.mateId,
             accountId: principal.userId,
             ...(scope ? { scope } : {}),
+            model: chosen.id,
+            ...Option.match(principal.apiKey, { onNone: () => ({}), onSome: (k) => ({ apiKeyId: k.keyId }) }),
             completion: completion.right
           }))
           const meta = { id: `chatcmpl-${id}`, created: Math.floor(Date.now() / 1000), model: chosen.id }

@@ -15,7 +15,7 @@ export interface SseEvent {
  * Sign up with `invite`, verify the email from the outbox (unless the server needs no code: the
  * initial admin invite without SMTP), log in: the session's tokens.
  */
-export const onboard = async (s: TestServer, name: string, invite?: string) => {
+export const onboard = async (s: Pick<TestServer, "url" | "dataDir">, name: string, invite?: string) => {
   const email = `${name}@example.com`
   const signup = await request(s, "POST", "/v1/auth/signup", { body: { email, username: name, password: "a long password 1", ...(invite ? { invite_code: invite } : {}) } })
   expect(signup.status, JSON.stringify(signup.body)).toBe(201)

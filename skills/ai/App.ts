@@ -12,9 +12,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { type TurnEmission, TurnFailed, type TurnInput, TurnRunner } from "../../entities/chat/turn.ts"
 import { releaseHold, withHold } from "../../entities/credit/hold.ts"
-import { Credit, type InsufficientCredits, SpendScope } from "../../entities/credit/protocol.ts"
+import { Credit, type InsufficientCredits, Purpose, SpendScope } from "../../entities/credit/protocol.ts"
 import { User } from "../../entities/user/protocol.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
+import * as Metrics from "../../runtime/Metrics.ts"
 import * as ReadyNotes from "../../runtime/ReadyNotes.ts"
 import * as SkillsConfig from "../Config.ts"
 import { WebSettings, defaultSettings as defaultWebSettings } from "../firstparty/Web.ts"
@@ -47,8 +48,14 @@ export const layerMateDirectory: Layer.Layer<Mate.MateDirectory, never, Sharding
  * a call stopped with its runner keeps its hold until the turn's next attempt closes it).
  */
 const holdsOf = (accounts: Effect.Effect.Success<typeof Credit.client>): TurnSkills.Holds => ({
-  withHold: (turn, key, amount, work) =>
-    withHold(accounts(turn.accountId), { key, amount, durable: true, ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {}) }, (hold) =>
+  withHold: (turn, key, skill, amount, work) =>
+    withHold(accounts(turn.accountId), {
+      key,
+      amount,
+      durable: true,
+      purpose: Purpose.skill(skill, Metrics.apiKeyOfScope(turn.scope?.id)),
+      ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {})
+    }, (hold) =>
       Effect.map(work, (r) => ({ value: r.value, price: Math.min(r.credits, hold.amount) }))).pipe(
         Effect.map((charged) => charged.value),
         Effect.mapError((e) => (e instanceof Loop.ToolError ? e : refusalOf(e)))
@@ -110,6 +117,7 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   holdKey: `chat:${input.chatId}:${input.turnId}`,
   ...(input.scope ? { scope: { id: input.scope.id, cap: input.scope.cap } } : {}),
   ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
+  ...(input.budget !== undefined ? { budget: input.budget } : {}),
   mateId: input.mateId,
   text: input.text,
   history: input.history

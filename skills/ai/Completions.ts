@@ -20,7 +20,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Completion, CompletionToolCall } from "../../entities/chat/completion.ts"
 import { withHold } from "../../entities/credit/hold.ts"
-import { Credit, type InsufficientCredits, SpendScope } from "../../entities/credit/protocol.ts"
+import { Credit, type InsufficientCredits, Purpose, SpendScope } from "../../entities/credit/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import type * as Mate from "./Mate.ts"
 import { MateRunner } from "./Mate.ts"
@@ -54,6 +54,10 @@ export class RunCompletion extends Schema.Class<RunCompletion>("troupe/Completio
   mateId: Ids.Id,
   accountId: Ids.Id,
   scope: Schema.optional(SpendScope),
+  /** The model the caller asked for (named on the ledger; the mate's id when absent). */
+  model: Schema.optional(Schema.String.pipe(Schema.maxLength(180))),
+  /** The API key that calls (named on the ledger). */
+  apiKeyId: Schema.optional(Ids.Id),
   completion: Completion
 }) {}
 
@@ -131,10 +135,15 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Mate.MateRunne
               }
               const estimate = Math.max(1, yield* mates.estimate(turn))
               // the hold saga settles what the mate used however it ended: answered, failed, or stopped because the caller left
-              const charged = yield* withHold(account, { key: holdKey, amount: estimate, ...(payload.scope ? { scope: payload.scope } : {}) }, (hold) =>
+              const charged = yield* withHold(account, {
+                key: holdKey,
+                amount: estimate,
+                purpose: Purpose.model(payload.model ?? payload.mateId, payload.apiKeyId),
+                ...(payload.scope ? { scope: payload.scope } : {})
+              }, (hold) =>
                 Effect.gen(function*() {
                   if (gone) return { value: Exit.interrupt(FiberId.none) as Exit.Exit<Mate.MateResult, Mate.MateFailed>, price: 0 }
-                  mate = yield* Effect.fork(mates.run(turn, onEvent))
+                  mate = yield* Effect.fork(mates.run({ ...turn, budget: hold.amount }, onEvent))
                   const exit = yield* Fiber.await(mate)
                   return { value: exit, price: Math.min(used, hold.amount) }
                 })).pipe(Effect.catchAll((e) => Effect.fail(refused(e))))

@@ -56,7 +56,7 @@ interface HoldRecord {
 
 const holds: Array<HoldRecord> = []
 const recordedHolds: TurnSkills.Holds = {
-  withHold: (_turn, key, amount, work) =>
+  withHold: (_turn, key, _skill, amount, work) =>
     Effect.gen(function*() {
       const record: HoldRecord = { key, amount, outcome: "held", charged: 0 }
       holds.push(record)

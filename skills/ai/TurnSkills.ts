@@ -18,12 +18,14 @@ import { allows, type TurnIdentity, TurnSkills } from "./Mate.ts"
 /** Credit holds as the turn's skill calls use them (one owner: the credit entity's hold helper). */
 export interface Holds {
   /**
-   * Hold `amount` for `turn.accountId` under `key`, run `work`, settle the credits it reports
-   * (release when it fails, is interrupted, or reports nothing). Idempotent by `key`.
+   * Hold `amount` for `turn.accountId` under `key` for a call of `skill` (`<app>.<skill>`, named
+   * on the ledger), run `work`, settle the credits it reports (release when it fails, is
+   * interrupted, or reports nothing). Idempotent by `key`.
    */
   readonly withHold: <A>(
     turn: TurnIdentity,
     key: string,
+    skill: string,
     amount: number,
     work: Effect.Effect<{ readonly value: A; readonly credits: number }, Loop.ToolError>
   ) => Effect.Effect<A, Loop.ToolError>
@@ -100,7 +102,7 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
                 })), toolError),
                 (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
               )
-              return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, estimate.credits, run) : Effect.map(run, (r) => r.value))
+              return yield* (estimate.credits > 0 ? holds.withHold(turn, `${turn.holdKey}:${callId}`, `${tool.app}.${tool.skill}`, estimate.credits, run) : Effect.map(run, (r) => r.value))
             })
         })
       })

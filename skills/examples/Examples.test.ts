@@ -32,10 +32,12 @@ describe("example skills", () => {
     })
   }
 
-  it("vendor the same SDK as the template", async () => {
-    const sdk = await NodeFs.readFile(NodePath.join(Project.TEMPLATE_DIR, "assembly", "troupe.ts"), "utf8")
+  it("use the SDK's one source by path (no copy of it here)", async () => {
     for (const name of EXAMPLES) {
-      expect(await NodeFs.readFile(NodePath.join(import.meta.dirname, name, "assembly", "troupe.ts"), "utf8")).toBe(sdk)
+      const assembly = NodePath.join(import.meta.dirname, name, "assembly")
+      expect(await NodeFs.readdir(assembly)).not.toContain("troupe.ts")
+      expect(await NodeFs.readFile(NodePath.join(assembly, "index.ts"), "utf8")).toContain(`from "../../../sdk/assembly/troupe"`)
     }
+    expect(NodePath.relative(NodePath.join(import.meta.dirname, "template", "assembly"), Project.SDK_SOURCE)).toBe(NodePath.join("..", "..", "..", "sdk", "assembly", "troupe.ts"))
   })
 })

@@ -110,7 +110,7 @@ beforeAll(async () => {
   port = (server.address() as AddressInfo).port
   dir = await NodeFs.mkdtemp(NodePath.join(NodeOs.tmpdir(), "troupe-hostile-"))
   await NodeFs.mkdir(NodePath.join(dir, "assembly"))
-  await NodeFs.copyFile(NodePath.join(Project.TEMPLATE_DIR, "assembly", "troupe.ts"), NodePath.join(dir, "assembly", "troupe.ts"))
+  await NodeFs.copyFile(Project.SDK_SOURCE, NodePath.join(dir, "assembly", "troupe.ts"))
   hostile = await build("hostile", HOSTILE)
   missing = await build("missing", MISSING_IMPORT)
   thrower = await build("thrower", THROWER)

@@ -13,6 +13,7 @@ import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import * as SkillCli from "./Cli.ts"
+import * as Project from "./Project.ts"
 import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 
 const ROOT = NodePath.resolve(import.meta.dirname, "../..")
@@ -84,6 +85,9 @@ describe("troupe skill", () => {
     expect(created.stdout).toContain("assembly/index.ts")
     expect(JSON.parse(await NodeFs.readFile(NodePath.join(dir, "manifest.json"), "utf8"))).toMatchObject({ id: "my-skill", name: "My Skill" })
     expect((await troupe("new", dir)).stderr).toContain("is not empty")
+    // the project gets its own copy of the SDK's one source, and imports that copy
+    expect(await NodeFs.readFile(NodePath.join(dir, "assembly", "troupe.ts"), "utf8")).toBe(await NodeFs.readFile(Project.SDK_SOURCE, "utf8"))
+    expect(await NodeFs.readFile(NodePath.join(dir, "assembly", "index.ts"), "utf8")).toContain(`from "./troupe"`)
 
     expect(created.stdout).toMatch(/vendor\/troupe-skill-[\d.]+\.tgz/)
     const built = await troupe("build", dir)

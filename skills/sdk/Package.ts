@@ -1,6 +1,6 @@
 /**
  * The `troupe-skill` package: Troupe's tools for skill authors (`troupe skill …`) as one plain
- * JavaScript file with its workers and the project template, packed by `npm pack` into a tarball
+ * JavaScript file with its workers, the project template and the AssemblyScript SDK, packed by `npm pack` into a tarball
  * that `troupe skill new` puts in the new project (`vendor/troupe-skill-<version>.tgz`) and that the
  * project's `package.json` names (`"troupe-skill": "file:vendor/…"`). The project so needs neither
  * this repository nor a published package: `npm install` installs the tools (and their three
@@ -59,6 +59,9 @@ const stage = async (): Promise<{ readonly dir: string; readonly version: string
   await NodeFs.copyFile(NodePath.join(here, "compile-worker.mjs"), NodePath.join(dist, "compile-worker.mjs"))
   await NodeFs.copyFile(NodePath.join(here, "..", "host", "worker-preload.mjs"), NodePath.join(dist, "worker-preload.mjs"))
   await NodeFs.cp(NodePath.join(here, "..", "examples", "template"), NodePath.join(dir, "examples", "template"), { recursive: true })
+  // the SDK's one source, where the template imports it from and `skill new` copies it from
+  await NodeFs.mkdir(NodePath.join(dir, "sdk", "assembly"), { recursive: true })
+  await NodeFs.copyFile(NodePath.join(here, "assembly", "troupe.ts"), NodePath.join(dir, "sdk", "assembly", "troupe.ts"))
   const pkg = {
     name: "troupe-skill",
     version: rootPkg.version,
@@ -67,7 +70,7 @@ const stage = async (): Promise<{ readonly dir: string; readonly version: string
     license: rootPkg.license ?? "MIT",
     engines: rootPkg.engines ?? { node: ">=20" },
     bin: { troupe: "dist/troupe.mjs" },
-    files: ["dist", "examples"],
+    files: ["dist", "examples", "sdk"],
     dependencies: Object.fromEntries(external.map((name) => [name, rootPkg.dependencies[name]!]))
   }
   await NodeFs.writeFile(NodePath.join(dir, "package.json"), JSON.stringify(pkg, null, 2) + "\n")

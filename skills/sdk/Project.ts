@@ -1,9 +1,10 @@
 /**
  * Skill projects for app authors: an AssemblyScript plugin (`assembly/index.ts`, built with
  * @extism/as-pdk and Troupe's SDK `assembly/troupe.ts`), its `manifest.json` and its `tests.json`.
- * `scaffold` creates one from the template (`skills/examples/template`), `build` compiles it with
- * `asc` and checks the module against the manifest, `runTests` runs its tests through the same
- * registry and host as production.
+ * `scaffold` creates one from the template (`skills/examples/template`) and writes the SDK into it
+ * from its one source (`skills/sdk/assembly/troupe.ts`, which the examples in this repository
+ * import by path), `build` compiles it with `asc` and checks the module against the manifest,
+ * `runTests` runs its tests through the same registry and host as production.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -46,7 +47,17 @@ export interface Project {
 
 /** The template `scaffold` copies. */
 export const TEMPLATE_DIR = fileURLToPath(new URL("../examples/template/", import.meta.url))
-const TEMPLATE_FILES = ["manifest.json", "tests.json", "package.json", "README.md", "assembly/index.ts", "assembly/troupe.ts"]
+const TEMPLATE_FILES = ["manifest.json", "tests.json", "package.json", "README.md", "assembly/index.ts"]
+
+/**
+ * Troupe's AssemblyScript SDK, its one source: a new project gets a copy (`assembly/troupe.ts`);
+ * the examples here import it by path (from the `troupe-skill` package, its `sdk/` folder).
+ */
+export const SDK_SOURCE = fileURLToPath(new URL("../sdk/assembly/troupe.ts", import.meta.url))
+/** Where a project keeps its copy of the SDK, and how its sources import it. */
+const SDK_COPY = "assembly/troupe.ts"
+/** How the template imports the SDK here (`skills/examples/template/assembly/index.ts`), and in a new project. */
+const SDK_IMPORT = { template: "\"../../../sdk/assembly/troupe\"", project: "\"./troupe\"" } as const
 /** Written from here rather than copied: package managers drop `.gitignore` files from packages. */
 const GITIGNORE = "build/\nnode_modules/\n"
 
@@ -99,6 +110,7 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
           manifest["name"] = id.split("-").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join(" ")
           content = JSON.stringify(manifest, null, 2) + "\n"
         }
+        if (file === "assembly/index.ts") content = content.replaceAll(SDK_IMPORT.template, SDK_IMPORT.project)
         if (file === "package.json") {
           const pkg = JSON.parse(content) as Record<string, unknown>
           pkg["name"] = `${id}-skill`
@@ -110,6 +122,8 @@ export const scaffold = (dir: string, options: { readonly id?: string } = {}): E
         await NodeFs.writeFile(target, content)
         written.push(file)
       }
+      await NodeFs.copyFile(SDK_SOURCE, NodePath.join(root, SDK_COPY))
+      written.push(SDK_COPY)
       await NodeFs.writeFile(NodePath.join(root, ".gitignore"), GITIGNORE)
       written.push(".gitignore")
       return written
@@ -127,8 +141,18 @@ const packagePath = (): string => {
 let compiling: Promise<unknown> = Promise.resolve()
 
 /**
+ * The SDK a project compiles with: its own copy (`assembly/troupe.ts`), else the one source (an
+ * example in this repository, which imports it by path).
+ */
+const sdkOf = async (dir: string): Promise<string> => {
+  const copy = NodePath.join(NodePath.resolve(dir), SDK_COPY)
+  return (await exists(copy)) ? copy : SDK_SOURCE
+}
+
+/**
  * Compile an AssemblyScript entry (relative to `dir`) to `outFile` with @extism/as-pdk resolvable
- * and Troupe's SDK abort handler (`assembly/troupe.ts` must exist). One compilation at a time.
+ * and Troupe's SDK abort handler (the project's `assembly/troupe.ts`, else the SDK's one source).
+ * One compilation at a time.
  */
 export const compileSource = (
   dir: string,
@@ -141,12 +165,14 @@ export const compileSource = (
       const job = compiling.then(async () => {
         const target = NodePath.resolve(dir, outFile)
         await NodeFs.mkdir(NodePath.dirname(target), { recursive: true })
+        // asc names a module by its path from the base folder, without the extension
+        const sdk = NodePath.relative(NodePath.resolve(dir), await sdkOf(dir)).split(NodePath.sep).join("/").replace(/\.ts$/, "")
         const args = [
           entry,
           "--outFile",
           NodePath.relative(dir, target),
           "--use",
-          "abort=assembly/troupe/abort",
+          `abort=${sdk}/abort`,
           "--runtime",
           "incremental",
           ...(options.optimize === "debug" ? ["-O0", "--debug"] : ["-O3"]),
@@ -224,6 +250,9 @@ const inputsDigest = async (project: Project, optimize: string): Promise<string>
     hash.update(await NodeFs.readFile(NodePath.join(project.dir, file)))
     hash.update("\0")
   }
+  // an example here compiles with the SDK's one source
+  const sdk = await sdkOf(project.dir)
+  if (sdk === SDK_SOURCE) hash.update(await NodeFs.readFile(sdk))
   return hash.digest("hex")
 }
 

@@ -1,4 +1,5 @@
 /**
+ * `troupe skill keygen` and `troupe skill publish` (through the server, and straight to a registry),
  * `troupe store ls|show` and `troupe admin apps ls|trust|install|upgrade|approve|uninstall` against a
  * running server, with the API key in `TROUPE_API_KEY`: an author's signed app is listed and
  * shown, an admin's `apps:admin` key installs it, an upgrade asking for a new host waits with its
@@ -11,15 +12,20 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as NodeChild from "node:child_process"
 import * as NodeFs from "node:fs"
+import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, expect, it, vi } from "vitest"
 import { onboard } from "../../gateway/testing/flows.ts"
 import { initialInvite, request, startServer, type TestServer } from "../../gateway/testing/server.ts"
 import { fixturesDir } from "../../runtime/testing/fixtures.ts"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
+import * as SkillCli from "../sdk/Cli.ts"
+import * as ArtifactStore from "./ArtifactStore.ts"
 import * as Client from "./Client.ts"
 import * as StoreCli from "./Cli.ts"
+import * as Pull from "./Pull.ts"
 import * as Signing from "./Signing.ts"
+import { startRegistry } from "./testing/registry.ts"
 
 const ROOT = NodePath.resolve(import.meta.dirname, "../..")
 const wasm = new Uint8Array(NodeFs.readFileSync(NodePath.join(fixturesDir(), "extism", "hello-from-assemblyscript.wasm")))
@@ -36,12 +42,15 @@ const manifest = (version: string, allowedHosts: Array<string> = []) => ({
 const keys = Signing.generate()
 
 const cli = Command.run(
-  Command.make("troupe").pipe(Command.withSubcommands([StoreCli.store, Command.make("admin").pipe(Command.withSubcommands([StoreCli.adminApps]))])),
+  Command.make("troupe").pipe(Command.withSubcommands([SkillCli.skill, StoreCli.store, Command.make("admin").pipe(Command.withSubcommands([StoreCli.adminApps]))])),
   { name: "troupe", version: "test" }
 )
 
-/** Run `troupe …` in-process with `TROUPE_API_KEY=key`; what it printed and its exit status. */
-const troupe = async (key: string, ...args: Array<string>) => {
+/** Run `troupe …` in-process with `TROUPE_API_KEY=key` against the test server; what it printed and its exit status. */
+const troupe = (key: string, ...args: Array<string>) => run(key, [...args, "--server", s.url])
+
+/** Run `troupe <args>` in-process with `TROUPE_API_KEY=key`. */
+const run = async (key: string, args: Array<string>) => {
   let stdout = ""
   let stderr = ""
   const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -56,7 +65,7 @@ const troupe = async (key: string, ...args: Array<string>) => {
   const saved = process.env.TROUPE_API_KEY
   process.env.TROUPE_API_KEY = key
   try {
-    await Effect.runPromise(cli(["node", "troupe", ...args, "--server", s.url]).pipe(Effect.provide(NodeContext.layer)))
+    await Effect.runPromise(cli(["node", "troupe", ...args]).pipe(Effect.provide(NodeContext.layer)))
   } finally {
     out.mockRestore()
     err.mockRestore()
@@ -146,6 +155,44 @@ it("refuses a key without apps:admin, a non-admin's key and no key, with the ser
   const none = await troupe("", "store", "ls")
   expect(none.stderr).toContain("troupe: no_api_key:")
 })
+
+it("skill keygen writes a 0600 key and prints its public key; skill publish signs and uploads through the server, or pushes to a registry", async () => {
+  const work = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-publish-"))
+  const registry = await startRegistry()
+  try {
+    const keyFile = NodePath.join(work, "author.key")
+    const keygen = await run("", ["skill", "keygen", "--out", keyFile])
+    expect(keygen.status, keygen.stderr).toBe(0)
+    expect(NodeFs.statSync(keyFile).mode & 0o777).toBe(0o600)
+    const publicKey = keygen.stdout.trim().split("\n").at(-1)!
+    expect(publicKey).toMatch(/^ed25519:[A-Za-z0-9+/]{43}=$/)
+    expect(Buffer.from(publicKey.slice("ed25519:".length), "base64").byteLength).toBe(32)
+    expect((await run("", ["skill", "keygen", "--out", keyFile])).stderr).toContain("troupe: key_exists:")
+
+    // a new project (`skill new`): publish builds it, signs it with the key and uploads it with a progress bar
+    const dir = NodePath.join(work, "greet-cli")
+    expect((await run("", ["skill", "new", dir])).status).toBe(0)
+    const published = await run(authorKey, ["skill", "publish", dir, "--key", keyFile, "--server", s.url])
+    expect(published.status, published.stderr).toBe(0)
+    expect(published.stdout).toMatch(/^Published greet-cli 0\.1\.0 \(sha256:[0-9a-f]{64}\)$/m)
+    expect(published.stderr).toMatch(/\[#{30}\] .* \/ /)
+    const shown = await troupe(readKey, "store", "show", "greet-cli")
+    expect(shown.stdout).toContain(`signed by ${publicKey} (not trusted)`)
+    expect((await run("", ["skill", "publish", dir, "--key", keyFile, "--server", s.url])).stderr).toContain("TROUPE_API_KEY")
+
+    // --registry: pushed straight to the registry, signed; what a runner pulls verifies against the key
+    const pushed = await run("", ["skill", "publish", dir, "--key", keyFile, "--registry", registry.url])
+    expect(pushed.status, pushed.stderr).toBe(0)
+    const digest = /\((sha256:[0-9a-f]{64}), signed by (ed25519:\S+)\)/.exec(pushed.stdout)
+    expect(digest?.[2]).toBe(publicKey)
+    const verified = await Effect.runPromise(Pull.pull(ArtifactStore.makeRegistry({ url: registry.url }), "troupe/greet-cli", digest![1]!, { trusted: [publicKey], allowUnsigned: false }))
+    expect(verified.manifest.id).toBe("greet-cli")
+    expect(verified.publicKey).toBe(publicKey)
+  } finally {
+    await registry.stop()
+    NodeFs.rmSync(work, { recursive: true, force: true })
+  }
+}, 120_000)
 
 it("the real binary: troupe store ls", async () => {
   // not spawnSync: the server answering it runs in this process

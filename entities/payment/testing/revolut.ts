@@ -1,10 +1,13 @@
 /**
  * A local stand-in for the part of the Revolut Merchant API that Troupe uses, over real HTTP, for
- * tests: `POST /api/orders` and `GET /api/orders/:id` (bearer key and `Revolut-Api-Version`
- * checked); and, as the buyer or Revolut would cause them, an order completed, cancelled or a
- * dispute lost — each producing the webhook body Revolut sends (`{event, order_id,
- * merchant_order_ext_ref}`), signed as Revolut documents (`Revolut-Signature: v1=hex(HMAC-SHA256(
- * secret, "v1.{Revolut-Request-Timestamp}.{body}"))`), which the test delivers.
+ * tests: `POST /api/orders`, `GET /api/orders/:id` and `POST /api/orders/:id/refund` (bearer key
+ * and `Revolut-Api-Version` checked); and, as the buyer or Revolut would cause them, an order
+ * completed, cancelled, refunded or a dispute lost — each producing the webhook body Revolut sends
+ * (`{event, order_id, merchant_order_ext_ref}`), signed as Revolut documents
+ * (`Revolut-Signature: v1=hex(HMAC-SHA256(secret, "v1.{Revolut-Request-Timestamp}.{body}"))`),
+ * which the test delivers. A refund is what Revolut documents: a new order of `type: "refund"`
+ * with `related_order_id` set to the refunded order, completed on its own (its `ORDER_COMPLETED`
+ * names the refund order), and the original order's `refunded_amount` grows.
  */
 import * as NodeCrypto from "node:crypto"
 import * as NodeHttp from "node:http"
@@ -13,12 +16,14 @@ import type { AddressInfo } from "node:net"
 type Order = {
   id: string
   token: string
-  type: "payment"
+  type: "payment" | "refund"
   state: "pending" | "processing" | "authorised" | "completed" | "cancelled" | "failed"
   created_at: string
   updated_at: string
   amount: number
   outstanding_amount: number
+  refunded_amount: number
+  related_order_id?: string
   currency: string
   description: string | null
   capture_mode: "automatic"
@@ -52,6 +57,13 @@ export interface RevolutStandIn {
   readonly complete: (orderId: string) => RevolutWebhook
   /** The order is cancelled (abandoned checkout); returns `ORDER_CANCELLED`. */
   readonly cancel: (orderId: string) => RevolutWebhook
+  /**
+   * The merchant refunds `amount` (all that is left by default), as the dashboard or
+   * `POST /api/orders/:id/refund` would: a completed refund order; returns its `ORDER_COMPLETED`.
+   */
+  readonly refund: (orderId: string, amount?: number) => RevolutWebhook
+  /** The refund orders of an order. */
+  readonly refundsOf: (orderId: string) => ReadonlyArray<Order>
   /** A chargeback the merchant lost; returns `DISPUTE_LOST`. */
   readonly disputeLost: (orderId: string) => RevolutWebhook & { readonly dispute_id: string }
   /** POST a body to a webhook URL, signed (or with `secret`/`timestamp` to forge or replay it). */
@@ -101,6 +113,7 @@ export const start = async (options: { readonly apiKey?: string; readonly webhoo
           updated_at: now,
           amount: b.amount,
           outstanding_amount: b.amount,
+          refunded_amount: 0,
           currency: b.currency,
           description: b.description ?? null,
           capture_mode: "automatic",
@@ -111,6 +124,17 @@ export const start = async (options: { readonly apiKey?: string; readonly webhoo
         }
         orders.set(order.id, order)
         return json(res, 201, order)
+      }
+      const r = /^\/api\/orders\/([\w-]+)\/refund$/.exec(path)
+      if (req.method === "POST" && r) {
+        const b = body as { amount?: unknown; currency?: unknown; merchant_order_data?: { reference?: string } } | undefined
+        const o = orders.get(r[1]!)
+        if (!o || o.type !== "payment") return json(res, 404, { code: "not_found", message: "Order not found" })
+        if (o.state !== "completed") return json(res, 422, { code: "invalid_state", message: "Only completed orders can be refunded" })
+        if (typeof b?.amount !== "number" || !Number.isInteger(b.amount) || b.amount <= 0 || b.amount > o.amount - o.refunded_amount || b.currency !== o.currency) {
+          return json(res, 422, { code: "validation_error", message: "amount must be at most what is left to refund, in the order's currency" })
+        }
+        return json(res, 201, makeRefund(o, b.amount, b.merchant_order_data?.reference ?? null))
       }
       const m = /^\/api\/orders\/([\w-]+)$/.exec(path)
       if (req.method === "GET" && m) {
@@ -128,6 +152,29 @@ export const start = async (options: { readonly apiKey?: string; readonly webhoo
     if (!o) throw new Error(`no order ${id}`)
     return o
   }
+  const makeRefund = (o: Order, amount: number, reference: string | null): Order => {
+    const now = new Date().toISOString()
+    const refund: Order = {
+      ...o,
+      id: NodeCrypto.randomUUID(),
+      token: NodeCrypto.randomUUID(),
+      type: "refund",
+      state: "completed",
+      created_at: now,
+      updated_at: now,
+      amount,
+      outstanding_amount: 0,
+      refunded_amount: 0,
+      related_order_id: o.id,
+      description: null,
+      merchant_order_data: { reference },
+      metadata: {}
+    }
+    orders.set(refund.id, refund)
+    o.refunded_amount += amount
+    o.updated_at = now
+    return refund
+  }
   const move = (id: string, state: Order["state"], event: string): RevolutWebhook => {
     const o = orderOf(id)
     o.state = state
@@ -142,9 +189,15 @@ export const start = async (options: { readonly apiKey?: string; readonly webhoo
     webhookSecret,
     requests,
     order: (id) => orders.get(id),
-    orderFor: (reference) => [...orders.values()].find((o) => o.merchant_order_data.reference === reference),
+    orderFor: (reference) => [...orders.values()].find((o) => o.type === "payment" && o.merchant_order_data.reference === reference),
     complete: (id) => move(id, "completed", "ORDER_COMPLETED"),
     cancel: (id) => move(id, "cancelled", "ORDER_CANCELLED"),
+    refund: (id, amount) => {
+      const o = orderOf(id)
+      const refund = makeRefund(o, amount ?? o.amount - o.refunded_amount, null)
+      return { event: "ORDER_COMPLETED", order_id: refund.id, merchant_order_ext_ref: refund.merchant_order_data.reference }
+    },
+    refundsOf: (id) => [...orders.values()].filter((o) => o.type === "refund" && o.related_order_id === id),
     disputeLost: (id) => {
       const o = orderOf(id)
       return { event: "DISPUTE_LOST", order_id: o.id, merchant_order_ext_ref: o.merchant_order_data.reference, dispute_id: NodeCrypto.randomUUID() }

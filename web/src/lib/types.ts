@@ -23,6 +23,23 @@ export interface SessionInfo {
   current: boolean
 }
 
+/** A passkey of the account (`GET /v1/me/passkeys`). */
+export interface Passkey {
+  id: string
+  name: string
+  device_type: string
+  backed_up: boolean
+  transports: string[]
+  created_at: string
+  last_used_at: string | null
+}
+
+/** The single sign-on providers (`GET /v1/auth/oidc/providers`). */
+export interface SsoProviders {
+  providers: Array<{ id: string; name: string; start_url: string }>
+  sso_only: boolean
+}
+
 export interface ApiKey {
   id: string
   name: string

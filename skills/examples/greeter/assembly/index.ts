@@ -1,5 +1,5 @@
 // Example skill app "greeter": config, UTF-8 text in and out, per-unit pricing.
-import { config, fail, inputJson, JsonKind, JsonObject, JsonValue, outputJson } from "./troupe"
+import { config, fail, inputJson, JsonKind, JsonObject, JsonValue, outputJson } from "../../../sdk/assembly/troupe"
 
 /** Skill `greet`: "<greeting>, <name>!" with the install's configured greeting. */
 export function greet(): i32 {

@@ -1,6 +1,6 @@
 // Example skill app "notes": per-user storage through the host's kv_get/kv_set, and a per-install
 // secret (secret_get) used to seal each note so a tampered store is detected.
-import { config, fail, inputJson, JsonObject, JsonValue, Kv, outputJson, secret } from "./troupe"
+import { config, fail, inputJson, JsonObject, JsonValue, Kv, outputJson, secret } from "../../../sdk/assembly/troupe"
 
 /** FNV-1a over the secret and the text: a seal, not cryptography (this is an example). */
 function seal(key: string, text: string): string {

@@ -1,6 +1,6 @@
 // Your skill. Each export named in manifest.json is a skill: it reads JSON input and writes JSON
 // output with the helpers of ./troupe (a copy of Troupe's AssemblyScript SDK).
-import { fail, inputJson, JsonObject, JsonValue, outputJson } from "./troupe"
+import { fail, inputJson, JsonObject, JsonValue, outputJson } from "../../../sdk/assembly/troupe"
 
 /** Skill `hello`: greets someone by name. */
 export function hello(): i32 {
