@@ -7,6 +7,14 @@ ENV NODE_ENV=production \
     TROUPE_DATA_DIR=/var/lib/troupe \
     TROUPE_HOST=0.0.0.0 \
     TROUPE_PORT=8080
+# pg_dump/pg_restore for `troupe admin backup|restore` and scheduled backups: PostgreSQL's own
+# repository (Debian's client is 15; pg_dump must be at least the server's major version)
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+ && install -d /usr/share/postgresql-common/pgdg \
+ && curl -fsSL -o /usr/share/postgresql-common/pgdg/apt.postgresql.org.asc https://www.postgresql.org/media/keys/ACCC4CF8.asc \
+ && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" > /etc/apt/sources.list.d/pgdg.list \
+ && apt-get update && apt-get install -y --no-install-recommends postgresql-client-17 \
+ && apt-get purge -y curl && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY bin/lockfile-stubs.mjs bin/pglite-template.mjs ./bin/
@@ -19,6 +27,7 @@ COPY entities ./entities
 COPY skills ./skills
 COPY gateway ./gateway
 COPY preview ./preview
+COPY uploads ./uploads
 COPY tsconfig.json deno.json ./
 RUN mkdir -p /var/lib/troupe && chown node:node /var/lib/troupe
 USER node

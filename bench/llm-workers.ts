@@ -48,6 +48,8 @@ export interface ClientRecord {
   readonly event: string
   /** Tokens received as delta text. */
   readonly deltas: number
+  /** Events of the turn on the chat's stream (about one journal write each: deltas arrive merged). */
+  readonly events: number
   readonly skillOk: boolean
 }
 
@@ -85,6 +87,7 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
     postedAt: number
     firstDeltaAt: number
     deltas: number
+    events: number
     skillOk: boolean
     done: (event: string) => void
   }
@@ -99,9 +102,10 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
           for (const { fields } of frames) {
             const p = pending.get(chatId)
             if (!p || fields.event === undefined) continue
+            p.events++
             if (fields.event === "delta") {
               if (p.deltas === 0) p.firstDeltaAt = epoch()
-              // deltas arrive merged (the journal writes at most one per 30 ms): count the tokens
+              // deltas arrive merged (the journal writes at most one per delta window): count the tokens
               p.deltas += (JSON.parse(fields.data ?? "{}").text ?? "").split(" ").filter((w: string) => w.length > 0).length
             } else if (fields.event === "skill_result") {
               p.skillOk = JSON.parse(fields.data ?? "{}").ok === true
@@ -125,7 +129,7 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
       if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
       const tag = `r${round}c${i}`
       const finished = new Promise<string>((resolve) => {
-        pending.set(chatId, { tag, round, postedAt: epoch(), firstDeltaAt: 0, deltas: 0, skillOk: false, done: resolve })
+        pending.set(chatId, { tag, round, postedAt: epoch(), firstDeltaAt: 0, deltas: 0, events: 0, skillOk: false, done: resolve })
       })
       const res = await fetch(`${url}/v1/chats/${chatId}/messages`, {
         method: "POST",
@@ -137,7 +141,7 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
       const event = await finished
       const p = pending.get(chatId)!
       pending.delete(chatId)
-      out.push({ tag, round, postedAt: p.postedAt, firstDeltaAt: p.firstDeltaAt, doneAt: epoch(), event, deltas: p.deltas, skillOk: p.skillOk })
+      out.push({ tag, round, postedAt: p.postedAt, firstDeltaAt: p.firstDeltaAt, doneAt: epoch(), event, deltas: p.deltas, events: p.events, skillOk: p.skillOk })
     }))
     port.postMessage({ mark: `round-end`, round })
   }

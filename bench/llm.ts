@@ -15,6 +15,7 @@
  * - Troupe's extra latency = the client's first token − the server's own (both differences within
  *   one thread); split into before (post sent → the model request arrived) and relay (first chunk
  *   left → delta event arrived), which compare clocks across threads of this process.
+ * - events per turn: the turn's events on its chat's stream (about one journal write each; deltas merged).
  * CPU per turn is the main thread's (Troupe's event loop: gateway, entities, turn runner, SQL
  * client); Postgres and the two worker threads are not in it. Memory: this process's peak RSS and
  * heap after the run. The last line is one JSON object; the target is `extra_first_token_p99_ms` < 30.
@@ -155,7 +156,8 @@ const main = async () => {
       const before = ts.map((t) => t.p.receivedAt - t.c.postedAt)
       const relay = ts.map((t) => t.c.firstDeltaAt - t.p.firstTokenAt)
       const turn = ts.map((t) => t.c.doneAt - t.c.postedAt)
-      return { n: ts.length, client, own, extra, before, relay, turn }
+      const events = ts.map((t) => t.c.events)
+      return { n: ts.length, client, own, extra, before, relay, turn, events }
     }
     const warm = figures((r) => r === 0)
     const m = figures((r) => r > 0)
@@ -167,6 +169,8 @@ const main = async () => {
     say(line("    of it before the model request (POST sent → request at the provider)", m.before))
     say(line("    of it relaying the first chunk (chunk sent → delta event at the client)", m.relay))
     say(line("  whole turn (POST → done)", m.turn))
+    const eventsPerTurn = m.events.reduce((a, b) => a + b, 0) / Math.max(1, m.n)
+    say(`  events per turn on the chat's stream (≈ journal writes; deltas merged): ${round2(eventsPerTurn)}`)
     say(line("  warm-up round, extra latency", warm.extra))
     const cpuPerTurn = cpuMs / Math.max(1, m.n)
     const mem = process.memoryUsage()
@@ -189,6 +193,7 @@ const main = async () => {
       warmup_extra_first_token_p99_ms: round2(percentile(warm.extra, 99)),
       turn_p50_ms: round2(percentile(m.turn, 50)),
       cpu_ms_per_turn: round2(cpuPerTurn),
+      events_per_turn: round2(eventsPerTurn),
       loop_delay_p99_ms: round2(loopDelay.percentile(99) / 1e6),
       peak_rss_mb: Math.round(peakRss / 2 ** 20),
       heap_used_mb: Math.round(mem.heapUsed / 2 ** 20),

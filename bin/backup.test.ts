@@ -4,8 +4,10 @@
  * manifest of checksums); a restore refused while the database holds data; the database and blob
  * store wiped; `troupe admin restore --from <dir>`; the server started again reads every chat and
  * the ledger balances. A damaged backup is refused by its checksum, a wrong key by the manifest.
- * The embedded database's path (PGlite's dump) is checked in-process.
+ * The embedded database's path (PGlite's dump) is checked in-process. The same round trip with the
+ * blob store and the backups on S3 (s3rver): `--to s3://bucket/prefix`, `--from s3://…`.
  */
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3"
 import { PGlite } from "@electric-sql/pglite"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -19,6 +21,7 @@ import { request, startServer } from "../gateway/testing/server.ts"
 import * as Backup from "../runtime/Backup.ts"
 import * as BlobStore from "../runtime/BlobStore.ts"
 import { spawnTroupe } from "../runtime/testing/process.ts"
+import { startS3 } from "../runtime/testing/s3.ts"
 import { createTestDatabase } from "../runtime/testing/services.ts"
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
@@ -187,4 +190,92 @@ describe("backup and restore", () => {
     expect(pruned).toEqual([manifest.id])
     expect(await Effect.runPromise(Backup.list(location, settings.blobStore))).toHaveLength(1)
   }, 120_000)
+
+  it("backs up to s3://bucket/prefix and restores from it, blobs on S3 too; a damaged object is refused by its checksum", async () => {
+    const s3 = await startS3()
+    const s3db = await createTestDatabase("backup_s3")
+    try {
+      const masterKey = globalThis.crypto.getRandomValues(new Uint8Array(32))
+      const blobBucket = "troupe-blobs"
+      const s3env = s3.env(blobBucket)
+      await s3.client.send(new CreateBucketCommand({ Bucket: "troupe-backups" }))
+      const sql = async <A>(text: string): Promise<Array<A>> => {
+        const client = new Pg.Client({ connectionString: s3db.url })
+        await client.connect()
+        try {
+          return (await client.query(text)).rows as Array<A>
+        } finally {
+          await client.end()
+        }
+      }
+      const blobKeys = async () => ((await s3.client.send(new ListObjectsV2Command({ Bucket: blobBucket }))).Contents ?? []).map((o) => o.Key!).sort()
+      // data: a chat with a turn on Postgres, an object in the S3 blob store
+      const server = await startServer({ databaseUrl: s3db.url, masterKey, env: s3env, settings: { signup: { _tag: "Open" }, startingCredits: 1000 } })
+      let chatId = ""
+      let texts: Array<string> = []
+      let credits: unknown
+      try {
+        const user = await onboard(server, "s3-ada")
+        const chat = await request(server, "POST", "/v1/chats", { token: user.access, body: { title: "on s3" } })
+        chatId = chat.body.id as string
+        const posted = await request(server, "POST", `/v1/chats/${chatId}/messages`, { token: user.access, body: { client_message_id: "s1", text: "kept on s3" } })
+        expect(posted.status).toBe(202)
+        await readEvents(server, `/v1/chats/${chatId}/events`, user.access, (es) => es.some((e) => e.data.turn_id === posted.body.turn_id && e.event === "done"))
+        texts = ((await request(server, "GET", `/v1/chats/${chatId}`, { token: user.access })).body.messages as Array<{ text: string }>).map((m) => m.text)
+        credits = (await request(server, "GET", "/v1/credits", { token: user.access })).body
+      } finally {
+        await server.close()
+      }
+      expect(texts).toContain("kept on s3")
+      const blobBytes = new Uint8Array(100_000).map((_, i) => (i * 13) % 256)
+      await s3.client.send(new PutObjectCommand({ Bucket: blobBucket, Key: "exports/s3.bin", Body: blobBytes, ContentType: "application/x-test" }))
+      const blobsBefore = await blobKeys()
+      const env = { DATABASE_URL: s3db.url, TROUPE_DATA_DIR: tempDir("backup-s3-data"), TROUPE_BACKUP_KEY: backupKey, ...s3env }
+
+      const taken = await admin(["backup", "--to", "s3://troupe-backups/nightly"], env)
+      expect(taken.code, taken.stderr).toBe(0)
+      const id = /Backup (troupe-\d{8}T\d{6}Z) written/.exec(taken.stdout)?.[1]
+      expect(id, taken.stdout).toBeDefined()
+      const stored = ((await s3.client.send(new ListObjectsV2Command({ Bucket: "troupe-backups", Prefix: "nightly/" }))).Contents ?? []).map((o) => o.Key!).sort()
+      expect(stored).toEqual([`nightly/${id}/blobs.enc`, `nightly/${id}/database.enc`, `nightly/${id}/manifest.json`])
+
+      // wipe the database and the blob store, restore the newest backup under the prefix
+      await sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+      for (const key of blobsBefore) await s3.client.send(new DeleteObjectCommand({ Bucket: blobBucket, Key: key }))
+      expect(await blobKeys()).toEqual([])
+      const restored = await admin(["restore", "--from", "s3://troupe-backups/nightly"], env)
+      expect(restored.code, restored.stderr).toBe(0)
+      expect(restored.stdout).toMatch(new RegExp(`Restored backup ${id}`))
+      expect(await blobKeys()).toEqual(blobsBefore)
+      const blob = await s3.client.send(new GetObjectCommand({ Bucket: blobBucket, Key: "exports/s3.bin" }))
+      expect(Buffer.from(await blob.Body!.transformToByteArray()).equals(Buffer.from(blobBytes))).toBe(true)
+      const back = await startServer({ databaseUrl: s3db.url, masterKey, env: s3env, settings: { signup: { _tag: "Open" }, startingCredits: 1000 } })
+      try {
+        const login = await request(back, "POST", "/v1/auth/login", { body: { login: "s3-ada", password: "a long password 1" } })
+        expect(login.status).toBe(200)
+        const token = login.body.access_token as string
+        const got = await request(back, "GET", `/v1/chats/${chatId}`, { token })
+        expect(got.status).toBe(200)
+        expect((got.body.messages as Array<{ text: string }>).map((m) => m.text)).toEqual(texts)
+        expect((await request(back, "GET", "/v1/credits", { token })).body).toEqual(credits)
+      } finally {
+        await back.close()
+      }
+      const [ledger] = await sql<{ total: string }>("SELECT COALESCE(SUM(amount), 0) AS total FROM credit_ledger")
+      expect(Number(ledger!.total)).toBe(0)
+
+      // one byte changed in the stored object: refused by its checksum, nothing touched
+      const key = `nightly/${id}/database.enc`
+      const bytes = Buffer.from(await (await s3.client.send(new GetObjectCommand({ Bucket: "troupe-backups", Key: key }))).Body!.transformToByteArray())
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01
+      await s3.client.send(new PutObjectCommand({ Bucket: "troupe-backups", Key: key, Body: bytes }))
+      const corrupt = await admin(["restore", "--force", "--from", `s3://troupe-backups/nightly/${id}`], env)
+      expect(corrupt.code).toBe(1)
+      expect(corrupt.stderr).toMatch(/database\.enc fails its checksum/)
+      expect(Number((await sql<{ n: string }>("SELECT count(*) AS n FROM chat_turns"))[0]!.n)).toBeGreaterThanOrEqual(1)
+    } finally {
+      await s3db.drop()
+      await s3.close()
+    }
+  }, 400_000)
 })

@@ -84,5 +84,9 @@ describe("docker-compose.yml", () => {
     const dockerfile = NodeFs.readFileSync(NodePath.join(root, "Dockerfile"), "utf8")
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", ("--[a-z-]+=\d+", )*"bin\/troupe\.mjs"\]$/m)
     expect(dockerfile).toMatch(/^HEALTHCHECK /m)
+    // backups run pg_dump, which must be at least the server's major version
+    const client = Number(/postgresql-client-(\d+)/.exec(dockerfile)?.[1])
+    const server = Number(/^postgres:(\d+)/.exec(services.postgres!.image!)?.[1])
+    expect(client).toBeGreaterThanOrEqual(server)
   })
 })

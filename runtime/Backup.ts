@@ -14,10 +14,21 @@
  * A restore goes into the configured database and blob store, and refuses either when it holds
  * data unless forced (then the database's schemas are dropped, the embedded data dir removed, and
  * blobs are overwritten).
+ *
+ * Scheduled backups (`TROUPE_BACKUP_SCHEDULE`, cron syntax) run on the runners as a cluster
+ * singleton: one runner of the cluster takes them, then prunes the target to `TROUPE_BACKUP_KEEP`.
  */
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3"
 import { PGlite } from "@electric-sql/pglite"
+import type * as Sharding from "@effect/cluster/Sharding"
+import * as Singleton from "@effect/cluster/Singleton"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Cron from "effect/Cron"
+import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -32,7 +43,7 @@ import * as NodePath from "node:path"
 import * as NodeStream from "node:stream/promises"
 import Pg from "pg"
 import * as BlobStore from "./BlobStore.ts"
-import type { BlobStoreConfig, DatabaseConfig } from "./Config.ts"
+import type { BlobStoreConfig, DatabaseConfig, TroupeConfigShape } from "./Config.ts"
 
 /** A backup or restore could not be done; the message says why, for the operator. */
 export class BackupError extends Data.TaggedError("BackupError")<{ readonly message: string }> {}
@@ -88,6 +99,8 @@ interface Target {
   readonly getFile: (name: string, path: string) => Effect.Effect<boolean, BackupError>
   readonly list: Effect.Effect<ReadonlyArray<string>, BackupError>
   readonly remove: (name: string) => Effect.Effect<void, BackupError>
+  /** Remove what is left of a backup's folder once its files are gone (a directory's empty folder). */
+  readonly removeFolder: (id: string) => Effect.Effect<void, BackupError>
 }
 
 const s3Client = (blobs: BlobStoreConfig): S3Client =>
@@ -100,7 +113,11 @@ const s3Client = (blobs: BlobStoreConfig): S3Client =>
       : process.env.S3_ACCESS_KEY_ID && process.env.S3_SECRET_ACCESS_KEY
       ? { accessKeyId: process.env.S3_ACCESS_KEY_ID, secretAccessKey: process.env.S3_SECRET_ACCESS_KEY }
       : undefined,
-    maxAttempts: 3
+    maxAttempts: 3,
+    // as the blob store's client: a streamed upload otherwise goes out aws-chunked with a trailing
+    // checksum, which S3-compatible servers that predate it (s3rver, older MinIO) store verbatim
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED"
   })
 
 /** Every object of an S3 bucket under `prefix` (all pages). */
@@ -137,7 +154,8 @@ const targetOf = (location: Location, blobs: BlobStoreConfig): Target => {
             NodePath.relative(location.path, NodePath.join(e.parentPath, e.name)).split(NodePath.sep).join("/")
           )
           : []),
-      remove: (name) => attempt(`remove ${full(name)}`, () => NodeFsp.rm(full(name), { force: true }))
+      remove: (name) => attempt(`remove ${full(name)}`, () => NodeFsp.rm(full(name), { force: true })),
+      removeFolder: (id) => attempt(`remove ${full(id)}`, () => NodeFsp.rm(full(id), { recursive: true, force: true }))
     }
   }
   const client = s3Client(blobs)
@@ -151,7 +169,8 @@ const targetOf = (location: Location, blobs: BlobStoreConfig): Target => {
         Option.isNone(data) ? Effect.succeed(false) : Effect.as(attempt(`write ${path}`, () => NodeFsp.writeFile(path, data.value)), true)),
     list: Effect.map(listS3(client, location.bucket, location.prefix ? `${location.prefix}/` : ""), (keys) =>
       keys.map((k) => (location.prefix ? k.slice(location.prefix.length + 1) : k))),
-    remove: (name) => Effect.mapError(store.delete(key(name)), mapErr)
+    remove: (name) => Effect.mapError(store.delete(key(name)), mapErr),
+    removeFolder: () => Effect.void
   }
 }
 
@@ -437,6 +456,7 @@ export const prune = (location: Location, blobs: BlobStoreConfig, keep: number):
       // the manifest last: a half-deleted backup is never listed as one
       for (const n of names.filter((n) => n.startsWith(`${id}/`) && !n.endsWith("manifest.json"))) yield* target.remove(n)
       yield* target.remove(`${id}/manifest.json`)
+      yield* target.removeFolder(id)
     }
     return old
   })
@@ -491,4 +511,87 @@ export const restore = (settings: Settings, from: Location, options: { readonly 
     progress.step("database", 1, 1)
     yield* restoreBlobs(settings.blobStore, NodePath.join(work, "blobs"), manifest.blobs, progress)
     return manifest
+  }))
+
+// --- scheduled backups -----------------------------------------------------------------------
+
+/** What a scheduled backup does: when, where to, how many to keep, under which key. */
+export interface ScheduleSettings {
+  readonly cron: Cron.Cron
+  /** The expression as configured (for the logs). */
+  readonly expression: string
+  readonly to: Location
+  readonly keep: number
+  readonly key: Buffer
+}
+
+const invalid = (name: string, message: string) => Either.left(ConfigError.InvalidData([name], message))
+
+/**
+ * `TROUPE_BACKUP_SCHEDULE` (cron: 5 fields, or 6 with seconds first; UTC), `TROUPE_BACKUP_TO`,
+ * `TROUPE_BACKUP_KEEP` (default 7) and `TROUPE_BACKUP_KEY`; none when no schedule is set.
+ */
+export const scheduleFromEnv: Config.Config<Option.Option<ScheduleSettings>> = Config.all({
+  // empty counts as unset (a template's blank default)
+  schedule: Config.string("TROUPE_BACKUP_SCHEDULE").pipe(Config.withDefault(""), Config.map((s) => Option.liftPredicate(s.trim(), (t) => t !== ""))),
+  to: Config.string("TROUPE_BACKUP_TO").pipe(Config.withDefault(""), Config.map((s) => Option.liftPredicate(s.trim(), (t) => t !== ""))),
+  keep: Config.integer("TROUPE_BACKUP_KEEP").pipe(Config.withDefault(7)),
+  key: Config.option(Config.redacted("TROUPE_BACKUP_KEY"))
+}).pipe(Config.mapOrFail(({ keep, key, schedule, to }): Either.Either<Option.Option<ScheduleSettings>, ConfigError.ConfigError> => {
+  if (Option.isNone(schedule)) return Either.right(Option.none())
+  const cron = Cron.parse(schedule.value, "UTC")
+  if (Either.isLeft(cron)) return invalid("TROUPE_BACKUP_SCHEDULE", `is not a cron expression (${cron.left.message}): e.g. "0 3 * * *" for 03:00 UTC daily`)
+  if (Option.isNone(to)) return invalid("TROUPE_BACKUP_TO", "is required with TROUPE_BACKUP_SCHEDULE: a directory or s3://bucket/prefix")
+  if (keep < 1) return invalid("TROUPE_BACKUP_KEEP", "must be at least 1")
+  const parsedKey = Effect.runSync(Effect.either(parseKey(Option.match(key, { onNone: () => undefined, onSome: Redacted.value }))))
+  if (Either.isLeft(parsedKey)) return invalid("TROUPE_BACKUP_KEY", parsedKey.left.message.replace(/^TROUPE_BACKUP_KEY /, ""))
+  return Either.right(Option.some({ cron: cron.right, expression: schedule.value, to: parseLocation(to.value), keep, key: parsedKey.right }))
+}))
+
+/** The schedule of a hosting role with this configuration (checked before the role starts). */
+export const scheduleFor = (config: TroupeConfigShape): Effect.Effect<Option.Option<ScheduleSettings>, ConfigError.ConfigError> =>
+  Effect.flatMap(scheduleFromEnv, (schedule) =>
+    Option.isSome(schedule) && config.database._tag !== "Postgres"
+      ? Effect.fail(ConfigError.InvalidData(["TROUPE_BACKUP_SCHEDULE"], "needs DATABASE_URL (Postgres): the embedded database cannot be dumped while the server runs; stop it and run `troupe admin backup`"))
+      : Effect.succeed(schedule))
+
+/** One scheduled backup, then retention; failures are logged, never fatal (the next tick tries again). */
+export const scheduledOnce = (settings: Settings, schedule: ScheduleSettings): Effect.Effect<void> =>
+  Effect.gen(function*() {
+    const started = yield* Clock.currentTimeMillis
+    const manifest = yield* backup(settings, schedule.to)
+    const pruned = yield* prune(schedule.to, settings.blobStore, schedule.keep)
+    yield* Effect.logInfo("Scheduled backup written").pipe(Effect.annotateLogs({
+      backup_id: manifest.id,
+      bytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+      blobs: manifest.blobs,
+      duration_ms: (yield* Clock.currentTimeMillis) - started,
+      pruned: pruned.join(",")
+    }))
+  }).pipe(
+    Effect.catchAll((e) => Effect.logError("Scheduled backup failed", e.message)),
+    Effect.withSpan("backup.scheduled")
+  )
+
+/** Run `once` at every time `cron` names (waits for the next one first), forever. */
+export const onCron = <R>(cron: Cron.Cron, once: Effect.Effect<void, never, R>): Effect.Effect<never, never, R> =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const next = Cron.next(cron, new Date(now)).getTime()
+    yield* Effect.sleep(Duration.millis(Math.max(0, next - now)))
+    yield* once
+  }).pipe(Effect.forever)
+
+/**
+ * Scheduled backups of a hosting role, when `TROUPE_BACKUP_SCHEDULE` is set: a cluster singleton,
+ * so one runner of the cluster takes them however many share the database. Needs Postgres (the
+ * embedded database cannot be dumped while the server has it open).
+ */
+export const layerScheduled = (config: TroupeConfigShape, version: string): Layer.Layer<never, ConfigError.ConfigError, Sharding.Sharding> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const schedule = yield* scheduleFor(config)
+    if (Option.isNone(schedule)) return Layer.empty
+    const settings: Settings = { database: config.database, blobStore: config.blobStore, key: schedule.value.key, version }
+    yield* Effect.logInfo("Scheduled backups on").pipe(Effect.annotateLogs({ schedule: schedule.value.expression, keep: schedule.value.keep }))
+    return Singleton.make("troupe-scheduled-backup", onCron(schedule.value.cron, scheduledOnce(settings, schedule.value)))
   }))

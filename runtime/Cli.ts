@@ -34,7 +34,11 @@ export const loadConfig = <A>(config: Effect.Effect<A, ConfigError.ConfigError>)
 
 /** The app's own settings for `role`, checked before the role starts. */
 const checkAppConfig = (app: Roles.App, role: "start" | "runner" | "gateway", config: TroupeConfig.TroupeConfigShape) =>
-  app.checkConfig ? Effect.asVoid(loadConfig(app.checkConfig(role, config))) : Effect.void
+  Effect.zipRight(
+    // hosting roles take the scheduled backups
+    role === "gateway" ? Effect.void : Effect.asVoid(loadConfig(Backup.scheduleFor(config))),
+    app.checkConfig ? Effect.asVoid(loadConfig(app.checkConfig(role, config))) : Effect.void
+  )
 
 /** Print a line for humans on stdout (the one place the CLI writes outside the logger). */
 export const say = (line: string) => Effect.sync(() => void process.stdout.write(line + "\n"))

@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Metric from "effect/Metric"
 import * as MetricBoundaries from "effect/MetricBoundaries"
 import * as MetricLabel from "effect/MetricLabel"
+import * as Telemetry from "./Telemetry.ts"
 
 const seconds = (...bounds: ReadonlyArray<number>) => MetricBoundaries.fromIterable(bounds)
 
@@ -217,7 +218,9 @@ export const touchAll: Effect.Effect<void> = Effect.asVoid(Effect.all([
   Metric.value(llmTokens),
   Metric.value(creditsCharged),
   Metric.value(creditsGranted),
-  Metric.value(sseStreamsOpen)
+  Metric.value(sseStreamsOpen),
+  Metric.value(Telemetry.entityMessages),
+  Metric.value(Telemetry.entityMessageFailures)
 ]))
 
 /** Every series this module defines, by name (the dashboard test compares against these). */

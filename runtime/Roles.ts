@@ -16,6 +16,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
+import * as Backup from "./Backup.ts"
 import * as BlobStore from "./BlobStore.ts"
 import * as Cache from "./Cache.ts"
 import * as Cluster from "./Cluster.ts"
@@ -147,9 +148,9 @@ const layerClusterCheck = Layer.effectDiscard(
   })
 )
 
-/** The entities a runner hosts: the app's, the probe and the retention job, with the key ring. */
+/** The entities a runner hosts: the app's, the probe, the retention job and scheduled backups, with the key ring. */
 const layerHosted = (app: App, config: TroupeConfigShape, runnerName: string, masterKeys: KeyRing.MasterKeys) =>
-  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster)).pipe(
+  Layer.mergeAll(app.entities, Probe.layer(runnerName), Cluster.layerRetention(config.cluster), Backup.layerScheduled(config, app.version)).pipe(
     Layer.provide(KeyRing.layer(masterKeys))
   )
 

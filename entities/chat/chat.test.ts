@@ -220,6 +220,44 @@ describe("Chat entity", () => {
       expect(history.messages[1]).toMatchObject({ role: "mate", text: expected })
     }).pipe(Effect.provide(cluster(layerBurst(500)))), { timeout: 60_000 })
 
+  it.live("writes a steady stream's first word at once, then at most ten writes a second", () => {
+    // a model at 100 tokens/s after its first token: one word, a pause shorter than the delta window, 60 more
+    const paced = Layer.succeed(Turn.TurnRunner, {
+      estimate: () => Effect.succeed(5),
+      run: (_, emit) =>
+        Effect.async<void>((resume) => {
+          let next = 0
+          let timer: ReturnType<typeof setTimeout> | undefined
+          const say = () => {
+            emit({ kind: "delta", text: `w${next++} ` })
+            if (next <= 60) {
+              timer = setTimeout(say, next === 1 ? 80 : 10)
+              return
+            }
+            emit({ kind: "cost", credits: 1 })
+            resume(Effect.void)
+          }
+          say()
+          return Effect.sync(() => clearTimeout(timer))
+        })
+    })
+    return Effect.gen(function*() {
+      yield* grant("max", 100)
+      const chat = yield* chatOf("chat-paced")
+      yield* chat.Create(new Create({ ownerId: "max", mateId: "echo" }))
+      yield* chat.Post(new Post({ clientMessageId: "p1", authorId: "max", text: "go" }))
+      const events = yield* eventsUntil("chat-paced", 0, ended)
+      const deltas = events.filter((e) => e.kind === "delta").map((e) => (e.kind === "delta" ? e.text : ""))
+      expect(deltas.join("")).toBe(Array.from({ length: 61 }, (_, i) => `w${i} `).join(""))
+      // the first word did not wait for the window (the next one came 80 ms later)
+      expect(deltas[0]).toBe("w0 ")
+      // ~0.7 s of streaming in at most one write per 100 ms (the last ones ride in the turn's final write)
+      const streamedMs = new Date(events.at(-1)!.at).getTime() - new Date(events.find((e) => e.kind === "delta")!.at).getTime()
+      expect(deltas.length).toBeLessThanOrEqual(Math.ceil(streamedMs / 100) + 1)
+      expect(deltas.length).toBeLessThan(12)
+    }).pipe(Effect.provide(cluster(paced)))
+  }, { timeout: 60_000 })
+
   it.live("runs a turn as background work, which requests go before", () => {
     const schedulers: Array<Scheduler.Scheduler> = []
     const recording = Layer.succeed(Turn.TurnRunner, {

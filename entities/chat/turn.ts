@@ -20,11 +20,15 @@ export interface TurnInput {
   readonly accountId: string
   /** The spend cap the turn's holds count against (an API key's): hold each skill call under it too. */
   readonly scope?: SpendScope
+  /** The API key that posted the turn (its skill calls' ledger rows name it too). */
+  readonly apiKeyId?: string
   readonly text: string
   /** Earlier messages, oldest first (deleted ones left out), at most the runner's `historyWindow`. */
   readonly history: ReadonlyArray<{ readonly role: "user" | "mate"; readonly text: string }>
   /** Which attempt of the turn this is (1 the first; more after its runner died). */
   readonly attempt?: number
+  /** Credits the turn holds (given to `run`: what `estimate` asked, or what an earlier attempt held). */
+  readonly budget?: number
 }
 
 /** What a turn emits while it works; `cost` reports credits used so far (the last one counts). */

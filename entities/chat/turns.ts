@@ -9,8 +9,9 @@
  *   have been `running` a while, so a turn whose runner died runs again on the next owner, which
  *   journals `restarted`. A turn started `maxTurnAttempts` times without finishing is failed.
  * - The mate's emissions are journaled in order, consecutive deltas merged: the first at once,
- *   then at most one write per `deltaWindowMs`. The last ones ride in the turn's final write with
- *   the reply, the charge and the status.
+ *   then at most one write per delta window (`deltaWindowMs`: 100 ms, up to 200 ms while many turns
+ *   stream in the process). The last ones ride in the turn's final write with the reply, the charge
+ *   and the status.
  * - Cancel interrupts the mate; what it used until then is charged (its `cost` emissions) and
  *   `cancelled` journaled with what it had said. A mate that fails is charged what it used too,
  *   and what it said stays. A runner that stops keeps the hold for the turn's next attempt.
@@ -41,8 +42,17 @@ import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
 import * as Repo from "./repo.ts"
 import { ChatAttachments, type TurnEmission, type TurnFailed, type TurnInput, type TurnRunnerService, withAttachments } from "./turn.ts"
 
-/** Streamed output is journaled at most once per this many ms (fewer, larger transactions). */
-const deltaWindowMs = 30
+/**
+ * After a turn's first output (written at once), the journal gathers what the mate streams for this
+ * long before its next write: 100 ms (at most 10 writes a second however fast the model streams),
+ * growing to 200 ms as more turns stream in this process (from 10 on; 200 ms from 30). Each write
+ * is encrypted events, a transaction and a frame to every follower: 50 turns streaming at 50
+ * tokens/s make 250 writes a second, not the ~1,600 of a 30 ms window.
+ */
+export const deltaWindowMs = (streamingTurns: number): number => Math.min(200, 100 + Math.max(0, streamingTurns - 10) * 5)
+
+/** Turns of this process journaling their mate's output now (what `deltaWindowMs` grows with). */
+let streamingTurns = 0
 
 /** Marks the end of a turn's emissions in its journaling queue. */
 const endOfTurn: unique symbol = Symbol("endOfTurn")
@@ -135,6 +145,7 @@ export const make = (options: {
           ownerId: chat.ownerId,
           accountId: turn.accountId,
           ...(scope ? { scope } : {}),
+          ...(turn.apiKeyId !== null ? { apiKeyId: turn.apiKeyId } : {}),
           text: withAttachments(current?.text ?? "", files),
           history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text })),
           attempt: turn.attempts + 1
@@ -187,6 +198,7 @@ export const make = (options: {
      */
     const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
+        yield* Effect.acquireRelease(Effect.sync(() => void streamingTurns++), () => Effect.sync(() => void streamingTurns--))
         const queue = yield* Effect.acquireRelease(Queue.unbounded<Exclude<TurnEmission, { kind: "cost" }> | typeof endOfTurn>(), Queue.shutdown)
         const producer = yield* mates.run(input, (emission) => {
           // what was used and said counts the moment it is emitted: a cancel reads it at once
@@ -203,8 +215,9 @@ export const make = (options: {
         )
         let ended = false
         while (!ended) {
-          const started = Date.now()
           const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
+          // the window counts from this write: what comes after a silence is written at once
+          const started = Date.now()
           // the end marker is offered last, after the mate's stream is over
           ended = items[items.length - 1] === endOfTurn
           const bodies: Array<EventBody> = []
@@ -229,7 +242,7 @@ export const make = (options: {
               Effect.uninterruptible
             )
           }
-          const wait = deltaWindowMs - (Date.now() - started)
+          const wait = deltaWindowMs(streamingTurns) - (Date.now() - started)
           if (!ended && wait > 0) yield* Effect.sleep(wait)
         }
         yield* Fiber.join(producer)
@@ -266,7 +279,7 @@ export const make = (options: {
           ...hold(turn),
           amount,
           scope: spendScope(turn),
-          purpose: Purpose.turn(chatId, Metrics.apiKeyOfScope(turn.scopeId))
+          purpose: Purpose.turn(chatId, turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scopeId))
         }, (held) =>
           Effect.gen(function*() {
             // the attempt is counted (and announced) in one write
@@ -279,7 +292,7 @@ export const make = (options: {
             watch.attempt = attempt
             watch.startedAt = performance.now()
             yield* Metrics.turnStarted(watch.ids, attempt)
-            const fiber = yield* Effect.fork(journalEmissions(turnId, input, progress, watch))
+            const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: held.amount }, progress, watch))
             entry.fiber = fiber
             if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
             const beat = yield* Effect.fork(heartbeat(turnId))

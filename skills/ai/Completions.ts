@@ -114,6 +114,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Mate.MateRunne
               accountId: payload.accountId,
               holdKey,
               ...(payload.scope ? { scope: payload.scope } : {}),
+              ...(payload.apiKeyId ? { apiKeyId: payload.apiKeyId } : {}),
               mateId: payload.mateId,
               text: "",
               history: [],
@@ -143,7 +144,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Mate.MateRunne
               }, (hold) =>
                 Effect.gen(function*() {
                   if (gone) return { value: Exit.interrupt(FiberId.none) as Exit.Exit<Mate.MateResult, Mate.MateFailed>, price: 0 }
-                  mate = yield* Effect.fork(mates.run(turn, onEvent))
+                  mate = yield* Effect.fork(mates.run({ ...turn, budget: hold.amount }, onEvent))
                   const exit = yield* Fiber.await(mate)
                   return { value: exit, price: Math.min(used, hold.amount) }
                 })).pipe(Effect.catchAll((e) => Effect.fail(refused(e))))

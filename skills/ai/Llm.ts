@@ -230,31 +230,39 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
           ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
           maxTokens: Math.min(request.maxTokens ?? model.maxOutputTokens, model.maxOutputTokens)
         }))
-        const firstDeadline = Date.now() + Duration.toMillis(p.firstTokenTimeout)
         const idleMs = Duration.toMillis(p.idleTimeout)
+        /** When the stream times out: the first token's deadline, then `idleMs` after the last chunk. */
+        let deadline = Date.now() + Duration.toMillis(p.firstTokenTimeout)
         let text = ""
         const toolCalls: Array<ToolCall> = []
         let finish: Response.FinishPartEncoded | undefined
-        while (true) {
-          const wait = progress.started ? idleMs : Math.max(0, firstDeadline - Date.now())
-          const next = yield* pull.pipe(
-            Effect.timeoutFail({
-              duration: wait,
-              onTimeout: (): Option.Option<AiError.AiError | AttemptTimeout> => Option.some(new AttemptTimeout(progress.started ? `no answer for ${idleMs} ms (idle timeout)` : `no first token within ${Duration.toMillis(p.firstTokenTimeout)} ms`))
-            }),
-            Effect.map(Option.some),
-            Effect.catchAll((e: Option.Option<AiError.AiError | AttemptTimeout>) =>
-              Option.isNone(e) ? Effect.succeed(Option.none<Chunk.Chunk<Response.StreamPartEncoded>>()) : Effect.fail(e.value))
-          )
-          if (Option.isNone(next)) break
-          for (const part of next.value) {
-            if (!progress.started && isFirstToken(part)) progress.started = true
-            if (part.type === "text-delta") text += part.delta
-            else if (part.type === "tool-call") toolCalls.push({ id: part.id, name: part.name, params: part.params })
-            else if (part.type === "finish") finish = part
-            onPart(part)
+        const read = Effect.gen(function*() {
+          while (true) {
+            const next = yield* pull.pipe(
+              Effect.map(Option.some),
+              Effect.catchAll((e: Option.Option<AiError.AiError>) =>
+                Option.isNone(e) ? Effect.succeed(Option.none<Chunk.Chunk<Response.StreamPartEncoded>>()) : Effect.fail(e.value))
+            )
+            if (Option.isNone(next)) break
+            for (const part of next.value) {
+              if (!progress.started && isFirstToken(part)) progress.started = true
+              if (part.type === "text-delta") text += part.delta
+              else if (part.type === "tool-call") toolCalls.push({ id: part.id, name: part.name, params: part.params })
+              else if (part.type === "finish") finish = part
+              onPart(part)
+            }
+            if (progress.started) deadline = Date.now() + idleMs
           }
-        }
+        })
+        // one timer for the whole stream, not a race per chunk (a fiber and a timer per token): it
+        // sleeps until the deadline, which each chunk moves on, and fails the attempt once it has passed
+        const watchdog: Effect.Effect<never, AttemptTimeout> = Effect.suspend(() => {
+          const left = deadline - Date.now()
+          return left > 0
+            ? Effect.zipRight(Effect.sleep(left), watchdog)
+            : Effect.fail(new AttemptTimeout(progress.started ? `no answer for ${idleMs} ms (idle timeout)` : `no first token within ${Duration.toMillis(p.firstTokenTimeout)} ms`))
+        })
+        yield* Effect.raceFirst(read, watchdog)
         return {
           provider: p.name,
           model,

@@ -51,6 +51,8 @@ export interface TurnIdentity {
   readonly holdKey: string
   /** A spend cap the turn's holds count against (an API key's). */
   readonly scope?: { readonly id: string; readonly cap: number }
+  /** The API key behind the turn, if any (named on its skill calls' ledger rows). */
+  readonly apiKeyId?: string
 }
 
 /** The skills of a turn: which ones the allowlist offers, and running them with their own holds. */
@@ -133,6 +135,8 @@ export interface MateTurn extends TurnIdentity {
   readonly history: ReadonlyArray<Loop.HistoryMessage>
   /** A conversation handed over whole (the OpenAI-compatible API). */
   readonly completion?: Completion
+  /** Credits the turn holds for its tokens (its hold, made from `estimate`); without it the run estimates again. */
+  readonly budget?: number
 }
 
 /** What a turn tells its chat (the chat journals it; `cost` = credits for tokens so far). */
@@ -235,6 +239,13 @@ export const make = Effect.gen(function*() {
       : {})
   })
 
+  /**
+   * The mate and tools a turn's estimate read, left for its run a moment later (one lookup of the
+   * mate per turn); keyed by the turn's attempt, taken by the run, dropped after a minute unused.
+   */
+  const prepared = new Map<string, { readonly at: number; readonly mate: MateInfo; readonly tools: ReadonlyArray<Loop.ToolDef> }>()
+  const preparedKey = (turn: MateTurn) => `${turn.chatId}\u0000${turn.turnId}\u0000${turn.attempt ?? 1}`
+
   /** Credits to hold for a turn's tokens (skill calls hold their own). */
   const estimate = (turn: MateTurn): Effect.Effect<number> =>
     Effect.gen(function*() {
@@ -242,8 +253,17 @@ export const make = Effect.gen(function*() {
       const mate = yield* Effect.option(directory.get(turn.ownerId, turn.mateId))
       if (Option.isNone(mate)) return 0
       const tools = yield* skills.tools(mate.value.allowedSkills)
-      return yield* Loop.estimate({ llm, tokens: tokens!, priceOf: prices.priceOf, maxToolRounds: llm.settings.maxToolRounds }, loopInput(turn, mate.value, tools))
+      const now = Date.now()
+      for (const [key, entry] of prepared) {
+        if (now - entry.at < 60_000) break
+        prepared.delete(key)
+      }
+      prepared.set(preparedKey(turn), { at: now, mate: mate.value, tools })
+      return yield* estimateOf(loopInput(turn, mate.value, tools))
     })
+
+  const estimateOf = (input: Loop.LoopInput) =>
+    Loop.estimate({ llm, tokens: tokens!, priceOf: prices.priceOf, maxToolRounds: llm.settings.maxToolRounds }, input)
 
   const explicit = (turn: MateTurn, mate: MateInfo, call: { readonly app: string; readonly skill: string; readonly json: string }, emit: (e: MateEvent) => void) =>
     Effect.gen(function*() {
@@ -292,7 +312,9 @@ export const make = Effect.gen(function*() {
         const closed = yield* skills.recover(turn, turn.attempt ?? 1)
         if (closed > 0) yield* Effect.logInfo("Released skill holds of the turn's earlier attempts").pipe(Effect.annotateLogs({ turn: turn.turnId, holds: closed }))
       }
-      const mate = yield* directory.get(turn.ownerId, turn.mateId).pipe(
+      const ready = prepared.get(preparedKey(turn))
+      if (ready) prepared.delete(preparedKey(turn))
+      const mate = ready ? ready.mate : yield* directory.get(turn.ownerId, turn.mateId).pipe(
         Effect.mapError((e) => new MateFailed({ code: "mate_not_found", message: e.message, credits: 0 }))
       )
       const invocation = turn.completion ? Option.none() : parseInvocation(turn.text)
@@ -301,9 +323,9 @@ export const make = Effect.gen(function*() {
         emit({ kind: "delta", text: setupHelp(mate.name) })
         return { credits: 0, usage: { inputTokens: 0, outputTokens: 0 }, clientToolCalls: [], finishReason: "stop" as const }
       }
-      const tools = yield* skills.tools(mate.allowedSkills)
+      const tools = ready ? ready.tools : yield* skills.tools(mate.allowedSkills)
       const input = loopInput(turn, mate, tools)
-      const budget = Math.max(1, yield* estimate(turn))
+      const budget = turn.budget ?? Math.max(1, yield* estimateOf(input))
       // the loop keeps within its budget; a provider that reports more than it could still be charged the hold
       const capped = (event: MateEvent) => emit(event.kind === "cost" ? { kind: "cost", credits: Math.min(event.credits, budget) } : event)
       const result = yield* Loop.run(depsFor(turn), { ...input, budget, callIdPrefix: `a${turn.attempt ?? 1}` }, capped).pipe(

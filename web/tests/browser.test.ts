@@ -5,8 +5,10 @@
  * their users would use it — first
  * run, chats with streamed replies (reload mid-reply, cancel, delete), sanitised Markdown, API
  * keys used from Node, a share link in a second browser, mates with allowlists, 2FA, admin,
- * readable errors with retry, the 375 px layout, axe-core on the main pages, and the first-load
- * JavaScript budget of the chat page. Screenshots go to `test-results/web/` (not committed).
+ * readable errors with retry, the 375 px layout, axe-core on the main pages, the first-load
+ * JavaScript budget of the chat page; then identity: passkeys made and used through Chromium's
+ * virtual authenticator (the DevTools WebAuthn domain), a lost password reset through the mailed
+ * link, and a new e-mail address confirmed by code. Screenshots go to `test-results/web/` (not committed).
  *
  * Chromium must be installed (`apt-get install -y chromium`; `.ci/setup.d/30-chromium.sh` does it
  * in CI): without it these tests fail, they never skip.
@@ -14,13 +16,16 @@
 import axe from "axe-core"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import Provider from "oidc-provider"
 import * as OTPAuth from "otpauth"
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core"
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from "playwright-core"
 import * as NodeFs from "node:fs"
+import * as NodeHttp from "node:http"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest"
 import { fixturesDir } from "../../runtime/testing/fixtures.ts"
+import { mailsTo, type OutboxMail } from "../../gateway/identity/mail.ts"
 import { freePort, root, spawnTroupe, stop, waitFor, type Spawned } from "../../runtime/testing/process.ts"
 import * as StoreClient from "../../skills/store/Client.ts"
 import * as Signing from "../../skills/store/Signing.ts"
@@ -33,6 +38,9 @@ const password = "a long password 1"
 let dataDir: string
 let server: Spawned
 let llm: Scripted.ScriptedServer
+/** A single sign-on provider (`oidc-provider` with its development login and consent pages) and its issuer. */
+let idp: NodeHttp.Server | undefined
+let issuer = ""
 let url: string
 let browser: Browser
 /** The admin's signed-in browser. */
@@ -133,13 +141,27 @@ beforeAll(async () => {
   const port = await freePort()
   // localhost, as the default TROUPE_PUBLIC_URL names it (share links, the passkeys' relying party)
   url = `http://localhost:${port}`
+  const idpPort = await freePort()
+  issuer = `http://127.0.0.1:${idpPort}`
+  const provider = new Provider(issuer, {
+    clients: [{ client_id: "troupe", client_secret: "a test client secret", redirect_uris: [`${url}/v1/auth/oidc/acme/callback`], response_types: ["code"], grant_types: ["authorization_code"] }],
+    findAccount: async (_ctx, id) => ({ accountId: id, claims: async () => ({ sub: id, email: `${id}@sso.example.com`, email_verified: true, preferred_username: id }) }),
+    claims: { openid: ["sub"], email: ["email", "email_verified"], profile: ["preferred_username"] },
+    features: { devInteractions: { enabled: true } },
+    cookies: { keys: ["a test cookie key"] }
+  })
+  idp = NodeHttp.createServer(provider.callback())
+  await new Promise<void>((resolve) => idp!.listen(idpPort, "127.0.0.1", resolve))
   server = spawnTroupe(["start"], {
     TROUPE_DATA_DIR: dataDir,
     TROUPE_PORT: String(port),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_LLM_BASE_URL: llm.baseUrl,
     TROUPE_LLM_MODEL: "scripted",
-    TROUPE_LLM_OLLAMA_URL: "off"
+    TROUPE_LLM_OLLAMA_URL: "off",
+    // every browser of the suite signs in from one address: room for more than 30 sign-in requests a minute
+    TROUPE_RATE_LIMIT_AUTH: "1000/60s",
+    TROUPE_OIDC_PROVIDERS: JSON.stringify([{ id: "acme", name: "Acme SSO", issuer, client_id: "troupe", client_secret: "a test client secret", scopes: ["openid", "email", "profile"] }])
   })
   browser = await chromium.launch({
     executablePath: chromiumPath,
@@ -154,6 +176,7 @@ afterAll(async () => {
   await browser?.close()
   if (server) await stop(server, "SIGTERM")
   await llm?.close()
+  await new Promise((resolve) => (idp ? idp.close(resolve) : resolve(undefined)))
   if (dataDir) NodeFs.rmSync(dataDir, { recursive: true, force: true })
 })
 
@@ -549,15 +572,15 @@ describe("the web app in Chromium", () => {
     await page.waitForURL(`${url}/login`)
     await page.getByLabel("Email or username").fill("root")
     await page.getByLabel("Password").fill(password)
-    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByRole("button", { name: "Sign in", exact: true }).click()
     const codeField = page.getByLabel("Authentication code")
     await poll(() => codeField.isVisible()).toBe(true)
     await codeField.fill("000000")
-    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByRole("button", { name: "Sign in", exact: true }).click()
     await poll(() => page.getByRole("alert").innerText()).toContain("That code is not right")
     // the next step's code (the current one was spent turning 2FA on)
     await codeField.fill(totp.generate({ timestamp: Date.now() + 30_000 }))
-    await page.getByRole("button", { name: "Sign in" }).click()
+    await page.getByRole("button", { name: "Sign in", exact: true }).click()
     await page.waitForURL(`${url}/chats`)
   }, 60_000)
 
@@ -567,7 +590,7 @@ describe("the web app in Chromium", () => {
     const p = await phone.newPage()
     const signedOut = await newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true })
     const anon = await signedOut.newPage()
-    for (const path of ["/login", "/signup"]) {
+    for (const path of ["/login", "/signup", "/reset"]) {
       await anon.goto(url + path)
       await anon.locator("main h1").first().waitFor()
       expect(await anon.evaluate(() => document.documentElement.scrollWidth), path).toBeLessThanOrEqual(375)
@@ -678,7 +701,7 @@ describe("the web app in Chromium", () => {
     await q.goto(`${url}/login`)
     await q.getByLabel("Email or username").fill("ada")
     await q.getByLabel("Password").fill(password)
-    await q.getByRole("button", { name: "Sign in" }).click()
+    await q.getByRole("button", { name: "Sign in", exact: true }).click()
     await q.waitForURL(`${url}/chats`)
     await p.goto(`${url}/settings/security`)
     const sessions = p.getByRole("table", { name: "Where you are signed in" }).locator("tbody tr")
@@ -691,7 +714,7 @@ describe("the web app in Chromium", () => {
     // delete the account: signing in again no longer works
     await q.getByLabel("Email or username").fill("ada")
     await q.getByLabel("Password").fill(password)
-    await q.getByRole("button", { name: "Sign in" }).click()
+    await q.getByRole("button", { name: "Sign in", exact: true }).click()
     await q.waitForURL(/\/credits/)
     await q.goto(`${url}/settings`)
     await q.getByRole("button", { name: "Delete my account…" }).click()
@@ -701,7 +724,7 @@ describe("the web app in Chromium", () => {
     await q.waitForURL(/\/login/)
     await q.getByLabel("Email or username").fill("ada")
     await q.getByLabel("Password").fill(password)
-    await q.getByRole("button", { name: "Sign in" }).click()
+    await q.getByRole("button", { name: "Sign in", exact: true }).click()
     await poll(() => q.getByRole("alert").innerText()).toContain("Wrong login or password")
     await other.close()
     await adaContext.close()
@@ -712,7 +735,7 @@ describe("the web app in Chromium", () => {
     const signedOut = await newContext()
     const anon = await signedOut.newPage()
     const problems: string[] = []
-    for (const path of ["/login", "/signup"]) {
+    for (const path of ["/login", "/signup", "/reset"]) {
       await anon.goto(url + path)
       await anon.locator("main h1").waitFor()
       problems.push(...(await axeViolations(anon)).map((v) => `${path}: ${v}`))
@@ -755,6 +778,220 @@ describe("the web app in Chromium", () => {
   }, 60_000)
 
   it("ran every page without a CSP violation or an uncaught error", () => {
+    expect(cspViolations).toEqual([])
+    expect(pageErrors).toEqual([])
+  })
+})
+
+describe("identity in Chromium: passkeys on a virtual authenticator, a lost password, a new e-mail address", () => {
+  const email = "grace@example.com"
+  const newPassword = "a brand new password"
+  /** Grace's browser, its page and the virtual platform authenticator attached to that page. */
+  let grace: BrowserContext
+  let g: Page
+  let cdp: CDPSession
+  let authenticatorId = ""
+
+  /** Call the API from a page with its session (the CSRF header from its cookie), as the app does. */
+  const apiFrom = (p: Page, method: string, path: string, body?: unknown) =>
+    p.evaluate(async (r) => {
+      const csrf = decodeURIComponent(document.cookie.split("; ").find((c) => c.startsWith("troupe_csrf="))?.split("=")[1] ?? "")
+      const res = await fetch(r.path, { method: r.method, headers: { "content-type": "application/json", "x-csrf-token": csrf }, ...(r.body === undefined ? {} : { body: JSON.stringify(r.body) }) })
+      return { status: res.status, body: (res.status === 204 ? null : await res.json()) as Record<string, string> }
+    }, { method, path, body })
+
+  /** The mails to `to` whose subject has `subject` (from the server's outbox: it has no SMTP server), once there are `count`. */
+  const mailTo = async (to: string, subject: string, count = 1): Promise<OutboxMail> => {
+    let found: ReadonlyArray<OutboxMail> = []
+    await poll(async () => (found = (await mailsTo(dataDir, to)).filter((m) => m.subject.includes(subject))).length, { timeout: 30_000 }).toBeGreaterThanOrEqual(count)
+    return found[count - 1]!
+  }
+
+  const signOut = async (p: Page) => {
+    await p.getByRole("button", { name: "Sign out", exact: true }).click()
+    await p.waitForURL(`${url}/login`)
+  }
+
+  it("signs up with a password, adds a passkey in settings, signs out and signs in with the passkey alone", async () => {
+    pictureOnFailure("id1")
+    // a plain start offers passkeys: TROUPE_PUBLIC_URL defaults to http://localhost:<port>, the relying party localhost
+    const offered = await fetch(`${url}/v1/auth/passkey/options`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })
+    expect(offered.status).toBe(200)
+    expect(((await offered.json()) as { options: { rpId: string } }).options.rpId).toBe("localhost")
+
+    const invite = await apiFrom(page, "POST", "/v1/admin/invites", { uses: 1 })
+    expect(invite.status).toBe(201)
+    grace = await newContext()
+    g = await grace.newPage()
+    cdp = await grace.newCDPSession(g)
+    await cdp.send("WebAuthn.enable")
+    authenticatorId = (await cdp.send("WebAuthn.addVirtualAuthenticator", {
+      options: { protocol: "ctap2", transport: "internal", hasResidentKey: true, hasUserVerification: true, isUserVerified: true }
+    })).authenticatorId
+
+    await g.goto(`${url}/signup?invite=${invite.body.code}`)
+    await g.getByLabel("Email").fill(email)
+    await g.getByLabel("Username").fill("grace")
+    await g.getByLabel("Password").fill(password)
+    await g.getByRole("button", { name: "Create account" }).click()
+    await g.waitForURL(/\/verify\?email=/)
+    const code = /(\d{6})/.exec((await mailTo(email, "verification code")).subject)![1]!
+    await g.getByLabel("Verification code").fill(code)
+    await g.getByRole("button", { name: "Verify" }).click()
+    await g.waitForURL(`${url}/chats`)
+
+    await g.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Settings" }).click()
+    await g.getByRole("navigation", { name: "Settings" }).getByRole("link", { name: "Security" }).click()
+    await poll(() => g.getByText("No passkeys yet.").isVisible()).toBe(true)
+    await g.getByLabel("Name", { exact: true }).fill("Work laptop")
+    await g.getByRole("button", { name: "Add a passkey" }).click()
+    const listed = g.getByRole("list", { name: "Your passkeys" }).locator("li")
+    await poll(() => listed.count()).toBe(1)
+    expect(await listed.innerText()).toContain("Work laptop")
+    expect(await listed.innerText()).toContain("not used yet")
+    // the authenticator holds it as a discoverable credential of localhost
+    const held = await cdp.send("WebAuthn.getCredentials", { authenticatorId })
+    expect(held.credentials).toHaveLength(1)
+    expect(held.credentials[0]).toMatchObject({ isResidentCredential: true, rpId: "localhost" })
+    expect(await axeViolations(g)).toEqual([])
+    await shot(g, "20-passkeys")
+
+    await signOut(g)
+    await g.getByRole("button", { name: "Sign in with a passkey" }).click()
+    await g.waitForURL(`${url}/chats`)
+    expect(await g.getByRole("navigation", { name: "Main" }).innerText()).toContain("grace")
+    expect((await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials[0]!.signCount).toBeGreaterThan(0)
+    await g.goto(`${url}/settings/security`)
+    await poll(() => listed.innerText()).toContain("last used")
+  }, 120_000)
+
+  it("a lost password: Forgot password? mails a link; its page sets a new password, signs out every session, and the new password signs in", async () => {
+    pictureOnFailure("id2")
+    const other = await newContext()
+    const p = await other.newPage()
+    await p.goto(`${url}/login`)
+    await p.getByRole("link", { name: "Forgot password?" }).click()
+    await p.waitForURL(`${url}/reset`)
+    await p.getByLabel("Email").fill(email)
+    await p.getByRole("button", { name: "Send the link" }).click()
+    await poll(() => p.getByRole("status").first().innerText()).toContain("a link to set a new password is on its way")
+    const mail = await mailTo(email, "Reset")
+    const link = /(http:\/\/\S+\/reset\?token=\S+)/.exec(mail.text)![1]!
+    expect(link.startsWith(`${url}/reset?token=`)).toBe(true)
+
+    await p.goto(link)
+    await p.getByLabel("New password").fill("short")
+    await p.getByRole("button", { name: "Set password" }).click()
+    await poll(() => p.getByRole("alert").isVisible()).toBe(true)
+    expect(await axeViolations(p)).toEqual([])
+    await p.getByLabel("New password").fill(newPassword)
+    await p.getByRole("button", { name: "Set password" }).click()
+    await p.waitForURL(`${url}/login?reset=1`)
+    await poll(() => p.getByRole("status").first().innerText()).toContain("Your new password is set")
+    await shot(p, "21-reset-done")
+    // the link works once
+    await p.goto(link)
+    await p.getByLabel("New password").fill("yet another password")
+    await p.getByRole("button", { name: "Set password" }).click()
+    await poll(() => p.getByRole("alert").innerText()).toContain("used already")
+    await other.close()
+
+    // Grace's browser was signed out; the old password no longer works, the new one does
+    await g.goto(`${url}/credits`)
+    await g.waitForURL(/\/login/, { timeout: 15_000 })
+    await g.getByLabel("Email or username").fill("grace")
+    await g.getByLabel("Password").fill(password)
+    await g.getByRole("button", { name: "Sign in", exact: true }).click()
+    await poll(() => g.getByRole("alert").innerText()).toContain("Wrong login or password")
+    await g.getByLabel("Password").fill(newPassword)
+    await g.getByRole("button", { name: "Sign in", exact: true }).click()
+    await g.waitForURL(`${url}/credits`)
+  }, 120_000)
+
+  it("changes the e-mail address in settings only with the code mailed to the new address; the old address is told", async () => {
+    pictureOnFailure("id3")
+    const facts = g.locator("dl.facts")
+    await g.goto(`${url}/settings`)
+    await g.getByLabel("New email address").fill("grace@new.example.com")
+    await g.getByLabel("Your password").fill(newPassword)
+    await g.getByRole("button", { name: "Change email" }).click()
+    const codeField = g.getByLabel("Confirmation code")
+    await poll(() => codeField.isVisible()).toBe(true)
+    expect(await facts.innerText()).toContain(email)
+    expect(await axeViolations(g)).toEqual([])
+    const code = /(\d{6})/.exec((await mailTo("grace@new.example.com", "Confirm your new")).subject)![1]!
+    await codeField.fill(code === "000000" ? "111111" : "000000")
+    await g.getByRole("button", { name: "Confirm new address" }).click()
+    await poll(() => g.getByRole("alert").innerText()).toContain("That code is wrong")
+    await codeField.fill(code)
+    await g.getByRole("button", { name: "Confirm new address" }).click()
+    await poll(() => facts.innerText()).toContain("grace@new.example.com")
+    expect(await g.getByRole("status").first().innerText()).toContain("Your email address is now grace@new.example.com")
+    expect((await mailTo(email, "was changed")).text).toContain("grace@new.example.com")
+  }, 60_000)
+
+  it("a passkey stands in for the code when 2FA is on; a removed passkey signs in no more", async () => {
+    pictureOnFailure("id4")
+    // 2FA on through the API (its pages are walked above, by the admin)
+    const setup = await apiFrom(g, "POST", "/v1/auth/2fa/setup")
+    const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret!) })
+    expect((await apiFrom(g, "POST", "/v1/auth/2fa/confirm", { code: totp.generate() })).status).toBe(200)
+    await signOut(g)
+    await g.getByLabel("Email or username").fill("grace")
+    await g.getByLabel("Password").fill(newPassword)
+    await g.getByRole("button", { name: "Sign in", exact: true }).click()
+    await poll(() => g.getByLabel("Authentication code").isVisible()).toBe(true)
+    expect(await axeViolations(g)).toEqual([])
+    await g.getByRole("button", { name: "Use a passkey instead" }).click()
+    await g.waitForURL(`${url}/chats`)
+
+    await g.goto(`${url}/settings/security`)
+    await g.getByRole("button", { name: "Remove Work laptop" }).click()
+    await poll(() => g.getByText("No passkeys yet.").isVisible()).toBe(true)
+    await signOut(g)
+    await g.getByRole("button", { name: "Sign in with a passkey" }).click()
+    await poll(() => g.getByRole("alert").innerText()).toContain("not registered here")
+    expect(g.url()).toBe(`${url}/login`)
+    await grace.close()
+  }, 60_000)
+
+  it("single sign-on: the provider's button signs in through its pages and back; with SSO only, the sign-in page shows only the providers", async () => {
+    pictureOnFailure("id5")
+    const context = await newContext()
+    const p = await context.newPage()
+    await p.goto(`${url}/login?next=${encodeURIComponent("/credits")}`)
+    await p.getByRole("link", { name: "Sign in with Acme SSO" }).click()
+    // the provider's own pages: any login, then consent
+    await p.waitForURL((u) => u.href.startsWith(`${issuer}/interaction/`), { timeout: 15_000 })
+    await p.locator("input[name=login]").fill("sam")
+    await p.locator("input[name=password]").fill("anything")
+    await p.locator("button[type=submit]").click()
+    const consent = p.getByRole("button", { name: "Continue" })
+    await poll(async () => p.url().startsWith(`${url}/credits`) || (await consent.isVisible().catch(() => false))).toBe(true)
+    if (!p.url().startsWith(`${url}/credits`)) await consent.click()
+    await p.waitForURL(`${url}/credits`, { timeout: 15_000 })
+    await poll(() => p.getByRole("navigation", { name: "Main" }).innerText()).toContain("sam")
+    await context.close()
+
+    // TROUPE_SSO_ONLY: the server says so, and the page offers nothing else
+    const only = await newContext()
+    const q = await only.newPage()
+    await q.route("**/v1/auth/oidc/providers", async (route) => {
+      const real = (await (await route.fetch()).json()) as { providers: unknown[] }
+      await route.fulfill({ json: { ...real, sso_only: true } })
+    })
+    await q.goto(`${url}/login`)
+    await poll(() => q.getByRole("link", { name: "Sign in with Acme SSO" }).isVisible()).toBe(true)
+    expect(await q.getByLabel("Email or username").count()).toBe(0)
+    expect(await q.getByRole("button", { name: "Sign in with a passkey" }).count()).toBe(0)
+    expect(await q.getByRole("link", { name: "Forgot password?" }).count()).toBe(0)
+    expect(await q.getByRole("link", { name: "Create an account" }).count()).toBe(0)
+    expect(await axeViolations(q)).toEqual([])
+    await shot(q, "22-sso-only")
+    await only.close()
+  }, 60_000)
+
+  it("ran the identity pages without a CSP violation or an uncaught error", () => {
     expect(cspViolations).toEqual([])
     expect(pageErrors).toEqual([])
   })

@@ -59,7 +59,11 @@ const friendly: Record<string, string> = {
   payload_too_large: "That is too long to send.",
   admin_only: "Only an administrator can do this.",
   invite_required: "Signing up on this server needs an invite code.",
-  invite_invalid: "That invite code is not valid (wrong, used up or expired)."
+  invite_invalid: "That invite code is not valid (wrong, used up or expired).",
+  reset_token_used: "This reset link was used already (or a newer one was). Ask for a new link.",
+  reset_token_expired: "This reset link expired (links work for 30 minutes). Ask for a new link.",
+  reset_token_invalid: "This reset link is not valid: check that the whole link was opened, or ask for a new one.",
+  sso_only: "This server signs you in through single sign-on only."
 }
 
 /** A readable message for any thrown value. */

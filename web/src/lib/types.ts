@@ -23,6 +23,23 @@ export interface SessionInfo {
   current: boolean
 }
 
+/** A passkey of the account (`GET /v1/me/passkeys`). */
+export interface Passkey {
+  id: string
+  name: string
+  device_type: string
+  backed_up: boolean
+  transports: string[]
+  created_at: string
+  last_used_at: string | null
+}
+
+/** The single sign-on providers (`GET /v1/auth/oidc/providers`). */
+export interface SsoProviders {
+  providers: Array<{ id: string; name: string; start_url: string }>
+  sso_only: boolean
+}
+
 export interface ApiKey {
   id: string
   name: string
@@ -100,7 +117,12 @@ export interface LedgerEntry {
   kind: string
   bucket: "available" | "reserved"
   amount: number
+  /** What the row is for: a grant's reason, or what a hold paid for (`skill weather.forecast`, `turn in chat …`). */
   reason: string | null
+  /** The skill a hold paid for (`<app>.<skill>`). */
+  skill?: string | null
+  /** The API key that spent. */
+  api_key_id?: string | null
   created_at: string
 }
 
