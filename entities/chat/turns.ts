@@ -58,7 +58,7 @@ let streamingTurns = 0
 const endOfTurn: unique symbol = Symbol("endOfTurn")
 
 /** Attempts after which a turn that never finishes (its runner keeps dying) is failed, not retried. */
-const maxTurnAttempts = 5
+export const maxTurnAttempts = 5
 
 /** How many earlier messages a turn sees unless its runner says otherwise. */
 const defaultHistoryWindow = 20
