@@ -27,6 +27,7 @@ COPY entities ./entities
 COPY skills ./skills
 COPY gateway ./gateway
 COPY preview ./preview
+COPY uploads ./uploads
 COPY tsconfig.json deno.json ./
 RUN mkdir -p /var/lib/troupe && chown node:node /var/lib/troupe
 USER node

@@ -14,10 +14,12 @@ import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 
 const root = NodePath.resolve(import.meta.dirname, "..")
-const folders = ["runtime", "entities", "skills", "gateway", "preview", "bin", "bench", "deploy"]
-const level = { runtime: 0, entities: 1, skills: 2, gateway: 2, preview: 2, bin: 3, bench: 3, deploy: 3 }
+const folders = ["runtime", "entities", "skills", "gateway", "preview", "uploads", "bin", "bench", "deploy"]
+const level = { runtime: 0, entities: 1, skills: 2, gateway: 2, preview: 2, uploads: 2, bin: 3, bench: 3, deploy: 3 }
 /** Same-floor imports that are allowed (importer → imported). */
-const sideways = new Set(["gateway→skills", "gateway→preview", "bench→bin", "deploy→bin"])
+const sideways = new Set(["gateway→skills", "gateway→preview", "gateway→uploads", "uploads→preview", "bench→bin", "deploy→bin"])
+/** Folders that speak to contracts (services, entity clients), never to a repository's SQL. */
+const noRepositories = new Set(["gateway"])
 
 const files = (dir) =>
   NodeFs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -52,6 +54,9 @@ for (const folder of folders) {
       if (isTest && target.split(NodePath.sep).includes("testing")) continue
       const ok = level[to] < level[folder] || sideways.has(`${folder}→${to}`)
       if (!ok) problems.push(`${NodePath.relative(root, file)} imports ${spec} (${folder} may not import ${to})`)
+      else if (!isTest && noRepositories.has(folder) && /^repo\.[mc]?[jt]s$/i.test(NodePath.basename(target))) {
+        problems.push(`${NodePath.relative(root, file)} imports ${spec} (${folder} calls services and entities, not a repository)`)
+      }
     }
   }
 }

@@ -230,4 +230,4 @@ export const fromEntity = (e: EntityError): ApiFailure => {
 
 /** Map every typed error of an entity call to an `ApiFailure`. */
 export const entity = <A, E extends EntityError | ApiFailure, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, ApiFailure, R> =>
-  Effect.mapError(effect, (e) => (e instanceof ApiFailure ? e : fromEntity(e as EntityError)))
+  Effect.mapError(effect, (e: EntityError | ApiFailure) => (e._tag === "ApiFailure" ? e : fromEntity(e)))

@@ -298,6 +298,16 @@ describe("gateway on Postgres + Redis", () => {
     const botEvents = await readEvents(server, `/v1/chats/${botChat.body.id}/events`, chatsKey, (es) => es.some((e) => e.event === "error" || e.event === "done"))
     expect(botEvents.events.at(-1)).toMatchObject({ event: "error", data: { code: "insufficient_credits" } })
     expect(botEvents.events.at(-1)!.data.message).toContain("api_key:")
+    // a chats key without a cap: the turn is charged, and its ledger rows name the chat and the key
+    const uncapped = await request(server, "POST", "/v1/api_keys", { token, body: { name: "free bot", scopes: ["chats"] } })
+    const freeChat = await request(server, "POST", "/v1/chats", { token: uncapped.body.key, body: { title: "free" } })
+    expect((await request(server, "POST", `/v1/chats/${freeChat.body.id}/messages`, { token: uncapped.body.key, body: { client_message_id: "f1", text: "hi" } })).status).toBe(202)
+    const freeEvents = await readEvents(server, `/v1/chats/${freeChat.body.id}/events`, uncapped.body.key, (es) => es.some((e) => e.event === "error" || e.event === "done"))
+    expect(freeEvents.events.at(-1)!.event).toBe("done")
+    const turnRows = ((await request(server, "GET", "/v1/credits/ledger?limit=50", { token })).body.entries as Array<Row>)
+      .filter((e) => e.reason === `turn in chat ${freeChat.body.id}`)
+    expect(turnRows.map((e) => e.kind)).toContain("settle")
+    expect(turnRows.every((e) => e.api_key_id === uncapped.body.id && e.skill === null)).toBe(true)
 
     // revoked: refused at once
     expect((await request(server, "DELETE", `/v1/api_keys/${created.body.id}`, { token })).status).toBe(204)

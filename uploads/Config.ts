@@ -44,6 +44,11 @@ export interface UploadsConfigShape {
   readonly engine: EngineName
   readonly workers: number
   readonly workerTimeoutMs: number
+  /**
+   * Seconds an upload may stay `processing` without progress (a live process touches it every third
+   * of this) before it is rejected with `processing_interrupted`: the process handling it stopped.
+   */
+  readonly processingTimeoutSeconds: number
 }
 
 /** The configuration service. */
@@ -116,7 +121,8 @@ export const fromEnv: Config.Config<UploadsConfigShape> = Config.all({
   publicUrlTtlSeconds: positiveInt("UPLOADS_PUBLIC_URL_TTL", 300, 7 * 24 * 3600),
   engine,
   workers: positiveInt("UPLOADS_WORKERS", 1, 64),
-  workerTimeoutMs: positiveInt("UPLOADS_WORKER_TIMEOUT_MS", 30_000)
+  workerTimeoutMs: positiveInt("UPLOADS_WORKER_TIMEOUT_MS", 30_000),
+  processingTimeoutSeconds: positiveInt("UPLOADS_PROCESSING_TIMEOUT", 600, 7 * 24 * 3600)
 }).pipe(
   Config.map((c): UploadsConfigShape => ({
     http: c.http,
@@ -132,7 +138,8 @@ export const fromEnv: Config.Config<UploadsConfigShape> = Config.all({
     publicUrlTtlSeconds: c.publicUrlTtlSeconds,
     engine: c.engine,
     workers: c.workers,
-    workerTimeoutMs: c.workerTimeoutMs
+    workerTimeoutMs: c.workerTimeoutMs,
+    processingTimeoutSeconds: c.processingTimeoutSeconds
   }))
 )
 
@@ -150,5 +157,6 @@ export const make = (overrides: Partial<UploadsConfigShape> & { readonly tmpDir:
   engine: "vips",
   workers: 1,
   workerTimeoutMs: 30_000,
+  processingTimeoutSeconds: 600,
   ...overrides
 })

@@ -213,10 +213,19 @@ export const make = Effect.gen(function*() {
         const rows = yield* sql<{ secret: Uint8Array }>`SELECT secret FROM upload_secrets WHERE name = ${name}`
         return bytes(rows[0]!.secret)!
       }),
-    /** Uploads left `processing` by a process that stopped (older than `olderThanSeconds`). */
-    stale: (olderThanSeconds: number): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
+    /** A live process is still working on the upload: it is not stale. */
+    touch: (uploadId: string) =>
+      sql`UPDATE uploads SET updated_at = now() WHERE upload_id = ${uploadId} AND status = 'processing'`.pipe(Effect.asVoid),
+    /**
+     * Reject the uploads left `processing` by a process that stopped (untouched for
+     * `olderThanSeconds`); the rows it changed (one statement: of processes sweeping at once, each
+     * row goes to one).
+     */
+    rejectStale: (olderThanSeconds: number, code: string, reason: string): Effect.Effect<ReadonlyArray<Row>, SqlError> =>
       Effect.map(
-        sql<RawRow>`SELECT * FROM uploads WHERE status = 'processing' AND updated_at < now() - make_interval(secs => ${olderThanSeconds})`,
+        sql<RawRow>`UPDATE uploads SET status = 'rejected', code = ${code}, reason = ${reason}, wrapped_key = NULL, text_sealed = NULL, has_preview = false, updated_at = now()
+                    WHERE status = 'processing' AND updated_at < now() - make_interval(secs => ${olderThanSeconds})
+                    RETURNING *`,
         (rows) => rows.map(toRow)
       )
   }

@@ -11,7 +11,10 @@
  *    blob store, a preview made on the image engine's worker pool (images: WebP ≤ 1024 px, EXIF
  *    orientation applied, metadata stripped; PDFs: page 1 by pdfium), the text of text files and
  *    PDFs kept (encrypted) for the mates, then `ready` — or `rejected` with a code when the engine
- *    refuses the image, and the stored blobs are removed.
+ *    refuses the image, and the stored blobs are removed. While it works, the process touches the
+ *    row; an upload left `processing` by a process that stopped (untouched for
+ *    `UPLOADS_PROCESSING_TIMEOUT`) is rejected with `processing_interrupted` by the sweeper every
+ *    process runs, its blobs removed and its chats told.
  *
  * Public images (`public: true`) are stored in the clear under `public/` and served by a redirect
  * to a presigned (S3) or signed local URL. Deleting a file, its chat or its owner's account
@@ -23,6 +26,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as NodeCrypto from "node:crypto"
 import * as NodeFs from "node:fs/promises"
@@ -146,6 +150,13 @@ export const make = Effect.gen(function*() {
         )
     })
 
+  /** An upload that will not be ready: its blobs removed (whatever part was stored), its chats told. */
+  const discarded = (row: Pick<Repo.Row, "uploadId" | "ownerId" | "name">, code: string, message: string) =>
+    Effect.zipRight(
+      Effect.forEach(Object.values(blobKeys(row.uploadId)), (key) => blobs.delete(key), { discard: true }).pipe(Effect.ignore),
+      tell(row, { kind: "attachment_rejected", uploadId: row.uploadId, name: row.name, code, message })
+    )
+
   /** The scan, as configured: `off` skips it, `optional` skips it when clamd is down, `required` refuses then. */
   const scan = (path: string): Effect.Effect<void, UploadRefused | UploadUnavailable> => {
     if (config.scan.mode === "off") return Effect.void
@@ -260,6 +271,19 @@ export const make = Effect.gen(function*() {
       Effect.catchTag("ImageError", (e) => isInputProblem(e.code) ? Effect.fail(new Rejected(e.code, e.message)) : Effect.fail(e))
     )
 
+  const timeout = config.processingTimeoutSeconds
+  const heartbeat = (id: string) =>
+    repo.touch(id).pipe(Effect.ignore, Effect.repeat(Schedule.spaced(`${Math.max(200, Math.floor((timeout * 1000) / 3))} millis`)))
+
+  /** Reject the uploads a stopped process left `processing`; at start, then every half timeout. */
+  const sweep = Effect.gen(function*() {
+    const message = `processing stopped (the process handling the file ended) and did not resume within ${timeout} s; upload the file again`
+    const swept = yield* repo.rejectStale(timeout, "processing_interrupted", message)
+    yield* Effect.forEach(swept, (row) => discarded(row, "processing_interrupted", message), { discard: true })
+    if (swept.length > 0) yield* Effect.logWarning("uploads left processing were rejected").pipe(Effect.annotateLogs({ upload_ids: swept.map((r) => r.uploadId).join(",") }))
+  }).pipe(Effect.catchAllCause((cause) => Effect.logWarning("sweeping stuck uploads failed", cause)))
+  yield* sweep.pipe(Effect.repeat(Schedule.spaced(`${Math.max(500, Math.floor((timeout * 1000) / 2))} millis`)), Effect.forkIn(scope))
+
   const process = (id: string, incoming: Incoming, sniffed: Sniff.Sniffed) => {
     const kind = sniffed.kind
     const keys = blobKeys(id)
@@ -313,11 +337,12 @@ export const make = Effect.gen(function*() {
         const [code, message] = e instanceof Rejected ? [e.code, e.message] : ["processing_failed", `the file could not be processed: ${String((e as { message?: unknown }).message ?? "unknown error").slice(0, 200)}`]
         return Effect.gen(function*() {
           if (!(e instanceof Rejected)) yield* Effect.logError("upload processing failed", e).pipe(Effect.annotateLogs({ upload_id: id }))
-          yield* Effect.forEach(Object.values(keys), (key) => blobs.delete(key), { discard: true }).pipe(Effect.ignore)
           yield* repo.reject(id, code, message).pipe(Effect.ignore)
-          yield* tell({ uploadId: id, ownerId: incoming.ownerId }, { kind: "attachment_rejected", uploadId: id, name: incoming.name, code, message })
+          yield* discarded({ uploadId: id, ownerId: incoming.ownerId, name: incoming.name }, code, message)
         })
       }),
+      // the row shows this process is alive: the sweeper of any process leaves it alone
+      (work) => Effect.scoped(Effect.zipRight(Effect.forkScoped(heartbeat(id)), work)),
       Effect.ensuring(removeFile(encrypted)),
       Effect.catchAllCause((cause) => Effect.logError("upload processing died", cause))
     )

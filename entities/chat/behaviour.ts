@@ -148,6 +148,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               accountId: payload.accountId ?? payload.authorId,
               scopeId: payload.scope?.id ?? null,
               scopeCap: payload.scope?.cap ?? null,
+              apiKeyId: payload.apiKeyId ?? null,
               status: "running",
               attempts: 0,
               holdKey: `chat:${chatId}:${turnId}`,

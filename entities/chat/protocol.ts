@@ -156,7 +156,9 @@ export class Post extends Schema.Class<Post>("troupe/Chat/Post")({
   /** The credit account charged for the turn (default: the author). */
   accountId: Schema.optional(Id),
   /** A spend cap the turn's hold must respect (an API key's). */
-  scope: Schema.optional(SpendScope)
+  scope: Schema.optional(SpendScope),
+  /** The API key that posts (named on the turn's ledger rows and its skill calls'). */
+  apiKeyId: Schema.optional(Id)
 }) {}
 
 /**

@@ -83,6 +83,12 @@ export const migrations: ReadonlyArray<Migration> = [
     id: 2026120761,
     name: "chat_turn_heartbeat",
     run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE chat_turns ADD COLUMN IF NOT EXISTS heartbeat_at TIMESTAMPTZ`)
+  },
+  {
+    // the API key that posted a turn, named on its credit ledger rows
+    id: 2026120731,
+    name: "chat_turn_api_key",
+    run: Effect.flatMap(SqlClient.SqlClient, (sql) => sql`ALTER TABLE chat_turns ADD COLUMN IF NOT EXISTS api_key_id TEXT`)
   }
 ]
 
@@ -103,6 +109,8 @@ export interface TurnRow {
   readonly accountId: string
   readonly scopeId: string | null
   readonly scopeCap: number | null
+  /** The API key that posted the turn, if one did. */
+  readonly apiKeyId: string | null
   readonly status: TurnStatus
   readonly attempts: number
   readonly holdKey: string
@@ -135,7 +143,7 @@ const maybeBytes = (value: unknown): Uint8Array | null => (value === null || val
 
 type RawTurn = {
   turn_id: string; message_id: string; mate_id: string; account_id: string; scope_id: string | null; scope_cap: string | null
-  status: TurnStatus; attempts: number; hold_key: string; reserved: string | null; charged: string | null
+  api_key_id: string | null; status: TurnStatus; attempts: number; hold_key: string; reserved: string | null; charged: string | null
 }
 const toTurn = (r: RawTurn): TurnRow => ({
   turnId: r.turn_id,
@@ -144,6 +152,7 @@ const toTurn = (r: RawTurn): TurnRow => ({
   accountId: r.account_id,
   scopeId: r.scope_id,
   scopeCap: r.scope_cap === null ? null : Number(r.scope_cap),
+  apiKeyId: r.api_key_id,
   status: r.status,
   attempts: Number(r.attempts),
   holdKey: r.hold_key,
@@ -171,7 +180,7 @@ const toMessage = (r: RawMessage): MessageRow => ({
 export type JournalExtra =
   | { readonly _tag: "InsertMessage"; readonly messageId: string; readonly clientMessageId: string | null; readonly role: "user" | "mate"; readonly authorId: string; readonly turnId: string; readonly seq: number; readonly body: Uint8Array }
   | { readonly _tag: "UpsertReply"; readonly messageId: string; readonly authorId: string; readonly turnId: string; readonly seq: number; readonly body: Uint8Array }
-  | { readonly _tag: "InsertTurn"; readonly turn: { turnId: string; messageId: string; mateId: string; accountId: string; scopeId: string | null; scopeCap: number | null; holdKey: string } }
+  | { readonly _tag: "InsertTurn"; readonly turn: { turnId: string; messageId: string; mateId: string; accountId: string; scopeId: string | null; scopeCap: number | null; apiKeyId: string | null; holdKey: string } }
   | { readonly _tag: "SetTitle"; readonly title: Uint8Array }
   | { readonly _tag: "StartAttempt"; readonly turnId: string; readonly reserved: number }
   | { readonly _tag: "DeleteMessageBody"; readonly messageId: string }
@@ -250,8 +259,8 @@ export const make = (chatId: string) =>
             break
           case "InsertTurn": {
             const t = x.turn
-            ctes.push(sql`${name} AS (INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, scope_id, scope_cap, status, hold_key)
-              SELECT ${chatId}, ${t.turnId}, ${t.messageId}, ${t.mateId}, ${t.accountId}, ${t.scopeId}::text, ${t.scopeCap}::bigint, 'running', ${t.holdKey} ${guard})`)
+            ctes.push(sql`${name} AS (INSERT INTO chat_turns (chat_id, turn_id, message_id, mate_id, account_id, scope_id, scope_cap, api_key_id, status, hold_key)
+              SELECT ${chatId}, ${t.turnId}, ${t.messageId}, ${t.mateId}, ${t.accountId}, ${t.scopeId}::text, ${t.scopeCap}::bigint, ${t.apiKeyId}::text, 'running', ${t.holdKey} ${guard})`)
             break
           }
           case "SetTitle":
@@ -318,13 +327,13 @@ export const make = (chatId: string) =>
 
     const turn = (turnId: string): Effect.Effect<TurnRow | undefined, SqlError> =>
       Effect.map(
-        sql<RawTurn>`SELECT turn_id, message_id, mate_id, account_id, scope_id, scope_cap, status, attempts, hold_key, reserved, charged
+        sql<RawTurn>`SELECT turn_id, message_id, mate_id, account_id, scope_id, scope_cap, api_key_id, status, attempts, hold_key, reserved, charged
                      FROM chat_turns WHERE chat_id = ${chatId} AND turn_id = ${turnId}`,
         (rows) => (rows[0] ? toTurn(rows[0]) : undefined)
       )
 
     const runningTurns: Effect.Effect<ReadonlyArray<TurnRow>, SqlError> = Effect.map(
-      sql<RawTurn>`SELECT turn_id, message_id, mate_id, account_id, scope_id, scope_cap, status, attempts, hold_key, reserved, charged
+      sql<RawTurn>`SELECT turn_id, message_id, mate_id, account_id, scope_id, scope_cap, api_key_id, status, attempts, hold_key, reserved, charged
                    FROM chat_turns WHERE chat_id = ${chatId} AND status = 'running' ORDER BY created_at`,
       (rows) => rows.map(toTurn)
     )

@@ -20,6 +20,8 @@ export interface TurnInput {
   readonly accountId: string
   /** The spend cap the turn's holds count against (an API key's): hold each skill call under it too. */
   readonly scope?: SpendScope
+  /** The API key that posted the turn (its skill calls' ledger rows name it too). */
+  readonly apiKeyId?: string
   readonly text: string
   /** Earlier messages, oldest first (deleted ones left out), at most the runner's `historyWindow`. */
   readonly history: ReadonlyArray<{ readonly role: "user" | "mate"; readonly text: string }>

@@ -145,6 +145,7 @@ export const make = (options: {
           ownerId: chat.ownerId,
           accountId: turn.accountId,
           ...(scope ? { scope } : {}),
+          ...(turn.apiKeyId !== null ? { apiKeyId: turn.apiKeyId } : {}),
           text: withAttachments(current?.text ?? "", files),
           history: present.filter((m) => m.id !== turn.messageId).map(({ role, text }) => ({ role, text })),
           attempt: turn.attempts + 1
@@ -278,7 +279,7 @@ export const make = (options: {
           ...hold(turn),
           amount,
           scope: spendScope(turn),
-          purpose: Purpose.turn(chatId, Metrics.apiKeyOfScope(turn.scopeId))
+          purpose: Purpose.turn(chatId, turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scopeId))
         }, (held) =>
           Effect.gen(function*() {
             // the attempt is counted (and announced) in one write

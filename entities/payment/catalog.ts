@@ -13,6 +13,8 @@ import type { PaymentProviderService } from "./provider.ts"
 import * as Repo from "./repo.ts"
 
 export type { PackageRow, PaymentRow } from "./repo.ts"
+/** Net and VAT of a gross price (prices include VAT), in minor units. */
+export { split } from "./repo.ts"
 
 /** The package does not exist (or is archived). */
 export class PackageNotFound extends Schema.TaggedError<PackageNotFound>()("PackageNotFound", {

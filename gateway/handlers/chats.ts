@@ -208,7 +208,13 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
             )
           }
           const posted = yield* call(chatClient(path.id).Post(
-            new Post({ clientMessageId: payload.client_message_id, authorId: principal.userId, text: payload.text, ...(scope ? { scope } : {}) })
+            new Post({
+              clientMessageId: payload.client_message_id,
+              authorId: principal.userId,
+              text: payload.text,
+              ...(scope ? { scope } : {}),
+              ...Option.match(principal.apiKey, { onNone: () => ({}), onSome: (k) => ({ apiKeyId: k.keyId }) })
+            })
           ))
           // the post's line ties the turn to who asked (the turn's own line comes from its runner)
           yield* Effect.logInfo("chat post").pipe(Effect.annotateLogs({

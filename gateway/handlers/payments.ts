@@ -1,28 +1,39 @@
 /** Handlers of `/v1/credit_packages`, `/v1/admin/credit_packages`, `/v1/payments` and the providers' webhooks. */
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Catalog from "../../entities/payment/catalog.ts"
+import type { PackageNotFound } from "../../entities/payment/catalog.ts"
 import * as PaymentConfig from "../../entities/payment/config.ts"
 import { Create, Observe, Payment } from "../../entities/payment/protocol.ts"
-import type { PaymentView } from "../../entities/payment/protocol.ts"
+import type { InvoiceNotFound, PaymentNotFound, PaymentsDisabled, PaymentView, ProviderFailed } from "../../entities/payment/protocol.ts"
 import { PaymentProvider } from "../../entities/payment/provider.ts"
-import { split } from "../../entities/payment/repo.ts"
+import { retryTransient } from "../../runtime/Cluster.ts"
 import { TroupeApi } from "../Api.ts"
 import { CurrentPrincipal } from "../Auth.ts"
 import { GatewayConfig } from "../Config.ts"
-import { ApiFailure, type EntityError } from "../Errors.ts"
+import { ApiFailure, type EntityError, fromEntity } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
-import { call, clientIp, noContent } from "./common.ts"
+import { clientIp, noContent } from "./common.ts"
 
-type Tagged = { readonly _tag: string; readonly message?: string }
+/**
+ * Everything the payment handlers fail with: the packages' and the Payment entity's errors, the
+ * database's, the entities' and the cluster's, and failures already made.
+ */
+type PaymentFailure = PackageNotFound | PaymentNotFound | InvoiceNotFound | PaymentsDisabled | ProviderFailed | SqlError | EntityError | ApiFailure
 
-/** The payments' errors as HTTP failures; others go on to the common mapping. */
-const failure = (e: Tagged): Tagged => {
+/**
+ * A payment failure as an `ApiFailure`; the entities' and the cluster's go through `fromEntity`.
+ * Exhaustive by type: an error added to `PaymentFailure` does not compile until it is mapped.
+ */
+const failure = (e: PaymentFailure): ApiFailure => {
   const f = (status: number, code: string, message: string, details?: unknown) =>
     new ApiFailure(details === undefined ? { status, code, message } : { status, code, message, details })
   switch (e._tag) {
+    case "ApiFailure":
+      return e
     case "PackageNotFound":
       return f(404, "package_not_found", "No such credit package")
     case "PaymentNotFound":
@@ -35,13 +46,14 @@ const failure = (e: Tagged): Tagged => {
       return f(502, "payment_provider_error", "The payment provider could not be reached or refused; try again", { provider_message: e.message })
     case "SqlError":
       return f(503, "unavailable", "The database is busy or restarting; retry")
+    default:
+      return fromEntity(e)
   }
-  return e
 }
 
-// the payment services' errors are not in one union yet: what `failure` does not map is taken as an entity error
-const payments = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) =>
-  call(Effect.mapError(effect, failure) as Effect.Effect<A, EntityError | ApiFailure, R>)
+/** Run a payment service or entity call: retried while the cluster moves shards, its errors mapped. */
+const payments = <A, E extends PaymentFailure, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, ApiFailure, R> =>
+  Effect.mapError(retryTransient(effect), failure)
 
 const toPackage = (p: Catalog.PackageRow) => ({
   id: p.id,
@@ -50,8 +62,8 @@ const toPackage = (p: Catalog.PackageRow) => ({
   price_cents: p.priceCents,
   currency: p.currency,
   vat_percent: p.vatPercent,
-  net_cents: split(p.priceCents, p.vatPercent).netCents,
-  vat_cents: split(p.priceCents, p.vatPercent).vatCents,
+  net_cents: Catalog.split(p.priceCents, p.vatPercent).netCents,
+  vat_cents: Catalog.split(p.priceCents, p.vatPercent).vatCents,
   created_at: p.createdAt,
   updated_at: p.updatedAt
 })

@@ -7,6 +7,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import * as HttpIncomingMessage from "@effect/platform/HttpIncomingMessage"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { Buffer } from "node:buffer"
@@ -26,12 +27,21 @@ import { authenticate, CurrentPrincipal, type Principal } from "../Auth.ts"
 import { ApiFailure, type EntityError, fromEntity } from "../Errors.ts"
 import * as Policy from "../Policy.ts"
 
-type Tagged = { readonly _tag: string; readonly message?: string }
+/**
+ * Everything the store's handlers fail with: the store's errors, the skills' (a manifest or module
+ * refused), the database's, the entities' and the cluster's, and failures already made.
+ */
+export type StoreFailure = StoreErrors.StoreError | SkillErrors.AdmissionError | SkillErrors.ManifestError | SqlError | EntityError | ApiFailure
 
-/** A store, skills or cluster error as an `ApiFailure`. */
-export const storeFailure = (e: Tagged): ApiFailure => {
-  if (e instanceof ApiFailure) return e
+/**
+ * A store failure as an `ApiFailure`: the store's and the skills' errors carry their status and
+ * code (`describe`), the rest are the entities' (`fromEntity`). Exhaustive by type: an error added
+ * to `StoreFailure` does not compile until it is mapped.
+ */
+export const storeFailure = (e: StoreFailure): ApiFailure => {
   switch (e._tag) {
+    case "ApiFailure":
+      return e
     case "StoreUnavailable":
     case "StoreRefused":
     case "ArtifactNotFound":
@@ -39,22 +49,22 @@ export const storeFailure = (e: Tagged): ApiFailure => {
     case "CatalogNotFound":
     case "CatalogConflict":
     case "InvalidConfig": {
-      const d = StoreErrors.describe(e as StoreErrors.StoreError)
+      const d = StoreErrors.describe(e)
       return new ApiFailure({ status: d.status, code: d.code, message: d.message, details: d.details })
     }
     case "AdmissionError":
     case "ManifestError": {
-      const d = SkillErrors.describe(e as SkillErrors.AdmissionError | SkillErrors.ManifestError)
+      const d = SkillErrors.describe(e)
       return new ApiFailure({ status: d.status, code: d.code, message: d.message, details: d.details })
     }
     case "SqlError":
-      return storeFailure(databaseDown(e as never))
+      return storeFailure(databaseDown(e))
+    default:
+      return fromEntity(e)
   }
-  // the store's services' errors are not in one union yet: the rest is taken as an entity error
-  return fromEntity(e as EntityError)
 }
 
-const store = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) => Effect.mapError(effect, storeFailure)
+const store = <A, E extends StoreFailure, R>(effect: Effect.Effect<A, E, R>) => Effect.mapError(effect, storeFailure)
 
 /** An install as the API shows it. */
 export const installJson = (i: Catalog.Install) => ({
@@ -123,7 +133,7 @@ export const layer = HttpApiBuilder.group(TroupeApi, "store", (handlers) =>
           onNone: () => Effect.fail(storeFailure(new StoreErrors.CatalogNotFound({ what: "install", app: appId, message: `"${appId}" is not installed` }))),
           onSome: (i) => Effect.succeed(installJson(i))
         }))
-    const entity = <A, E extends Tagged, R>(effect: Effect.Effect<A, E, R>) => store(retryTransient(effect))
+    const entity = <A, E extends StoreFailure, R>(effect: Effect.Effect<A, E, R>) => store(retryTransient(effect))
 
     return handlers
       .handle("list", ({ urlParams }) =>

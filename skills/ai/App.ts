@@ -53,7 +53,7 @@ const holdsOf = (accounts: Effect.Effect.Success<typeof Credit.client>): TurnSki
       key,
       amount,
       durable: true,
-      purpose: Purpose.skill(skill, Metrics.apiKeyOfScope(turn.scope?.id)),
+      purpose: Purpose.skill(skill, turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scope?.id)),
       ...(turn.scope ? { scope: new SpendScope(turn.scope) } : {})
     }, (hold) =>
       Effect.map(work, (r) => ({ value: r.value, price: Math.min(r.credits, hold.amount) }))).pipe(
@@ -116,6 +116,7 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   accountId: input.accountId,
   holdKey: `chat:${input.chatId}:${input.turnId}`,
   ...(input.scope ? { scope: { id: input.scope.id, cap: input.scope.cap } } : {}),
+  ...(input.apiKeyId !== undefined ? { apiKeyId: input.apiKeyId } : {}),
   ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
   ...(input.budget !== undefined ? { budget: input.budget } : {}),
   mateId: input.mateId,

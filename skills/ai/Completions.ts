@@ -114,6 +114,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | Mate.MateRunne
               accountId: payload.accountId,
               holdKey,
               ...(payload.scope ? { scope: payload.scope } : {}),
+              ...(payload.apiKeyId ? { apiKeyId: payload.apiKeyId } : {}),
               mateId: payload.mateId,
               text: "",
               history: [],

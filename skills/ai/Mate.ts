@@ -51,6 +51,8 @@ export interface TurnIdentity {
   readonly holdKey: string
   /** A spend cap the turn's holds count against (an API key's). */
   readonly scope?: { readonly id: string; readonly cap: number }
+  /** The API key behind the turn, if any (named on its skill calls' ledger rows). */
+  readonly apiKeyId?: string
 }
 
 /** The skills of a turn: which ones the allowlist offers, and running them with their own holds. */

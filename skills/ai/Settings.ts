@@ -12,8 +12,7 @@
  *   `http://127.0.0.1:11434`; `off` disables the probe) once when it starts;
  * - `TROUPE_LLM_MAX_TOOL_ROUNDS` (default 5), `TROUPE_LLM_DEFAULT_PRICE` (`<input>/<output>` credits
  *   per 1,000 tokens, default `1/2`), `TROUPE_LLM_CONFIRM_TIMEOUT` (how long a `write` skill waits
- *   for the user, default 2 minutes), `TROUPE_LLM_HEARTBEAT` (how often a running turn says it is
- *   alive, default 2 seconds).
+ *   for the user, default 2 minutes). (A running turn's heartbeat is the chat's: `entities/chat/turns.ts`.)
  */
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
@@ -79,7 +78,6 @@ export interface LlmSettings {
   readonly maxToolRounds: number
   readonly defaultPrice: Price
   readonly confirmTimeout: Duration.Duration
-  readonly heartbeat: Duration.Duration
 }
 
 export const defaultContextWindow = 8192
@@ -233,7 +231,6 @@ export const fromEnv: Effect.Effect<LlmSettings, ConfigError.ConfigError> = Effe
   )
   const defaultPrice = yield* defaultPriceFromEnv
   const confirmTimeout = yield* Config.duration("TROUPE_LLM_CONFIRM_TIMEOUT").pipe(Config.withDefault(Duration.minutes(2)))
-  const heartbeat = yield* Config.duration("TROUPE_LLM_HEARTBEAT").pipe(Config.withDefault(Duration.seconds(2)))
   const providers = Option.isSome(listed) ? listed.value : Option.isSome(short) ? [short.value] : []
   return {
     providers,
@@ -241,8 +238,7 @@ export const fromEnv: Effect.Effect<LlmSettings, ConfigError.ConfigError> = Effe
     ollamaUrl: providers.length === 0 && ollama !== "off" ? Option.some(ollama.replace(/\/+$/, "")) : Option.none(),
     maxToolRounds,
     defaultPrice,
-    confirmTimeout,
-    heartbeat
+    confirmTimeout
   }
 })
 
@@ -254,6 +250,5 @@ export const make = (overrides: Partial<LlmSettings> = {}): LlmSettings => ({
   maxToolRounds: 5,
   defaultPrice: { input: 1, output: 2 },
   confirmTimeout: Duration.minutes(2),
-  heartbeat: Duration.seconds(2),
   ...overrides
 })

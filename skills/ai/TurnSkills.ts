@@ -98,7 +98,7 @@ export const layer = (holds: Holds): Layer.Layer<TurnSkills, never, Skills> =>
                   skill: tool.skill,
                   input,
                   userId: turn.ownerId,
-                  calledBy: { chatId: turn.chatId, turnId: turn.turnId, callId, apiKeyId: Metrics.apiKeyOfScope(turn.scope?.id) }
+                  calledBy: { chatId: turn.chatId, turnId: turn.turnId, callId, apiKeyId: turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scope?.id) }
                 })), toolError),
                 (r) => ({ value: { output: r.result, credits: r.credits }, credits: r.credits })
               )

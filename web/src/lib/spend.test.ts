@@ -37,4 +37,12 @@ describe("credits ledger", () => {
     expect(days.map((d) => d.spent)).toEqual([0, 2, 0])
     expect(days).toHaveLength(3)
   })
+
+  it("names the skill a hold paid for, in a chat or not", () => {
+    const named = (key: string, skill: string) => ({ ...entry(key, "reserve", "reserved", 2, "2026-12-07T13:00:00Z", `skill ${skill}`), skill, api_key_id: "k1" })
+    expect(operations([named("reserve:u1:skill:web.read:k1:s1", "web.read"), named("reserve:u1:chat:c2:t1:a1c1", "math.calculate")]).map(({ what, chatId }) => ({ what, chatId }))).toEqual([
+      { what: "Skill web.read", chatId: null },
+      { what: "Skill math.calculate", chatId: "c2" }
+    ])
+  })
 })

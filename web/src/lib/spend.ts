@@ -77,7 +77,8 @@ export const operations = (entries: ReadonlyArray<LedgerEntry>): Operation[] => 
       continue
     }
     const chat = /^chat:([^:]+):/.exec(key)
-    const what = chat ? "Reply in a chat" : key.startsWith("skill:") ? "Skill call" : describeEntry(list[0]!)
+    const skill = list.find((e) => e.skill)?.skill
+    const what = skill ? `Skill ${skill}` : chat ? "Reply in a chat" : key.startsWith("skill:") ? "Skill call" : describeEntry(list[0]!)
     const status = kinds.has("settle") ? "charged" : kinds.has("release") ? "released" : kinds.has("expire") ? "expired" : kinds.has("reserve") ? "held" : "other"
     out.push({ key, at, what, chatId: chat ? chat[1]! : null, status, held, charged: status === "charged" ? -change : 0, change })
   }

@@ -117,7 +117,12 @@ export interface LedgerEntry {
   kind: string
   bucket: "available" | "reserved"
   amount: number
+  /** What the row is for: a grant's reason, or what a hold paid for (`skill weather.forecast`, `turn in chat …`). */
   reason: string | null
+  /** The skill a hold paid for (`<app>.<skill>`). */
+  skill?: string | null
+  /** The API key that spent. */
+  api_key_id?: string | null
   created_at: string
 }
 
