@@ -7,10 +7,14 @@
 import * as Sharding from "@effect/cluster/Sharding"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Stream from "effect/Stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
+import { Chat, Create } from "../entities/chat/protocol.ts"
 import * as Cluster from "../runtime/Cluster.ts"
 import * as Probe from "../runtime/Probe.ts"
 import { layerClientMember, randomMasterKey, startRunner as startCluster } from "../runtime/testing/cluster.ts"
@@ -31,7 +35,7 @@ afterAll(async () => {
   NodeFs.rmSync(dataDir, { recursive: true, force: true })
 })
 
-const startRunner = () => startCluster({ databaseUrl: db.url, masterKey, dataDir }).then((r) => {
+const startRunner = (env?: Record<string, string>) => startCluster({ databaseUrl: db.url, masterKey, dataDir, ...(env ? { env } : {}) }).then((r) => {
   runners.push(r.proc)
   return r
 })
@@ -101,5 +105,38 @@ describe("several runners on Postgres", () => {
     // calls resumed within the failover bound (shard lock expiry 5 s + refresh, see Config)
     expect(failoverMs).toBeLessThanOrEqual(8_000)
     expect(await stop(b.proc, "SIGTERM")).toBe(0)
+  }, 400_000)
+
+  it("a runner stopped with SIGTERM hands its chats over without waiting for their open event streams", async () => {
+    // A follower's event stream never ends on its own, and the cluster releases a shard only once
+    // its entities have stopped: the chat ends its streams as the shard goes. With the runner
+    // willing to wait a minute for busy entities, a stop that waited for the streams takes 60 s.
+    const runner = await startRunner({ TROUPE_ENTITY_TERMINATION_TIMEOUT: "60 seconds" })
+    const member = layerClientMember(db.url)
+    const result = await Effect.runPromise(
+      Effect.gen(function*() {
+        const chat = yield* Chat.client
+        const ids = Array.from({ length: 5 }, (_, i) => `c-handover-${i}`)
+        yield* Effect.forEach(ids, (id) => Cluster.retryTransient(chat(id).Create(new Create({ ownerId: "u-handover", mateId: "echo" }))), { discard: true })
+        // follow every chat; the streams have nothing to say until the runner goes
+        const followers = yield* Effect.forEach(ids, (id) => Effect.fork(Stream.runDrain(chat(id).Events({ afterSeq: 0 }))))
+        yield* Effect.sleep("1 second")
+        const polled = yield* Effect.forEach(followers, (f) => Fiber.poll(f))
+        const stoppedAt = Date.now()
+        const code = yield* Effect.promise(() => stop(runner.proc, "SIGTERM", 90_000))
+        const stoppedMs = Date.now() - stoppedAt
+        const ended = yield* Effect.forEach(followers, (f) => Effect.timeout(Fiber.await(f), "10 seconds").pipe(Effect.option))
+        return { stillFollowing: polled.every((p) => p._tag === "None"), code, stoppedMs, ended }
+      }).pipe(Effect.provide(member), Effect.scoped)
+    )
+    process.stdout.write(`\n[cluster] SIGTERM with 5 chats followed: stopped in ${result.stoppedMs} ms\n`)
+    expect(result.stillFollowing).toBe(true)
+    expect(result.code).toBe(0)
+    expect(result.stoppedMs).toBeLessThan(30_000)
+    // every follower's stream ended (the gateway resubscribes on the chat's next runner)
+    for (const e of result.ended) {
+      expect(e._tag).toBe("Some")
+      if (e._tag === "Some") expect(Exit.isExit(e.value)).toBe(true)
+    }
   }, 400_000)
 })

@@ -8,6 +8,8 @@
  * event is printed; the 10 s target is asserted by the long run (`npm run bench:scale` exits
  * non-zero above it). Here the bound is looser: this test shares two cores with the rest of the
  * suite, and what it guards is the stall (a chat that never hears of its turn again).
+ * How long each SIGTERM stop took is printed (bin/cluster.test.ts asserts that a stop does not
+ * wait for chats' open event streams).
  */
 import { describe, expect, it } from "vitest"
 import { runScale } from "./testing/scale.ts"
@@ -20,6 +22,8 @@ describe("runners scaled and restarted under chat load", () => {
       postEveryMs: 200,
       settleMs: 2_000,
       steps: [{ _tag: "add" }, { _tag: "restart", runner: 0 }, { _tag: "kill", runner: 1 }],
+      // the processes' logs, to read after a failure
+      ...(process.env.SCALE_LOG_DIR ? { logDir: process.env.SCALE_LOG_DIR } : {}),
       log: (line) => process.stdout.write(line + "\n")
     })
     process.stdout.write(

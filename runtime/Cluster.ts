@@ -54,7 +54,7 @@ export const shardingConfig = (
   refreshAssignmentsInterval: config.refreshAssignmentsInterval,
   entityMessagePollInterval: config.messagePollInterval,
   entityMaxIdleTime: Duration.minutes(5),
-  entityTerminationTimeout: Duration.seconds(10),
+  entityTerminationTimeout: config.entityTerminationTimeout,
   sendRetryInterval: Duration.millis(100)
 })
 

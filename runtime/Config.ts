@@ -46,6 +46,8 @@ export interface ClusterConfig {
   readonly runnerHealthCheckInterval: Duration.Duration
   readonly refreshAssignmentsInterval: Duration.Duration
   readonly messagePollInterval: Duration.Duration
+  /** How long a stopping runner waits for an entity to finish before interrupting it. */
+  readonly entityTerminationTimeout: Duration.Duration
   readonly advisoryLocks: boolean
   /** Processed cluster messages and replies older than this are deleted. */
   readonly retention: Duration.Duration
@@ -210,6 +212,7 @@ const cluster: Config.Config<ClusterConfig> = Config.all({
   runnerHealthCheckInterval: positiveDuration("TROUPE_RUNNER_HEALTH_CHECK_INTERVAL", "2 seconds"),
   refreshAssignmentsInterval: positiveDuration("TROUPE_SHARD_REFRESH_INTERVAL", "1 second"),
   messagePollInterval: positiveDuration("TROUPE_MESSAGE_POLL_INTERVAL", "1 second"),
+  entityTerminationTimeout: positiveDuration("TROUPE_ENTITY_TERMINATION_TIMEOUT", "10 seconds"),
   advisoryLocks: Config.boolean("TROUPE_CLUSTER_ADVISORY_LOCKS").pipe(Config.withDefault(false)),
   retention: positiveDuration("TROUPE_CLUSTER_RETENTION", "1 hour").pipe(
     // a caller reads its reply from storage after the message is processed: keep it long enough

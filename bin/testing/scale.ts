@@ -53,7 +53,7 @@ export interface ScaleResult {
   /** Post requests that failed and were retried by the client (same client message id). */
   readonly postRetries: number
   /** Per step: when it ran (ms since load start) and how long it took. */
-  readonly steps: ReadonlyArray<{ readonly step: string; readonly atMs: number; readonly tookMs: number }>
+  readonly steps: ReadonlyArray<{ readonly step: string; readonly atMs: number; readonly tookMs: number; readonly stoppedMs?: number }>
   readonly problems: ReadonlyArray<string>
   readonly durationMs: number
 }
@@ -86,7 +86,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
   const problems: Array<string> = []
   const accepted: Array<{ chatId: string; clientMessageId: string; turnId: string }> = []
   let postRetries = 0
-  const stepLog: Array<{ step: string; atMs: number; tookMs: number }> = []
+  const stepLog: Array<{ step: string; atMs: number; tookMs: number; stoppedMs?: number }> = []
 
   try {
     // a few users, each with some of the chats
@@ -207,6 +207,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
     for (const step of options.steps) {
       const at = Date.now()
       let name: string = step._tag
+      let stoppedMs: number | undefined
       if (step._tag === "add") {
         runners.push(await spawnRunner(runners.length))
         name = `add runner ${runners.length - 1}`
@@ -215,6 +216,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
         const code = await stop(r.proc, "SIGTERM", 60_000)
         if (code !== 0) problems.push(`runner ${step.runner} exited with ${code} on SIGTERM`)
         const stoppedAfter = Date.now() - at
+        stoppedMs = stoppedAfter
         r.proc = (await spawnRunner(step.runner, r)).proc
         name = `restart runner ${step.runner} (stopped in ${stoppedAfter} ms)`
       } else if (step._tag === "kill") {
@@ -225,7 +227,7 @@ export const runScale = async (options: ScaleOptions): Promise<ScaleResult> => {
       } else {
         await sleep(step.ms)
       }
-      stepLog.push({ step: name, atMs: at - loadStart, tookMs: Date.now() - at })
+      stepLog.push({ step: name, atMs: at - loadStart, tookMs: Date.now() - at, ...(stoppedMs !== undefined ? { stoppedMs } : {}) })
       log(`[scale] ${name} at ${at - loadStart} ms, took ${Date.now() - at} ms; worst gap so far ${worst.ms} ms`)
       await sleep(options.settleMs)
     }

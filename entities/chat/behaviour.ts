@@ -13,11 +13,13 @@
  *   link's fragment can read it.
  */
 import * as Entity from "@effect/cluster/Entity"
-import type * as Sharding from "@effect/cluster/Sharding"
+import * as Sharding from "@effect/cluster/Sharding"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import { inBackground } from "../../runtime/Background.ts"
+import { shardReleased } from "../../runtime/Cluster.ts"
 import { isUniqueViolation } from "../../runtime/Database.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
 import * as Ids from "../../runtime/Ids.ts"
@@ -58,7 +60,10 @@ const chatGone = (chatId: string) => ({
 /** Host Chat entities. */
 export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlClient | KeyRing.KeyRing | TurnRunner> = Chat.toLayer(
   Effect.gen(function*() {
-    const chatId = (yield* Entity.CurrentAddress).entityId
+    const address = yield* Entity.CurrentAddress
+    const chatId = address.entityId
+    // completes when this runner gives the chat's shard up (a runner joined, a drain, SIGTERM)
+    const released = Effect.provideService(shardReleased(address.shardId), Sharding.Sharding, yield* Sharding.Sharding)
     const journal = yield* Journal.make(chatId)
     const { repo } = journal
     const keys = yield* KeyRing.KeyRing
@@ -169,17 +174,23 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             if (stored === undefined) return yield* duplicate
             if (title !== null) journal.setTitle(title)
             turns.started(turn)
-            yield* self.RunTurn(new RunTurn({ turnId }), { discard: true }).pipe(
+            // not once the shard goes: a stopping runner takes no new requests, and the send would
+            // retry until the cluster's termination timeout (the next owner runs the turn as it starts)
+            yield* Effect.raceFirst(self.RunTurn(new RunTurn({ turnId }), { discard: true }), released).pipe(
               Effect.catchAllCause((cause) => Effect.logWarning("RunTurn not sent; the turn sweeper will wake the chat", cause))
             )
             return new Posted({ messageId, turnId, seq: stored, duplicate: false })
           })
         ),
 
-      // a turn is background work: requests (a post, a stream's next frame) resume before its steps
-      RunTurn: ({ payload }) => inBackground(Effect.asVoid(turns.run(payload.turnId))),
+      // A turn is background work: requests (a post, a stream's next frame) resume before its steps.
+      // It stops when the shard goes (the cluster would otherwise wait for it before handing the
+      // chat over, and a stopping runner cannot answer the turn's own calls to entities it hosts);
+      // the chat's next owner runs it again from the journal as it starts.
+      RunTurn: ({ payload }) =>
+        Effect.raceFirst(inBackground(Effect.asVoid(turns.run(payload.turnId))), Effect.zipRight(released, Effect.interrupt)),
 
-      Wake: () => turns.resume,
+      Wake: () => Effect.raceFirst(turns.resume, released),
 
       Confirm: ({ payload }) =>
         Effect.gen(function*() {
@@ -265,7 +276,11 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
 
       History: ({ payload }) => history(payload.before, payload.limit),
 
-      Events: ({ payload }) => journal.follow(payload.afterSeq),
+      // A follower's stream never ends on its own, and the cluster hands a shard over only once
+      // its entities have stopped: end the stream as the shard goes, so a graceful hand-over does
+      // not wait for the entity termination timeout. The gateway resubscribes and reaches the
+      // chat on its new runner.
+      Events: ({ payload }) => Stream.interruptWhen(journal.follow(payload.afterSeq), released),
 
       ReadShare: ({ payload }) =>
         Effect.gen(function*() {
