@@ -273,6 +273,17 @@ describe("backup and restore", () => {
       expect(corrupt.code).toBe(1)
       expect(corrupt.stderr).toMatch(/database\.enc fails its checksum/)
       expect(Number((await sql<{ n: string }>("SELECT count(*) AS n FROM chat_turns"))[0]!.n)).toBeGreaterThanOrEqual(1)
+
+      // backups kept in the blob store's own bucket are not backed up again by the next one
+      for (let i = 0; i < 2; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 1100))
+        const again = await admin(["backup", "--to", `s3://${blobBucket}/backups`], env)
+        expect(again.code, again.stderr).toBe(0)
+      }
+      const manifests = (await blobKeys()).filter((k) => k.endsWith("/manifest.json"))
+      expect(manifests).toHaveLength(2)
+      const second = JSON.parse(await (await s3.client.send(new GetObjectCommand({ Bucket: blobBucket, Key: manifests[1]! }))).Body!.transformToString()) as Backup.Manifest
+      expect(second.blobs).toBe(blobsBefore.length)
     } finally {
       await s3db.drop()
       await s3.close()

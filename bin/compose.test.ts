@@ -40,7 +40,7 @@ describe("docker-compose.yml", () => {
   it("gives every long-running service a healthcheck", () => {
     // one-shot jobs, and observability images that ship no shell nor HTTP client to probe with
     // (nothing waits on their health: see deploy/compose.test.ts)
-    const exempt = ["migrate", "tempo-init", "loki", "alloy", "tempo", "otel-collector"]
+    const exempt = ["migrate", "loki", "alloy", "tempo", "otel-collector"]
     for (const [name, service] of Object.entries(services)) {
       if (exempt.includes(name)) continue
       expect(service.healthcheck?.test.length, name).toBeGreaterThan(0)

@@ -350,16 +350,29 @@ const blobKeys = (blobs: BlobStoreConfig): Effect.Effect<ReadonlyArray<string>, 
         .sort()
     })
 
+/**
+ * The blob store's keys that are data: without the backups themselves when they are kept in the
+ * blob store's own bucket (each backup would otherwise hold the ones before it).
+ */
+const dataKeys = (blobs: BlobStoreConfig, backups: Location): Effect.Effect<ReadonlyArray<string>, BackupError> =>
+  Effect.map(blobKeys(blobs), (keys) =>
+    blobs._tag === "S3" && backups._tag === "S3" && backups.bucket === blobs.bucket
+      ? keys.filter((k) => !backupFile.test(k))
+      : keys)
+
+/** A file of a backup, wherever it sits in a bucket. */
+const backupFile = /(^|\/)troupe-\d{8}T\d{6}Z\/(manifest\.json|database\.enc|blobs\.enc)$/
+
 const withBlobStore = <A>(blobs: BlobStoreConfig, f: (store: BlobStore.BlobStoreService) => Effect.Effect<A, BackupError>) =>
   Effect.scoped(Effect.flatMap(
     Effect.mapError(Layer.build(BlobStore.layerFrom(blobs)), (e) => fail(`blob store: ${e.message}`)),
     (context) => f(Context.get(context, BlobStore.BlobStore))
   ))
 
-const dumpBlobs = (blobs: BlobStoreConfig, to: string, progress: Progress) =>
+const dumpBlobs = (blobs: BlobStoreConfig, backups: Location, to: string, progress: Progress) =>
   withBlobStore(blobs, (store) =>
     Effect.gen(function*() {
-      const keys = yield* blobKeys(blobs)
+      const keys = yield* dataKeys(blobs, backups)
       const out = NodeFs.createWriteStream(to)
       let done = 0
       progress.step("blobs", 0, keys.length)
@@ -422,7 +435,7 @@ export const backup = (settings: Settings, to: Location, progress: Progress = si
     progress.step("database", 0, 1)
     const database = yield* dumpDatabase(settings.database, NodePath.join(work, "database"))
     progress.step("database", 1, 1)
-    const blobs = yield* dumpBlobs(settings.blobStore, NodePath.join(work, "blobs"), progress)
+    const blobs = yield* dumpBlobs(settings.blobStore, to, NodePath.join(work, "blobs"), progress)
     const files: Array<ManifestFile> = []
     for (const name of ["database", "blobs"]) {
       const sealed = yield* encryptFile(settings.key, NodePath.join(work, name), NodePath.join(work, `${name}.enc`))
@@ -502,7 +515,7 @@ export const restore = (settings: Settings, from: Location, options: { readonly 
       if (yield* databaseHasData(settings.database)) {
         return yield* Effect.fail(fail("the configured database is not empty: restore into an empty one, or pass --force to replace what it holds"))
       }
-      if ((yield* blobKeys(settings.blobStore)).length > 0) {
+      if ((yield* dataKeys(settings.blobStore, from)).length > 0) {
         return yield* Effect.fail(fail("the configured blob store is not empty: restore into an empty one, or pass --force to overwrite"))
       }
     }

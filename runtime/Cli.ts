@@ -19,6 +19,7 @@ import * as TroupeConfig from "./Config.ts"
 import * as Tracing from "./Tracing.ts"
 import * as Database from "./Database.ts"
 import * as KeyRing from "./KeyRing.ts"
+import * as Memory from "./Memory.ts"
 import * as Migrations from "./Migrations.ts"
 import * as ReadyNotes from "./ReadyNotes.ts"
 import * as Roles from "./Roles.ts"
@@ -58,7 +59,7 @@ const runRole = <A, E>(
     Effect.flatMap(Layer.build(layer), (built) =>
       Effect.flatMap(
         Option.match(Context.getOption(built as Context.Context<unknown>, ReadyNotes.ReadyNotes), { onNone: () => Effect.succeed([]), onSome: (n) => n.lines }),
-        (notes) => Effect.zipRight(onReady(notes), Effect.never)
+        (notes) => Effect.zipRight(Effect.zipRight(onReady(notes), Memory.collectAfterStart("5 seconds")), Effect.never)
       ))
   ).pipe(
     Effect.provide(Roles.layerLogging(config, service)),
