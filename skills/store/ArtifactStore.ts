@@ -305,7 +305,7 @@ export const makeRegistry = (options: RegistryOptions): ArtifactStoreService => 
         response.status === 200 ? Effect.succeed(true) : response.status === 404 ? Effect.succeed(false) : unexpected(response, `checking ${digest}`)),
     putBlob: (repository, blob) =>
       Effect.gen(function*() {
-        const start = yield* request(`/v2/${repository}/blobs/uploads/`, pushScope(repository), { method: "POST", headers: { "content-length": "0" } })
+        const start = yield* request(`/v2/${repository}/blobs/uploads/`, pushScope(repository), { method: "POST" })
         if (start.status !== 202) return yield* unexpected(start, `starting an upload to ${repository}`)
         yield* Effect.promise(() => start.arrayBuffer())
         const location = start.headers.get("location")
@@ -314,7 +314,9 @@ export const makeRegistry = (options: RegistryOptions): ArtifactStoreService => 
         url.searchParams.set("digest", blob.descriptor.digest)
         const done = yield* request(url.toString(), pushScope(repository), {
           method: "PUT",
-          headers: { "content-type": "application/octet-stream", "content-length": String(blob.bytes.byteLength) },
+          // fetch sets Content-Length from the bytes (an explicit one is refused by undici's own
+          // dispatcher when a library installs it as the global one, as in the CLI)
+          headers: { "content-type": "application/octet-stream" },
           body: blob.bytes
         })
         if (done.status !== 201) return yield* unexpected(done, `uploading ${blob.descriptor.digest}`)

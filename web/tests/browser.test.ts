@@ -225,7 +225,8 @@ describe("the web app in Chromium", () => {
         if (text && seen.at(-1) !== text) seen.push(text)
       }).observe(document.querySelector(".messages")!, { subtree: true, childList: true, characterData: true })
     })
-    const long = words(40)
+    // long enough to stream for a good second: the journal writes a growing reply at most every 100 ms
+    const long = words(120)
     await sendFromComposer(page, long)
     await poll(() => lastReply(page), { timeout: 15_000 }).toBe(`You said: ${long}`)
     const seen = await page.evaluate(() => (window as unknown as { __seen: string[] }).__seen)
