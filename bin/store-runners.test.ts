@@ -124,7 +124,7 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
 
     // many calls, four at a time: every one answers, and both runners serve a share
     const answers = await Promise.all(Array.from({ length: 4 }, async () => {
-      const mine: Array<{ status: number; body: Record<string, any> }> = []
+      const mine: Array<Awaited<ReturnType<typeof json>>> = []
       for (let i = 0; i < 12; i++) mine.push(await call())
       return mine
     }))

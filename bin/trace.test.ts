@@ -14,6 +14,7 @@ import { verificationCode } from "../gateway/testing/server.ts"
 import { randomMasterKey, type RunnerProcess, startRunner } from "../runtime/testing/cluster.ts"
 import { freePort, type Spawned, spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
 import { createTestDatabase, redisUrl } from "../runtime/testing/services.ts"
+import * as Deployment from "./testing/deployment.ts"
 
 interface ReceivedSpan {
   readonly service: string
@@ -96,16 +97,7 @@ afterAll(async () => {
   for (const dir of [dataDir, gatewayDir]) NodeFs.rmSync(dir, { recursive: true, force: true })
 })
 
-const json = async (method: string, path: string, body?: unknown, token?: string) => {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...(body !== undefined ? { "content-type": "application/json" } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60_000)
-  })
-  const text = await res.text()
-  return { status: res.status, body: text ? JSON.parse(text) as Record<string, any> : {} }
-}
+const json = (method: string, path: string, body?: unknown, token?: string) => Deployment.json(base, method, path, body, token)
 
 describe("traces across processes", () => {
   it("one chat turn is one trace from the gateway's HTTP request to the runner's entity and turn", async () => {

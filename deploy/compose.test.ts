@@ -71,7 +71,7 @@ const collector = yamlFile<{
   service: { extensions: Array<string>; pipelines: Record<string, Pipeline>; telemetry: { metrics: { readers: Array<{ pull: { exporter: { prometheus: { port: number } } } }> } } }
 }>(mountedFile("otel-collector", flag(services["otel-collector"]!.command, "config")!))
 const provisioning = "/etc/grafana/provisioning"
-const datasources = yamlFile<{ datasources: Array<{ uid: string; type: string; url: string; jsonData?: Record<string, any> }> }>(
+const datasources = yamlFile<{ datasources: Array<{ uid: string; type: string; url: string; jsonData?: Record<string, unknown> }> }>(
   mountedFile("grafana", `${provisioning}/datasources/datasources.yaml`)
 ).datasources
 const dashboardProviders = yamlFile<{ providers: Array<{ options: { path: string } }> }>(mountedFile("grafana", `${provisioning}/dashboards/dashboards.yaml`)).providers

@@ -12,8 +12,6 @@
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Duration from "effect/Duration"
-import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
@@ -26,36 +24,16 @@ import * as Scripted from "../skills/ai/testing/ScriptedServer.ts"
 import * as FirstParty from "../skills/firstparty/apps.ts"
 import * as Host from "../skills/host/Host.ts"
 import * as KvStore from "../skills/host/KvStore.ts"
-import * as Manifest from "../skills/manifest/Manifest.ts"
-import * as Skill from "../skills/Skill.ts"
 import * as Skills from "../skills/Skills.ts"
 import { onboard, readEvents, type SseEvent } from "./testing/flows.ts"
 import { initialInvite, request, startServer, type TestServer } from "./testing/server.ts"
+import * as NotesApp from "../skills/ai/testing/NotesApp.ts"
 
 /** How long a `write` call waits for its answer here (long enough for a loaded machine to answer in time). */
 const confirmTimeoutMs = 6000
 
-/** What `notes.save` was asked to save, in order (the skill ran once per entry). */
-const saved: Array<unknown> = []
-const notes = Skill.builtin(
-  Either.getOrThrow(Manifest.decode({
-    id: "notes",
-    name: "Notes",
-    version: "1.0.0",
-    description: "Notes",
-    publisher: "Test",
-    abi: "builtin",
-    skills: [{
-      name: "save",
-      description: "Save a note",
-      input: { type: "object", properties: { text: { type: "string" } }, required: ["text"], additionalProperties: false },
-      output: { type: "object", properties: { saved: { type: "boolean" } }, required: ["saved"] },
-      pricing: { model: "fixed", credits: 3 },
-      sideEffects: "write"
-    }]
-  })),
-  { save: (input) => Effect.sync(() => (saved.push(input), { result: { saved: true } })) }
-)
+/** The `notes` app; `saved`: what `notes.save` was asked to save, in order (the skill ran once per entry). */
+const { app: notes, saved } = NotesApp.make()
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let llm: Scripted.ScriptedServer

@@ -94,7 +94,7 @@ describe("troupe uploads, alone on its port", () => {
     uploads = { url: await spawnRole("uploads", uploadsDir, { UPLOADS_PROCESSING_TIMEOUT: "3" }) }
 
     // its sweeper rejects it with a code, removes what was stored, and tells the chat
-    let status: any
+    let status: { status?: string; error?: { code?: string } } = {}
     for (let i = 0; i < 300; i++) {
       status = (await request(uploads, "GET", `/v1/uploads/${stuck}`, { token: alice.access })).body
       if (status.status !== "processing") break

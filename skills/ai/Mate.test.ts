@@ -15,8 +15,6 @@ import * as Option from "effect/Option"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest"
 import * as Host from "../host/Host.ts"
 import * as KvStore from "../host/KvStore.ts"
-import * as Manifest from "../manifest/Manifest.ts"
-import * as Skill from "../Skill.ts"
 import * as Skills from "../Skills.ts"
 import * as FirstParty from "../firstparty/apps.ts"
 import * as Llm from "./Llm.ts"
@@ -25,27 +23,9 @@ import * as Prices from "./Prices.ts"
 import * as Settings from "./Settings.ts"
 import * as Scripted from "./testing/ScriptedServer.ts"
 import * as TurnSkills from "./TurnSkills.ts"
+import * as NotesApp from "./testing/NotesApp.ts"
 
-const saved: Array<unknown> = []
-const notes = Skill.builtin(
-  Either.getOrThrow(Manifest.decode({
-    id: "notes",
-    name: "Notes",
-    version: "1.0.0",
-    description: "Notes",
-    publisher: "Test",
-    abi: "builtin",
-    skills: [{
-      name: "save",
-      description: "Save a note",
-      input: { type: "object", properties: { text: { type: "string" } }, required: ["text"], additionalProperties: false },
-      output: { type: "object", properties: { saved: { type: "boolean" } }, required: ["saved"] },
-      pricing: { model: "fixed", credits: 3 },
-      sideEffects: "write"
-    }]
-  })),
-  { save: (input) => Effect.sync(() => (saved.push(input), { result: { saved: true } })) }
-)
+const { app: notes, saved } = NotesApp.make()
 
 interface HoldRecord {
   readonly key: string
