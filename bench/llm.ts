@@ -16,6 +16,8 @@
  *   one thread); split into before (post sent → the model request arrived) and relay (first chunk
  *   left → delta event arrived), which compare clocks across threads of this process.
  * - events per turn: the turn's events on its chat's stream (about one journal write each; deltas merged).
+ * The bench runs with `--max-semi-space-size=32`, the V8 flag `npm start` and the Docker image give the
+ * server (a larger young generation: fewer scavenges of a streaming turn's short-lived garbage).
  * CPU per turn is the main thread's (Troupe's event loop: gateway, entities, turn runner, SQL
  * client); Postgres and the two worker threads are not in it. Memory: this process's peak RSS and
  * heap after the run. The last line is one JSON object; the target is `extra_first_token_p99_ms` < 30.
