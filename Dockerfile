@@ -29,6 +29,8 @@ COPY gateway ./gateway
 COPY preview ./preview
 COPY uploads ./uploads
 COPY tsconfig.json deno.json ./
+# the long-running roles run one bundle of the sources (bin/troupe.mjs); build it now, while /app is writable
+RUN node bin/troupe.mjs start --help > /dev/null
 RUN mkdir -p /var/lib/troupe && chown node:node /var/lib/troupe
 USER node
 EXPOSE 8080 34431
