@@ -6,7 +6,8 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     TROUPE_DATA_DIR=/var/lib/troupe \
     TROUPE_HOST=0.0.0.0 \
-    TROUPE_PORT=8080
+    TROUPE_PORT=8080 \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768
 # pg_dump/pg_restore for `troupe admin backup|restore` and scheduled backups: PostgreSQL's own
 # repository (Debian's client is 15; pg_dump must be at least the server's major version)
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

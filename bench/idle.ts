@@ -4,10 +4,11 @@
  * then the first requests after that idle: a failing login (one SQL lookup, an argon2 verify) and
  * the first image upload until its preview is ready, each against the next one.
  *
- *   npx tsx bench/idle.ts [--restart] [--no-requests] [--node-flags="--max-semi-space-size=32"]
+ *   npx tsx bench/idle.ts [--restart] [--no-requests] [--bare-env] [--node-flags="--max-semi-space-size=32"]
  *
  * `--restart` starts once on a fresh data dir, stops, and measures the second start on that dir.
- * `--node-flags` replaces `npm start`'s node flags. Extra environment passes through unchanged.
+ * `--node-flags` replaces `npm start`'s node flags, `--bare-env` leaves out the environment its script
+ * sets (GLIBC_TUNABLES). Extra environment passes through unchanged.
  * Prints figures, then one JSON line.
  */
 import * as NodeFs from "node:fs"
@@ -21,8 +22,15 @@ const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
 const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 
-/** `npm start`'s node flags (package.json). */
-const nodeFlags = (option("node-flags") ?? "--max-semi-space-size=32").split(" ").filter((f) => f.length > 0)
+/** `npm start` as package.json has it: its environment (`NAME=value` before `node`) and node flags. */
+const startScript = (JSON.parse(NodeFs.readFileSync(NodePath.join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.start!.split(" ")
+const nodeAt = startScript.indexOf("node")
+const startEnv: Record<string, string> = flag("bare-env")
+  ? {}
+  : Object.fromEntries(startScript.slice(0, nodeAt).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
+const nodeFlags = option("node-flags") !== undefined
+  ? option("node-flags")!.split(" ").filter((f) => f.length > 0)
+  : startScript.slice(nodeAt + 1, startScript.indexOf("bin/troupe.mjs"))
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d
 const mb = (bytes: number) => round(bytes / 1048576)
 
@@ -66,7 +74,8 @@ const start = (dataDir: string, port: number): Spawned =>
     TROUPE_PORT: String(port),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_LOG_LEVEL: process.env.TROUPE_LOG_LEVEL ?? "warning",
-    TROUPE_SIGNUP: "open"
+    TROUPE_SIGNUP: "open",
+    ...startEnv
   })
 
 const post = async (url: string, body: unknown, token?: string) => {
@@ -136,10 +145,10 @@ const main = async () => {
     }
     hwm = Number(/VmHWM:\s+(\d+) kB/.exec(NodeFs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024
     const idleMb = Math.max(...Object.values(samples))
-    console.log(`${flag("restart") ? "restart on an existing" : "fresh"} data dir, node ${nodeFlags.join(" ") || "(no flags)"}: ready in ${readyMs} ms`)
+    console.log(`${flag("restart") ? "restart on an existing" : "fresh"} data dir, ${Object.entries(startEnv).map(([k, v]) => `${k}=${v} `).join("")}node ${nodeFlags.join(" ") || "(no flags)"}: ready in ${readyMs} ms`)
     console.log(`idle RSS (tree of ${processes} process(es)) at 15/25/35 s: ${Object.values(samples).join(" / ")} MB; main process peak ${round(hwm)} MB`)
 
-    const result: Record<string, unknown> = { benchmark: "idle", restart: flag("restart"), node_flags: nodeFlags.join(" "), ready_ms: readyMs, ...samples, idle_rss_mb: idleMb, peak_rss_main_mb: round(hwm), processes, idle_rss_target_mb: 300 }
+    const result: Record<string, unknown> = { benchmark: "idle", restart: flag("restart"), env: startEnv, node_flags: nodeFlags.join(" "), ready_ms: readyMs, ...samples, idle_rss_mb: idleMb, peak_rss_main_mb: round(hwm), processes, idle_rss_target_mb: 300 }
     if (!flag("no-requests")) {
       const [, loginFirst] = await timed(() => post(`${url}/v1/auth/login`, { login: "nobody", password: "wrong password 1" }))
       const [, loginNext] = await timed(() => post(`${url}/v1/auth/login`, { login: "nobody", password: "wrong password 1" }))
