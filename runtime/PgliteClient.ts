@@ -43,12 +43,13 @@ const parsers = {
 }
 
 /**
- * Postgres settings for the embedded database: 16 MB of shared buffers instead of Postgres' 128 MB.
+ * Postgres settings for the embedded database: 8 MB of shared buffers instead of Postgres' 128 MB.
  * PGlite's buffers live in its WebAssembly memory, which never shrinks, and a self-hosted instance's
- * working set is small (the files stay in the OS page cache); this takes ~120 MB off the idle RSS
- * of `troupe start` (bench/RESULTS.md, "Idle footprint").
+ * working set is small (the files stay in the OS page cache); 16 MB took ~120 MB off the idle RSS
+ * of `troupe start`, 8 MB 8 MB more, with point lookups and scans of a 20 MB table within noise
+ * (bench/RESULTS.md, "Idle footprint").
  */
-const startParams = [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"]
+const startParams = [...PGlite.defaultStartParams, "-c", "shared_buffers=8MB"]
 
 /** A FIFO mutex over the single PGlite session. */
 const makeSessionLock = () => {
