@@ -15,22 +15,18 @@ import * as NodeFs from "node:fs"
 import * as NodeOs from "node:os"
 import * as NodePath from "node:path"
 import { verificationCode } from "../gateway/testing/server.ts"
-import { freePort, root, spawn, type Spawned, stop, waitFor } from "../runtime/testing/process.ts"
+import { freePort, type Spawned, stop, waitFor } from "../runtime/testing/process.ts"
+import * as NpmStart from "./npm-start.ts"
 import sharp from "sharp"
 
 const argv = process.argv.slice(2)
 const flag = (name: string) => argv.includes(`--${name}`)
 const option = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 
-/** `npm start` as package.json has it: its environment (`NAME=value` before `node`) and node flags. */
-const startScript = (JSON.parse(NodeFs.readFileSync(NodePath.join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts.start!.split(" ")
-const nodeAt = startScript.indexOf("node")
-const startEnv: Record<string, string> = flag("bare-env")
-  ? {}
-  : Object.fromEntries(startScript.slice(0, nodeAt).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]))
+const startEnv: Record<string, string> = flag("bare-env") ? {} : { ...NpmStart.startEnv }
 const nodeFlags = option("node-flags") !== undefined
   ? option("node-flags")!.split(" ").filter((f) => f.length > 0)
-  : startScript.slice(nodeAt + 1, startScript.indexOf("bin/troupe.mjs"))
+  : [...NpmStart.startNodeFlags]
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d
 const mb = (bytes: number) => round(bytes / 1048576)
 
@@ -69,14 +65,13 @@ const treeRss = (pid: number) => {
 }
 
 const start = (dataDir: string, port: number): Spawned =>
-  spawn(process.execPath, [...nodeFlags, NodePath.join(root, "bin", "troupe.mjs"), "start"], {
+  NpmStart.spawnStart({
     TROUPE_DATA_DIR: dataDir,
     TROUPE_PORT: String(port),
     TROUPE_HOST: "127.0.0.1",
     TROUPE_LOG_LEVEL: process.env.TROUPE_LOG_LEVEL ?? "warning",
-    TROUPE_SIGNUP: "open",
-    ...startEnv
-  })
+    TROUPE_SIGNUP: "open"
+  }, { nodeFlags, bareEnv: flag("bare-env") })
 
 const post = async (url: string, body: unknown, token?: string) => {
   const res = await fetch(url, {
