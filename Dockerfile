@@ -18,7 +18,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
  && apt-get purge -y curl && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY package.json package-lock.json ./
-COPY bin/lockfile-stubs.mjs bin/pglite-template.mjs ./bin/
+COPY bin/lockfile-stubs.mjs bin/pglite-template.mjs bin/build-web.mjs ./bin/
+# patches/: fixes to dependencies applied by patch-package on install (see patches/README.md)
+COPY patches ./patches
 # the lock lists only the platform binaries of the machine that wrote it: add the others (argon2's,
 # esbuild's … for arm64) so `npm ci` installs the ones for the platform being built
 RUN node bin/lockfile-stubs.mjs && npm ci --omit=dev --no-audit --no-fund && npm cache clean --force

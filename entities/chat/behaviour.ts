@@ -18,7 +18,6 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { inBackground } from "../../runtime/Background.ts"
 import { shardReleased } from "../../runtime/Cluster.ts"
 import { isUniqueViolation } from "../../runtime/Database.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
@@ -161,6 +160,8 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               charged: null
             }
             const body = yield* Effect.orDie(journal.encrypt(payload.text, `message:${messageId}`))
+            // the turn's history is read while the message is written (one round trip fewer before the model is asked)
+            yield* turns.readAhead(turn, payload.text)
             // a repeated client message id violates its unique key and the whole write is refused
             const stored = yield* journal.write(turnId, [{ kind: "message_stored", messageId, role: "user", authorId: payload.authorId, text: payload.text }], ([seq]) => [
               { _tag: "InsertMessage", messageId, clientMessageId: payload.clientMessageId, role: "user", authorId: payload.authorId, turnId, seq: seq!, body },
@@ -171,7 +172,10 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               Effect.catchIf(isUniqueViolation, () => Effect.succeed(undefined)),
               Effect.orDie
             )
-            if (stored === undefined) return yield* duplicate
+            if (stored === undefined) {
+              turns.forgetReadAhead()
+              return yield* duplicate
+            }
             if (title !== null) journal.setTitle(title)
             turns.started(turn)
             // not once the shard goes: a stopping runner takes no new requests, and the send would
@@ -183,12 +187,13 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           })
         ),
 
-      // A turn is background work: requests (a post, a stream's next frame) resume before its steps.
+      // A turn is background work once its first output is out (`turns.ts`): requests (a post, a
+      // stream's next frame) and other turns' starts resume before its steps.
       // It stops when the shard goes (the cluster would otherwise wait for it before handing the
       // chat over, and a stopping runner cannot answer the turn's own calls to entities it hosts);
       // the chat's next owner runs it again from the journal as it starts.
       RunTurn: ({ payload }) =>
-        Effect.raceFirst(inBackground(Effect.asVoid(turns.run(payload.turnId))), Effect.zipRight(released, Effect.interrupt)),
+        Effect.raceFirst(Effect.asVoid(turns.run(payload.turnId)), Effect.zipRight(released, Effect.interrupt)),
 
       Wake: () => Effect.raceFirst(turns.resume, released),
 
@@ -213,6 +218,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             const message = yield* Effect.orDie(repo.message(payload.messageId))
             if (!message) return yield* new MessageNotFound({ messageId: payload.messageId })
             if (message.deleted) return
+            turns.forgetReadAhead()
             yield* Effect.orDie(journal.write(null, [{ kind: "message_deleted", messageId: payload.messageId }], () => [{ _tag: "DeleteMessageBody", messageId: payload.messageId }]))
           })
         ),

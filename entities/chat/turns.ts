@@ -17,11 +17,13 @@
  *   and what it said stays. A runner that stops keeps the hold for the turn's next attempt.
  * - A running turn whose journal is quiet writes a heartbeat every `heartbeatMs`, so the sweeper
  *   tells a silent turn (a slow model, a skill, a user's confirmation) from a dead one.
- * - Turns run as background work (`runtime/Background.ts`): requests resume before their steps.
+ * - A turn's start and first output run as interactive work, the rest as background work
+ *   (`runtime/Background.ts`): requests and other turns' starts resume before its streaming steps.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
 import type * as SqlClient from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -33,6 +35,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as Background from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
@@ -87,6 +90,8 @@ interface Watch {
   startedAt?: number
   /** When the mate's first output came. */
   firstAt?: number
+  /** Runs the attempt's fibers: interactive until its first output is journaled, background after. */
+  scheduler?: Background.Phased
   /** The error code the turn ended with, and what it was charged (set by `finish`). */
   code?: string
   charged?: number | null
@@ -126,18 +131,33 @@ export const make = (options: {
 
     const hold = (turn: Repo.TurnRow) => ({ key: turn.holdKey, durable: true })
     const attachments = yield* Effect.serviceOption(ChatAttachments)
+    const scope = yield* Effect.scope
+    const historyWindow = mates.historyWindow ?? defaultHistoryWindow
+
+    /**
+     * A turn's history read while `Post` writes its message: the messages before it (sealed) and
+     * the message's own text. Taken by the turn's first attempt; dropped when a message is deleted.
+     */
+    let ahead: { readonly turnId: string; readonly text: string; readonly rows: Fiber.RuntimeFiber<ReadonlyArray<Repo.MessageRow>, SqlError> } | undefined
+    const forgetReadAhead = () => void (ahead = undefined)
 
     /** What the mate needs: the message and the messages before it. */
     const turnInput = (turn: Repo.TurnRow) =>
       Effect.gen(function*() {
         const chat = yield* journal.requireChat
-        const rows = yield* repo.turnContext(turn.messageId, mates.historyWindow ?? defaultHistoryWindow)
+        const early = ahead?.turnId === turn.turnId && turn.attempts === 0 ? ahead : undefined
+        ahead = undefined
+        // the messages and the message's files, read at once
+        const [rows, files] = yield* Effect.all([
+          early ? Fiber.join(early.rows) : repo.turnContext(turn.messageId, historyWindow),
+          Option.isSome(attachments) ? attachments.value.ofMessage(chatId, turn.messageId) : Effect.succeed([])
+        ], { concurrency: 2 })
         const decrypted = yield* Effect.forEach(rows, (m) =>
           m.body ? Effect.map(journal.decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
         const present = decrypted.filter((m) => m !== undefined)
+        if (early) present.push({ id: turn.messageId, role: "user", text: early.text })
         const current = present.find((m) => m.id === turn.messageId)
         const scope = spendScope(turn)
-        const files = Option.isSome(attachments) ? yield* attachments.value.ofMessage(chatId, turn.messageId) : []
         const input: TurnInput = {
           chatId,
           turnId: turn.turnId,
@@ -196,7 +216,7 @@ export const make = (options: {
      * turn's last write (one write and one stream chunk fewer per turn). Fails as the mate fails,
      * after journaling what came before (or leaving it pending).
      */
-    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch): Effect.Effect<void, TurnFailed> =>
+    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch, placed: Effect.Effect<void>): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
         yield* Effect.acquireRelease(Effect.sync(() => void streamingTurns++), () => Effect.sync(() => void streamingTurns--))
         const queue = yield* Effect.acquireRelease(Queue.unbounded<Exclude<TurnEmission, { kind: "cost" }> | typeof endOfTurn>(), Queue.shutdown)
@@ -213,6 +233,8 @@ export const make = (options: {
           Effect.ensuring(Queue.offer(queue, endOfTurn)),
           Effect.forkScoped
         )
+        // the hold placed and the attempt announced first: the mate's output follows them in the journal
+        yield* placed
         let ended = false
         while (!ended) {
           const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
@@ -238,6 +260,8 @@ export const make = (options: {
             yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies)))).pipe(
               Effect.zipRight(Effect.sync(() => {
                 for (const b of bodies) if (b.kind === "delta") progress.journaled += b.text.length
+                // the first output is out: the rest of the turn gives way to requests and other turns' starts
+                watch.scheduler?.demote()
               })),
               Effect.uninterruptible
             )
@@ -275,6 +299,20 @@ export const make = (options: {
         const input = yield* Effect.orDie(turnInput(turn))
         const amount = turn.reserved ?? (yield* mates.estimate(input))
         const progress: Progress = { reply: "", journaled: 0, cost: 0, pending: [] }
+        // The mate starts while the hold is placed (its model request is most of the wait for the
+        // first token), but nothing it emits is journaled, and no skill runs, before the hold is
+        // there and the attempt is announced; a refused hold stops it and nothing of it is kept.
+        const placed = yield* Deferred.make<void>()
+        let announced = false
+        const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: amount, held: Deferred.await(placed) }, progress, watch, Deferred.await(placed)))
+        entry.fiber = fiber
+        if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
+        // the attempt is counted (and announced) in one write, while the hold is placed
+        const attempt = turn.attempts + 1
+        const announce = yield* Effect.fork(journal.locked(
+          Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: amount }], () =>
+            [{ _tag: "StartAttempt", turnId, reserved: amount }]))
+        ))
         const outcome = yield* Effect.exit(withHold(account(turn.accountId), {
           ...hold(turn),
           amount,
@@ -282,19 +320,13 @@ export const make = (options: {
           purpose: Purpose.turn(chatId, turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scopeId))
         }, (held) =>
           Effect.gen(function*() {
-            // the attempt is counted (and announced) in one write
-            const attempt = turn.attempts + 1
-            yield* journal.locked(
-              Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: held.amount }], () =>
-                [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
-            )
+            yield* Fiber.join(announce)
             watch.ids = { chatId, turnId, userId: input.ownerId, apiKeyId: Metrics.apiKeyOfScope(turn.scopeId) }
             watch.attempt = attempt
             watch.startedAt = performance.now()
             yield* Metrics.turnStarted(watch.ids, attempt)
-            const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: held.amount }, progress, watch))
-            entry.fiber = fiber
-            if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
+            announced = true
+            yield* Deferred.succeed(placed, undefined)
             const beat = yield* Effect.fork(heartbeat(turnId))
             const exit = yield* Fiber.await(fiber)
             yield* Fiber.interrupt(beat)
@@ -311,6 +343,16 @@ export const make = (options: {
             return { value: { _tag: "done" } as Ended, price }
           })))
 
+        if (Exit.isFailure(outcome) && !announced) {
+          // no hold (refused, or the runner stops): the mate's early start is stopped, and nothing it
+          // said counts; the turn ends after its announcement
+          yield* Fiber.interrupt(fiber)
+          yield* Fiber.await(announce)
+          progress.reply = ""
+          progress.journaled = 0
+          progress.cost = 0
+          progress.pending = []
+        }
         if (Exit.isSuccess(outcome)) {
           const { charged, held, value } = outcome.value
           const charge: ReadonlyArray<EventBody> = [{ kind: "charge", amount: charged, held }]
@@ -377,8 +419,10 @@ export const make = (options: {
       })
 
     /** Run one attempt of a turn to its end (a no-op for a turn that runs here or has ended). */
-    const run = (turnId: string) =>
-      Effect.gen(function*() {
+    const run = (turnId: string) => {
+      // the turn's start and first output are interactive work, the rest background (`Watch.scheduler`)
+      const scheduler = new Background.Phased()
+      return Effect.gen(function*() {
         const claim = yield* journal.locked(
           Effect.gen(function*() {
             const turn = knownTurns.get(turnId) ?? (yield* Effect.orDie(repo.turn(turnId)))
@@ -392,7 +436,7 @@ export const make = (options: {
           })
         )
         if (!claim) return
-        const watch: Watch = {}
+        const watch: Watch = { scheduler }
         yield* attempt(claim.turn, claim.entry, watch).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(
@@ -401,7 +445,8 @@ export const make = (options: {
             )
           )
         )
-      })
+      }).pipe(Effect.withScheduler(scheduler))
+    }
 
     /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
     const cancelIdle = (turn: Repo.TurnRow) =>
@@ -417,6 +462,19 @@ export const make = (options: {
     return {
       /** The turn in progress, if any. */
       busy: () => busy,
+      /**
+       * Read the history of `turn` while `Post` writes its message (`text`), under the writer lock:
+       * the messages before the one being written.
+       */
+      readAhead: (turn: Repo.TurnRow, text: string) =>
+        Effect.gen(function*() {
+          forgetReadAhead()
+          const before = (journal.state()?.lastSeq ?? 0) + 1
+          const rows = yield* Effect.forkIn(repo.history(before, historyWindow), scope)
+          ahead = { turnId: turn.turnId, text, rows }
+        }),
+      /** Drop what was read ahead (the message was not stored, or the history changed). */
+      forgetReadAhead,
       /** A turn `Post` stored (in the same write as its message): it is in progress now. */
       started: (turn: Repo.TurnRow) => {
         busy = turn.turnId

@@ -62,6 +62,38 @@ describe("Credit entity", () => {
       expect(yield* ledgerInvariants).toEqual({ total: 0, unbalanced: 0, mismatched: 0 })
     }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
 
+  it.live("never overspends under a burst of volatile reserves, settles and releases, and its memory matches the books", () =>
+    Effect.gen(function*() {
+      const acct = yield* account("burst")
+      yield* acct.Grant(new Grant({ key: "g1", amount: 100, reason: "test" }))
+      // reserves, and settles and releases of those that held, all at once (a user's chats starting and ending turns)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 40 }, (_, i) => i),
+        (i) =>
+          Effect.either(acct.ReserveVolatile(new Reserve({ key: `b${i}`, amount: 7 }))).pipe(
+            Effect.tap((r) =>
+              Either.isRight(r) && i % 2 === 0
+                ? acct.SettleVolatile(new Settle({ key: `b${i}`, actual: 3 }))
+                : Either.isRight(r)
+                ? acct.ReleaseVolatile(new Release({ key: `b${i}` }))
+                : Effect.void
+            )
+          ),
+        { concurrency: "unbounded" }
+      )
+      const ok = results.filter(Either.isRight).length
+      expect(results.filter(Either.isLeft).every((r) => r.left._tag === "InsufficientCredits")).toBe(true)
+      // every settle charged 3 and returned 4, every release returned 7: what was charged is in the books
+      const charged = results.filter((r, i) => Either.isRight(r) && i % 2 === 0).length * 3
+      expect(ok).toBeGreaterThanOrEqual(14)
+      const balance = yield* acct.Balance()
+      expect(balance).toMatchObject({ available: 100 - charged, reserved: 0 })
+      const sql = yield* SqlClient.SqlClient
+      const [row] = yield* sql<{ available: string; reserved: string }>`SELECT available, reserved FROM credit_accounts WHERE account_id = 'burst'`
+      expect({ available: Number(row!.available), reserved: Number(row!.reserved) }).toEqual({ available: balance.available, reserved: balance.reserved })
+      expect(yield* ledgerInvariants).toMatchObject({ unbalanced: 0, mismatched: 0 })
+    }).pipe(Effect.provide(cluster())), { timeout: 60_000 })
+
   it.live("settles the actual cost, returns the rest, and charges a settled hold only once", () =>
     Effect.gen(function*() {
       const acct = yield* account("settle")

@@ -1,7 +1,8 @@
 /**
  * One OpenAI-compatible endpoint, against the scripted server over real HTTP and SSE: streamed
  * text, tool calls assembled from fragments split across chunks, the usage the server reports,
- * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view.
+ * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view —
+ * each through the part stream and through `push` (the turn's path), which must agree.
  */
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
@@ -9,6 +10,7 @@ import type * as Response from "@effect/ai/Response"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -20,17 +22,61 @@ beforeAll(async () => {
 })
 afterAll(() => server.close())
 
-const collect = (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
+type Mode = "stream" | "push"
+
+/** The answer's parts, read the given way; `seen` gets each as it comes. */
+const read = (client: ChatCompletions.Client, mode: Mode, request: ChatCompletions.CompletionRequest, seen: Array<Response.StreamPartEncoded>) =>
+  mode === "stream"
+    ? Stream.runForEach(client.stream(request), (p) => Effect.sync(() => void seen.push(p)))
+    : client.push(request, (p) => void seen.push(p))
+
+const collectWith = (mode: Mode) => (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
   Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
       const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make(apiKey) })
-      return [...(yield* Stream.runCollect(client.stream(request)))]
+      const seen: Array<Response.StreamPartEncoded> = []
+      yield* read(client, mode, request, seen)
+      return seen
     })).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
 
 const prompt = Prompt.make([{ role: "system", content: "Be brief." }, { role: "user", content: "Say hello to the world" }])
 
-describe("Chat Completions client", () => {
+describe("server-sent events as the turn reads them", () => {
+  it("joins data lines, takes CRLF and events split anywhere, ignores comments and other fields", () => {
+    const events: Array<string> = []
+    const feed = ChatCompletions.makeSseReader((d) => void events.push(d))
+    const text = ": keep-alive\r\nevent: x\r\nid: 1\r\ndata: {\"a\":\r\ndata:1}\r\n\r\ndata: [DONE]\n\n"
+    for (let i = 0; i < text.length; i += 3) expect(feed(text.slice(i, i + 3))).toBe(true)
+    expect(events).toEqual(["{\"a\":\n1}", "[DONE]"])
+  })
+})
+
+describe("chunks as the turn checks them", () => {
+  it("accepts and refuses what the chunk's schema does", () => {
+    const samples: ReadonlyArray<unknown> = [
+      { id: "c", model: "m", choices: [{ index: 0, delta: { content: "hi" }, finish_reason: null }] },
+      { choices: [{ delta: { tool_calls: [{ index: 0, id: "x", function: { name: "f", arguments: "{" } }] } }] },
+      { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: null } } },
+      { error: { message: "boom", code: 5 } },
+      { choices: null, usage: null, extra: "ignored" },
+      {},
+      { choices: [{ delta: { content: 5 } }] },
+      { choices: [{ index: "0" }] },
+      { choices: {} },
+      { usage: { prompt_tokens: "3" } },
+      { error: { message: 1 } },
+      { choices: [{ delta: { tool_calls: [{ function: { name: 1 } }] } }] },
+      [],
+      "[DONE]",
+      null
+    ]
+    for (const sample of samples) expect([sample, ChatCompletions.chunkOf(sample) !== undefined]).toEqual([sample, Schema.is(ChatCompletions.CompletionChunk)(sample)])
+  })
+})
+
+describe.each<Mode>(["stream", "push"])("Chat Completions client (%s)", (mode) => {
+  const collect = collectWith(mode)
   it("streams text deltas and ends with the reported usage", async () => {
     server.enqueue(Scripted.text("Hello there, world!"))
     const parts = await collect({ model: "m1", prompt })
@@ -90,14 +136,14 @@ describe("Chat Completions client", () => {
 
   it("fails on an error event in the middle of a stream, after what came before", async () => {
     server.enqueue({ chunks: [{ content: "Partial " }, { error: "model crashed" }] })
-    const seen: Array<string> = []
+    const seen: Array<Response.StreamPartEncoded> = []
     const exit = await Effect.runPromiseExit(
       Effect.scoped(Effect.gen(function*() {
         const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make("sk-test") })
-        yield* Stream.runForEach(client.stream({ model: "m1", prompt }), (p) => Effect.sync(() => p.type === "text-delta" && seen.push(p.delta)))
+        yield* read(client, mode, { model: "m1", prompt }, seen)
       })).pipe(Effect.provide(NodeHttpClient.layerUndici))
     )
-    expect(seen).toEqual(["Partial "])
+    expect(seen.flatMap((p) => (p.type === "text-delta" ? [p.delta] : []))).toEqual(["Partial "])
     expect(exit._tag).toBe("Failure")
     expect(String(exit._tag === "Failure" ? exit.cause : "")).toMatch(/model crashed/)
   })

@@ -12,6 +12,7 @@ import type * as Prompt from "@effect/ai/Prompt"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as NodeCrypto from "node:crypto"
 
 /** Tokens each message costs besides its text (role and separators, as OpenAI counts them). */
 export const perMessage = 4
@@ -32,11 +33,28 @@ type Encoding = {
   readonly decode: (tokens: Array<number>) => string
 }
 
+/** Texts at least this long have their counts kept, the most recent `keptCounts` of them. */
+const keptFrom = 64
+const keptCounts = 4096
+
 /** The tokenizer (loads the encoding). */
 export const make: Effect.Effect<Tokens["Type"]> = Effect.promise(async () => {
   const encoding = (await import("gpt-tokenizer/encoding/cl100k_base")) as unknown as Encoding
+  // a turn counts the same texts again and again (its history and tools, for the estimate and
+  // each request, and the next turns): the counts of recent longer texts are kept, by a digest
+  // of the text (no chat text stays in memory)
+  const counted = new Map<string, number>()
   return {
-    count: (text) => (text.length === 0 ? 0 : encoding.countTokens(text)),
+    count: (text) => {
+      if (text.length < keptFrom) return text.length === 0 ? 0 : encoding.countTokens(text)
+      const key = NodeCrypto.createHash("sha256").update(text).digest("base64")
+      const known = counted.get(key)
+      if (known !== undefined) return known
+      const n = encoding.countTokens(text)
+      if (counted.size >= keptCounts) counted.delete(counted.keys().next().value!)
+      counted.set(key, n)
+      return n
+    },
     truncate: (text, tokens) => {
       const all = encoding.encode(text)
       return all.length <= tokens ? text : encoding.decode(all.slice(0, Math.max(0, tokens)))
