@@ -6,7 +6,8 @@ FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     TROUPE_DATA_DIR=/var/lib/troupe \
     TROUPE_HOST=0.0.0.0 \
-    TROUPE_PORT=8080
+    TROUPE_PORT=8080 \
+    GLIBC_TUNABLES=glibc.malloc.mmap_threshold=32768
 # pg_dump/pg_restore for `troupe admin backup|restore` and scheduled backups: PostgreSQL's own
 # repository (Debian's client is 15; pg_dump must be at least the server's major version)
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
@@ -31,6 +32,8 @@ COPY gateway ./gateway
 COPY preview ./preview
 COPY uploads ./uploads
 COPY tsconfig.json deno.json ./
+# the long-running roles run one bundle of the sources (bin/troupe.mjs); build it now, while /app is writable
+RUN node bin/troupe.mjs start --help > /dev/null
 RUN mkdir -p /var/lib/troupe && chown node:node /var/lib/troupe
 USER node
 EXPOSE 8080 34431

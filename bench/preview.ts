@@ -7,7 +7,8 @@
  * - images/s: wall-clock throughput with the pool at its default size (cores) and sharp at its default.
  * - cached-hit requests/s: `GET /api/v1/image` answered from the disk cache by a standalone server.
  * - peak RSS of this process (workers are threads of it).
- * - idle RSS of `troupe start` (embedded default, 15 s after it is ready, no request), with the image
+ * - idle RSS of `troupe start` as `npm start` runs it (its GLIBC_TUNABLES and node flags; embedded
+ *   default, 15 s after it is ready, no request; the main process: nothing else runs), with the image
  *   workers started on demand (the default) and, as the baseline, started at once
  *   (`PREVIEW_WORKERS_IDLE_STOP_MS=0`); and what starting them on demand adds to the first image.
  *
@@ -32,7 +33,8 @@ import * as Pool from "../preview/engine/Pool.ts"
 import * as PreviewConfig from "../preview/Config.ts"
 import * as Server from "../preview/Server.ts"
 import { freePort } from "../preview/testing/harness.ts"
-import { spawnTroupe, stop, waitFor } from "../runtime/testing/process.ts"
+import { stop, waitFor } from "../runtime/testing/process.ts"
+import { spawnStart } from "./npm-start.ts"
 import { fixturesDir } from "../runtime/testing/fixtures.ts"
 
 const say = (line: string) => process.stdout.write(line + "\n")
@@ -177,7 +179,7 @@ const benchCachedHits = async (input: Uint8Array, requests: number, concurrency:
 const idleRss = async (env: Record<string, string>, idleMs: number): Promise<number> => {
   const dataDir = NodeFs.mkdtempSync(NodePath.join(NodeOs.tmpdir(), "troupe-bench-idle-"))
   const port = await freePort()
-  const proc = spawnTroupe(["start"], { TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1", TROUPE_LOG_LEVEL: "warning", ...env })
+  const proc = spawnStart({ TROUPE_DATA_DIR: dataDir, TROUPE_PORT: String(port), TROUPE_HOST: "127.0.0.1", TROUPE_LOG_LEVEL: "warning", ...env })
   try {
     await waitFor(`http://127.0.0.1:${port}/health`, { proc, timeoutMs: 180_000 })
     await new Promise((r) => setTimeout(r, idleMs))

@@ -17,6 +17,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import * as Chunk from "effect/Chunk"
+import * as NodeChild from "node:child_process"
 import * as NodeFs from "node:fs"
 import * as NodePath from "node:path"
 import * as NodeUrl from "node:url"
@@ -30,19 +31,25 @@ export interface PgliteClientOptions {
 /** The PGlite instance behind the client, for health checks and tools. */
 export class Pglite extends Context.Tag("troupe/runtime/PgliteClient/Pglite")<Pglite, PGlite>() {}
 
-/** Parse 64-bit integers and numerics as strings, as the `pg` driver does, so both backends agree. */
+/**
+ * Parse 64-bit integers and numerics as strings, as the `pg` driver does, so both backends agree.
+ * Given once to `PGlite.create`, not per query: PGlite copies its whole parser table into a new
+ * object for every query that brings its own (~100 KB of garbage per query; the cluster's polls
+ * alone ran five a second on an idle server).
+ */
 const parsers = {
   [pgTypes.INT8]: (value: string) => value,
   [pgTypes.NUMERIC]: (value: string) => value
 }
 
 /**
- * Postgres settings for the embedded database: 16 MB of shared buffers instead of Postgres' 128 MB.
+ * Postgres settings for the embedded database: 8 MB of shared buffers instead of Postgres' 128 MB.
  * PGlite's buffers live in its WebAssembly memory, which never shrinks, and a self-hosted instance's
- * working set is small (the files stay in the OS page cache); this takes ~120 MB off the idle RSS
- * of `troupe start` (bench/RESULTS.md, "Idle footprint").
+ * working set is small (the files stay in the OS page cache); 16 MB took ~120 MB off the idle RSS
+ * of `troupe start`, 8 MB 8 MB more, with point lookups and scans of a 20 MB table within noise
+ * (bench/RESULTS.md, "Idle footprint").
  */
-const startParams = [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"]
+const startParams = [...PGlite.defaultStartParams, "-c", "shared_buffers=8MB"]
 
 /** A FIFO mutex over the single PGlite session. */
 const makeSessionLock = () => {
@@ -89,10 +96,10 @@ export const fromPglite = (db: PGlite): Effect.Effect<Client.SqlClient, never, R
       Effect.tryPromise({
         try: () =>
           params.length === 0 && rowMode === "object"
-            ? db.exec(sql, { parsers }).then((results) =>
+            ? db.exec(sql).then((results) =>
               results.length <= 1 ? (results[0]?.rows ?? []) : results.map((r) => r.rows)
             )
-            : db.query(sql, params as Array<unknown>, { rowMode, parsers }).then((r) => r.rows),
+            : db.query(sql, params as Array<unknown>, { rowMode }).then((r) => r.rows),
         catch: toSqlError
       }) as Effect.Effect<ReadonlyArray<any>, SqlError>
 
@@ -155,8 +162,8 @@ export const fromPglite = (db: PGlite): Effect.Effect<Client.SqlClient, never, R
           Effect.tryPromise({
             try: (): Promise<unknown> =>
               params.length === 0
-                ? db.exec(sql, { parsers })
-                : db.query(sql, params as Array<unknown>, { parsers }),
+                ? db.exec(sql)
+                : db.query(sql, params as Array<unknown>),
             catch: toSqlError
           })
         )
@@ -215,9 +222,38 @@ export const templatePath = (): string | undefined => {
   }
 }
 
+/**
+ * Initialise a fresh data dir in a short-lived child process (Node): initdb, or unpacking the
+ * template, leaves ~45 MB of freed memory that glibc's allocator keeps, so the server opening the
+ * initialised dir afterwards idles that much lighter (bench/RESULTS.md, "Idle footprint"). Resolves
+ * `false` when no child could be started (the caller initialises in this process).
+ */
+const initInChild = (dataDir: string, template: string | undefined): Promise<boolean> =>
+  new Promise((resolve, reject) => {
+    const script = NodeUrl.fileURLToPath(new URL("./pglite-init.mjs", import.meta.url))
+    let stderr = ""
+    const child = NodeChild.spawn(process.execPath, [script, dataDir, template ?? "", JSON.stringify(startParams)], {
+      cwd: repoRoot,
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000)
+    })
+    child.once("error", () => resolve(false))
+    child.once("exit", (code, signal) => {
+      if (code === 0) resolve(true)
+      else reject(new Error(`initialising the embedded database in ${dataDir} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`))
+    })
+  })
+
+const isNode = !("Deno" in globalThis) && NodePath.basename(process.execPath).startsWith("node")
+
 const open = async (dataDir: string | undefined): Promise<PGlite> => {
   const fresh = dataDir !== undefined && !NodeFs.existsSync(NodePath.join(dataDir, "PG_VERSION"))
   const template = fresh ? templatePath() : undefined
+  if (fresh && isNode && await initInChild(dataDir, template)) {
+    return PGlite.create(dataDir, { parsers, startParams })
+  }
   if (template) {
     return PGlite.create(dataDir, { parsers, startParams, loadDataDir: new Blob([NodeFs.readFileSync(template)]) })
   }
