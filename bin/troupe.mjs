@@ -45,11 +45,12 @@ const importMetaPlugin = {
   }
 }
 
-/** The source files a bundle was built from, with their sizes and modification times. */
-const stamp = (files) => files.map((file) => {
-  const stat = statSync(file)
-  return `${relative(root, file)}:${stat.size}:${stat.mtimeMs}`
-})
+/** A digest of the source files a bundle was built from (their names and contents: ~10 ms). */
+const stamp = (files) => {
+  const hash = createHash("sha256")
+  for (const file of files) hash.update(relative(root, file)).update("\0").update(readFileSync(file)).update("\0")
+  return hash.digest("hex")
+}
 
 /** The path of a bundle of bin/main.ts that is current with its sources, building it if needed. */
 const bundle = async () => {
@@ -60,7 +61,7 @@ const bundle = async () => {
   const inputsFile = join(dir, `${name}.inputs.json`)
   try {
     const recorded = JSON.parse(readFileSync(inputsFile, "utf8"))
-    if (recorded.version === 1 && stamp(recorded.files.map((f) => join(root, f))).join("\n") === recorded.stamp.join("\n")) return out
+    if (recorded.version === 2 && stamp(recorded.files.map((f) => join(root, f))) === recorded.stamp) return out
   } catch {
     // no bundle yet, or a source changed or went away: build
   }
@@ -84,7 +85,7 @@ const bundle = async () => {
     const files = Object.keys(result.metafile.inputs).map((f) => join(root, f))
     mkdirSync(dir, { recursive: true })
     renameSync(tmp, out)
-    const record = { version: 1, files: files.map((f) => relative(root, f)), stamp: stamp(files) }
+    const record = { version: 2, files: files.map((f) => relative(root, f)), stamp: stamp(files) }
     writeFileSync(`${inputsFile}.${process.pid}.tmp`, JSON.stringify(record))
     renameSync(`${inputsFile}.${process.pid}.tmp`, inputsFile)
     return out
