@@ -33,6 +33,8 @@ export interface ClientsInput {
   readonly url: string
   readonly token: string
   readonly chats: ReadonlyArray<string>
+  /** Each chat's owner's token, when the chats belong to several users (`BENCH_USERS`). */
+  readonly tokens?: ReadonlyArray<string>
   readonly rounds: number
   /** Posts of one round are spread evenly over this many ms. */
   readonly spreadMs: number
@@ -79,7 +81,8 @@ const provider = async (input: ProviderInput) => {
   })
 }
 
-const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) => {
+const clients = async ({ url, token: oneToken, chats, tokens, rounds, spreadMs }: ClientsInput) => {
+  const tokenOf = (chatId: string) => tokens?.[chats.indexOf(chatId)] ?? oneToken
   const port = NodeWorker.parentPort!
   interface Pending {
     tag: string
@@ -94,7 +97,7 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
   const pending = new Map<string, Pending>()
   const streams = await Promise.all(chats.map(async (chatId) => {
     const controller = new AbortController()
-    const res = await fetch(`${url}/v1/chats/${chatId}/events`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal })
+    const res = await fetch(`${url}/v1/chats/${chatId}/events`, { headers: { authorization: `Bearer ${tokenOf(chatId)}` }, signal: controller.signal })
     if (res.status !== 200) throw new Error(`events: ${res.status}`)
     void (async () => {
       try {
@@ -133,7 +136,7 @@ const clients = async ({ url, token, chats, rounds, spreadMs }: ClientsInput) =>
       })
       const res = await fetch(`${url}/v1/chats/${chatId}/messages`, {
         method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${tokenOf(chatId)}`, "content-type": "application/json" },
         body: JSON.stringify({ client_message_id: tag, text: `${tag}: tell me a long story and compute 6 * 7` })
       })
       if (res.status !== 202) throw new Error(`post: ${res.status} ${await res.text()}`)

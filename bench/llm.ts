@@ -16,6 +16,8 @@
  *   one thread); split into before (post sent → the model request arrived) and relay (first chunk
  *   left → delta event arrived), which compare clocks across threads of this process.
  * - events per turn: the turn's events on its chat's stream (about one journal write each; deltas merged).
+ * `BENCH_USERS` (default 1) spreads the chats over that many users, each with its own credit account
+ * (one account's holds are one entity's queue).
  * The bench runs with `--max-semi-space-size=32`, the V8 flag `npm start` and the Docker image give the
  * server (a larger young generation: fewer scavenges of a streaming turn's short-lived garbage).
  * CPU per turn is the main thread's (Troupe's event loop: gateway, entities, turn runner, SQL
@@ -103,19 +105,38 @@ const main = async () => {
     settings: { rateLimits: { perIp: unlimited, perUser: unlimited, auth: unlimited, loginFailures: unlimited }, startingCredits: 100_000_000 }
   })
   try {
-    const email = "bench@example.com"
-    const signup = await request(server, "POST", "/v1/auth/signup", { body: { email, username: "bench", password: "a long password 1", invite_code: initialInvite(server.dataDir) } })
-    if (signup.status !== 201) throw new Error(`signup: ${JSON.stringify(signup.body)}`)
-    if (signup.body.email_verification === "sent") await request(server, "POST", "/v1/auth/verify_email", { body: { email, code: verificationCode(server.dataDir, email) } })
-    const login = await request(server, "POST", "/v1/auth/login", { body: { login: "bench", password: "a long password 1" } })
-    const token = login.body.access_token as string
-    const mate = await request(server, "POST", "/v1/mates", { token, body: { name: "Bench", allowed_skills: ["math"], model: "scripted-model" } })
-    if (mate.status !== 201) throw new Error(`mate: ${JSON.stringify(mate.body)}`)
+    // BENCH_USERS (default 1): the chats are spread over this many users (each with its own credit
+    // account), to compare one account's holds queueing with many accounts'
+    const usersCount = Math.max(1, Number(process.env.BENCH_USERS ?? 1))
+    const users: Array<{ token: string; mateId: string }> = []
+    let inviteCode = initialInvite(server.dataDir)
+    for (let u = 0; u < usersCount; u++) {
+      const name = u === 0 ? "bench" : `bench${u}`
+      const email = `${name}@example.com`
+      const signup = await request(server, "POST", "/v1/auth/signup", { body: { email, username: name, password: "a long password 1", invite_code: inviteCode } })
+      if (signup.status !== 201) throw new Error(`signup: ${JSON.stringify(signup.body)}`)
+      if (signup.body.email_verification === "sent") await request(server, "POST", "/v1/auth/verify_email", { body: { email, code: verificationCode(server.dataDir, email) } })
+      const login = await request(server, "POST", "/v1/auth/login", { body: { login: name, password: "a long password 1" } })
+      const userToken = login.body.access_token as string
+      const mate = await request(server, "POST", "/v1/mates", { token: userToken, body: { name: "Bench", allowed_skills: ["math"], model: "scripted-model" } })
+      if (mate.status !== 201) throw new Error(`mate: ${JSON.stringify(mate.body)}`)
+      users.push({ token: userToken, mateId: mate.body.id as string })
+      if (u === 0 && usersCount > 1) {
+        // the first user is the admin: an invite for the others
+        const invite = await request(server, "POST", "/v1/admin/invites", { token: userToken, body: { uses: usersCount } })
+        if (invite.status !== 201) throw new Error(`invite: ${JSON.stringify(invite.body)}`)
+        inviteCode = invite.body.code as string
+      }
+    }
+    const token = users[0]!.token
     const chats: Array<string> = []
+    const tokens: Array<string> = []
     for (let i = 0; i < chatsCount; i++) {
-      const chat = await request(server, "POST", "/v1/chats", { token, body: { mate_id: mate.body.id, title: `bench ${i}` } })
+      const owner = users[i % usersCount]!
+      const chat = await request(server, "POST", "/v1/chats", { token: owner.token, body: { mate_id: owner.mateId, title: `bench ${i}` } })
       if (chat.status !== 201) throw new Error(`chat: ${JSON.stringify(chat.body)}`)
       chats.push(chat.body.id)
+      tokens.push(owner.token)
     }
 
     // the clients in their own thread; the main thread's CPU is read at each measured round's edges
@@ -126,7 +147,7 @@ const main = async () => {
     const loopDelay = NodePerf.monitorEventLoopDelay({ resolution: 5 })
     const started = performance.now()
     const clientRecords = await new Promise<ReadonlyArray<ClientRecord>>((resolve, reject) => {
-      const worker = startWorker({ role: "clients", url: server.url, token, chats, rounds: rounds + 1, spreadMs: 1000 }, (m: { mark?: string; round?: number; records?: ReadonlyArray<ClientRecord> }) => {
+      const worker = startWorker({ role: "clients", url: server.url, token, chats, tokens, rounds: rounds + 1, spreadMs: 1000 }, (m: { mark?: string; round?: number; records?: ReadonlyArray<ClientRecord> }) => {
         if (m.mark === "round-start" && m.round! > 0) {
           cpuAt = mainThreadCpuMs()
           loopDelay.enable()
