@@ -10,7 +10,6 @@ import type * as Response from "@effect/ai/Response"
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
-import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -49,29 +48,6 @@ describe("server-sent events as the turn reads them", () => {
     const text = ": keep-alive\r\nevent: x\r\nid: 1\r\ndata: {\"a\":\r\ndata:1}\r\n\r\ndata: [DONE]\n\n"
     for (let i = 0; i < text.length; i += 3) expect(feed(text.slice(i, i + 3))).toBe(true)
     expect(events).toEqual(["{\"a\":\n1}", "[DONE]"])
-  })
-})
-
-describe("chunks as the turn checks them", () => {
-  it("accepts and refuses what the chunk's schema does", () => {
-    const samples: ReadonlyArray<unknown> = [
-      { id: "c", model: "m", choices: [{ index: 0, delta: { content: "hi" }, finish_reason: null }] },
-      { choices: [{ delta: { tool_calls: [{ index: 0, id: "x", function: { name: "f", arguments: "{" } }] } }] },
-      { choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: null } } },
-      { error: { message: "boom", code: 5 } },
-      { choices: null, usage: null, extra: "ignored" },
-      {},
-      { choices: [{ delta: { content: 5 } }] },
-      { choices: [{ index: "0" }] },
-      { choices: {} },
-      { usage: { prompt_tokens: "3" } },
-      { error: { message: 1 } },
-      { choices: [{ delta: { tool_calls: [{ function: { name: 1 } }] } }] },
-      [],
-      "[DONE]",
-      null
-    ]
-    for (const sample of samples) expect([sample, ChatCompletions.chunkOf(sample) !== undefined]).toEqual([sample, Schema.is(ChatCompletions.CompletionChunk)(sample)])
   })
 })
 

@@ -265,34 +265,7 @@ export const makeAssembler = () => {
 /** An SSE event's data larger than this is refused (as `@effect/experimental`'s parser does). */
 const maxEventSize = 10 * 1024 * 1024
 
-const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
-/** Absent, null, or what `is` accepts (an optional nullable field of the wire format). */
-const opt = (u: unknown, is: (u: unknown) => boolean): boolean => u === undefined || u === null || is(u)
-const isString = (u: unknown) => typeof u === "string"
-const isNumber = (u: unknown) => typeof u === "number"
-const isToolCallDelta = (u: unknown) =>
-  isObject(u) && (u.index === undefined || isNumber(u.index)) && opt(u.id, isString) &&
-  opt(u.function, (f) => isObject(f) && opt(f.name, isString) && opt(f.arguments, isString))
-const isDelta = (u: unknown) =>
-  isObject(u) && opt(u.content, isString) && opt(u.reasoning_content, isString) && opt(u.reasoning, isString) &&
-  opt(u.tool_calls, (c) => Array.isArray(c) && c.every(isToolCallDelta))
-const isChoice = (u: unknown) =>
-  isObject(u) && (u.index === undefined || isNumber(u.index)) && opt(u.delta, isDelta) && opt(u.finish_reason, isString)
-const isUsage = (u: unknown) =>
-  isObject(u) && opt(u.prompt_tokens, isNumber) && opt(u.completion_tokens, isNumber) && opt(u.total_tokens, isNumber) &&
-  opt(u.prompt_tokens_details, (d) => isObject(d) && opt(d.cached_tokens, isNumber)) &&
-  opt(u.completion_tokens_details, (d) => isObject(d) && opt(d.reasoning_tokens, isNumber))
-
-/**
- * A parsed SSE event as a `CompletionChunk`, or undefined when it is not one: the same check as
- * `Schema.is(CompletionChunk)` (a test holds them together), without its allocations, which were
- * a tenth of what a streaming turn allocated (one chunk per token).
- */
-export const chunkOf = (u: unknown): CompletionChunk | undefined =>
-  isObject(u) && opt(u.id, isString) && opt(u.model, isString) && opt(u.choices, (c) => Array.isArray(c) && c.every(isChoice)) &&
-    opt(u.usage, isUsage) && opt(u.error, (e) => isObject(e) && (e.message === undefined || isString(e.message)))
-    ? u as CompletionChunk
-    : undefined
+const decodeChunk = Schema.decodeUnknownEither(CompletionChunk)
 
 /**
  * Server-sent events to `onData` (each event's `data`, its lines joined): text in, as it comes.
@@ -370,13 +343,13 @@ export const make = (options: {
             // not JSON (`[DONE]`, a keep-alive): skipped, as `OpenAiClient.streamRequest` does
             return
           }
-          const chunk = chunkOf(json)
-          if (chunk === undefined) return
-          if (chunk.error) {
-            failure = streamError(chunk.error.message ?? "unknown")
+          const chunk = decodeChunk(json)
+          if (chunk._tag === "Left") return
+          if (chunk.right.error) {
+            failure = streamError(chunk.right.error.message ?? "unknown")
             return
           }
-          for (const part of assembler.push(chunk)) onPart(part)
+          for (const part of assembler.push(chunk.right)) onPart(part)
         })
         const response = yield* http.execute(
           HttpClientRequest.post("/chat/completions", { body: HttpBody.unsafeJson(toBody(request)) }).pipe(HttpClientRequest.setHeader("accept", "text/event-stream"))
