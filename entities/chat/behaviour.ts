@@ -160,8 +160,6 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               charged: null
             }
             const body = yield* Effect.orDie(journal.encrypt(payload.text, `message:${messageId}`))
-            // the turn's history is read while the message is written (one round trip fewer before the model is asked)
-            yield* turns.readAhead(turn, payload.text)
             // a repeated client message id violates its unique key and the whole write is refused
             const stored = yield* journal.write(turnId, [{ kind: "message_stored", messageId, role: "user", authorId: payload.authorId, text: payload.text }], ([seq]) => [
               { _tag: "InsertMessage", messageId, clientMessageId: payload.clientMessageId, role: "user", authorId: payload.authorId, turnId, seq: seq!, body },
@@ -172,10 +170,7 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
               Effect.catchIf(isUniqueViolation, () => Effect.succeed(undefined)),
               Effect.orDie
             )
-            if (stored === undefined) {
-              turns.forgetReadAhead()
-              return yield* duplicate
-            }
+            if (stored === undefined) return yield* duplicate
             if (title !== null) journal.setTitle(title)
             turns.started(turn)
             // not once the shard goes: a stopping runner takes no new requests, and the send would
@@ -218,7 +213,6 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
             const message = yield* Effect.orDie(repo.message(payload.messageId))
             if (!message) return yield* new MessageNotFound({ messageId: payload.messageId })
             if (message.deleted) return
-            turns.forgetReadAhead()
             yield* Effect.orDie(journal.write(null, [{ kind: "message_deleted", messageId: payload.messageId }], () => [{ _tag: "DeleteMessageBody", messageId: payload.messageId }]))
           })
         ),

@@ -23,7 +23,6 @@
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
 import type * as SqlClient from "@effect/sql/SqlClient"
-import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import * as Deferred from "effect/Deferred"
@@ -131,31 +130,19 @@ export const make = (options: {
 
     const hold = (turn: Repo.TurnRow) => ({ key: turn.holdKey, durable: true })
     const attachments = yield* Effect.serviceOption(ChatAttachments)
-    const scope = yield* Effect.scope
-    const historyWindow = mates.historyWindow ?? defaultHistoryWindow
-
-    /**
-     * A turn's history read while `Post` writes its message: the messages before it (sealed) and
-     * the message's own text. Taken by the turn's first attempt; dropped when a message is deleted.
-     */
-    let ahead: { readonly turnId: string; readonly text: string; readonly rows: Fiber.RuntimeFiber<ReadonlyArray<Repo.MessageRow>, SqlError> } | undefined
-    const forgetReadAhead = () => void (ahead = undefined)
 
     /** What the mate needs: the message and the messages before it. */
     const turnInput = (turn: Repo.TurnRow) =>
       Effect.gen(function*() {
         const chat = yield* journal.requireChat
-        const early = ahead?.turnId === turn.turnId && turn.attempts === 0 ? ahead : undefined
-        ahead = undefined
         // the messages and the message's files, read at once
         const [rows, files] = yield* Effect.all([
-          early ? Fiber.join(early.rows) : repo.turnContext(turn.messageId, historyWindow),
+          repo.turnContext(turn.messageId, mates.historyWindow ?? defaultHistoryWindow),
           Option.isSome(attachments) ? attachments.value.ofMessage(chatId, turn.messageId) : Effect.succeed([])
         ], { concurrency: 2 })
         const decrypted = yield* Effect.forEach(rows, (m) =>
           m.body ? Effect.map(journal.decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
         const present = decrypted.filter((m) => m !== undefined)
-        if (early) present.push({ id: turn.messageId, role: "user", text: early.text })
         const current = present.find((m) => m.id === turn.messageId)
         const scope = spendScope(turn)
         const input: TurnInput = {
@@ -307,12 +294,6 @@ export const make = (options: {
         const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: amount, held: Deferred.await(placed) }, progress, watch, Deferred.await(placed)))
         entry.fiber = fiber
         if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
-        // the attempt is counted (and announced) in one write, while the hold is placed
-        const attempt = turn.attempts + 1
-        const announce = yield* Effect.fork(journal.locked(
-          Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: amount }], () =>
-            [{ _tag: "StartAttempt", turnId, reserved: amount }]))
-        ))
         const outcome = yield* Effect.exit(withHold(account(turn.accountId), {
           ...hold(turn),
           amount,
@@ -320,7 +301,12 @@ export const make = (options: {
           purpose: Purpose.turn(chatId, turn.apiKeyId ?? Metrics.apiKeyOfScope(turn.scopeId))
         }, (held) =>
           Effect.gen(function*() {
-            yield* Fiber.join(announce)
+            // the attempt is counted (and announced) in one write
+            const attempt = turn.attempts + 1
+            yield* journal.locked(
+              Effect.orDie(journal.write(turnId, [attempt > 1 ? { kind: "restarted", attempt } : { kind: "turn_started", mateId: turn.mateId, reserved: held.amount }], () =>
+                [{ _tag: "StartAttempt", turnId, reserved: held.amount }]))
+            )
             watch.ids = { chatId, turnId, userId: input.ownerId, apiKeyId: Metrics.apiKeyOfScope(turn.scopeId) }
             watch.attempt = attempt
             watch.startedAt = performance.now()
@@ -344,10 +330,8 @@ export const make = (options: {
           })))
 
         if (Exit.isFailure(outcome) && !announced) {
-          // no hold (refused, or the runner stops): the mate's early start is stopped, and nothing it
-          // said counts; the turn ends after its announcement
+          // no hold (refused, or the runner stops): the mate's early start is stopped, and nothing it said counts
           yield* Fiber.interrupt(fiber)
-          yield* Fiber.await(announce)
           progress.reply = ""
           progress.journaled = 0
           progress.cost = 0
@@ -462,19 +446,6 @@ export const make = (options: {
     return {
       /** The turn in progress, if any. */
       busy: () => busy,
-      /**
-       * Read the history of `turn` while `Post` writes its message (`text`), under the writer lock:
-       * the messages before the one being written.
-       */
-      readAhead: (turn: Repo.TurnRow, text: string) =>
-        Effect.gen(function*() {
-          forgetReadAhead()
-          const before = (journal.state()?.lastSeq ?? 0) + 1
-          const rows = yield* Effect.forkIn(repo.history(before, historyWindow), scope)
-          ahead = { turnId: turn.turnId, text, rows }
-        }),
-      /** Drop what was read ahead (the message was not stored, or the history changed). */
-      forgetReadAhead,
       /** A turn `Post` stored (in the same write as its message): it is in progress now. */
       started: (turn: Repo.TurnRow) => {
         busy = turn.turnId
