@@ -7,8 +7,9 @@ import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type * as Scheduler from "effect/Scheduler"
 import * as Stream from "effect/Stream"
-import { background, Phased } from "../../runtime/Background.ts"
+import { background } from "../../runtime/Background.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { entityMessages } from "../../runtime/Telemetry.ts"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
@@ -192,8 +193,6 @@ describe("Chat entity", () => {
       yield* chat.Post(new Post({ clientMessageId: "broke", authorId: "dave", text: "hi" }))
       const first = yield* eventsUntil("chat-fail", 0, ended)
       expect(first[first.length - 1]).toMatchObject({ kind: "error", code: "insufficient_credits" })
-      // the mate starts while the hold is asked for (the echo mate speaks at once): nothing of it is kept
-      expect(first.map((e) => e.kind)).toEqual(["message_stored", "error"])
 
       yield* grant("dave", 10)
       yield* chat.Post(new Post({ clientMessageId: "boom", authorId: "dave", text: "/fail please" }))
@@ -259,22 +258,14 @@ describe("Chat entity", () => {
     }).pipe(Effect.provide(cluster(paced)))
   }, { timeout: 60_000 })
 
-  it.live("runs a turn's start as interactive work and the rest, once its first output is journaled, as background work", () => {
-    const seen: Array<{ readonly phased: boolean; readonly later: boolean; readonly interactive: boolean }> = []
-    const look = Effect.map(FiberRef.get(FiberRef.currentScheduler), (scheduler) => {
-      const phased = scheduler instanceof Phased
-      seen.push({ phased, later: phased && scheduler.later === background, interactive: phased && scheduler.interactive })
-    })
+  it.live("runs a turn as background work, which requests go before", () => {
+    const schedulers: Array<Scheduler.Scheduler> = []
     const recording = Layer.succeed(Turn.TurnRunner, {
       estimate: () => Effect.succeed(2),
       run: (_, emit) =>
-        Effect.gen(function*() {
-          yield* look
+        Effect.map(FiberRef.get(FiberRef.currentScheduler), (scheduler) => {
+          schedulers.push(scheduler)
           emit({ kind: "delta", text: "fine" })
-          // the first output is written at once; the turn then runs in the background
-          yield* Effect.sleep("300 millis")
-          yield* look
-          emit({ kind: "delta", text: " then" })
           emit({ kind: "cost", credits: 1 })
         })
     })
@@ -284,10 +275,10 @@ describe("Chat entity", () => {
       yield* chat.Create(new Create({ ownerId: "hal", mateId: "echo" }))
       yield* chat.Post(new Post({ clientMessageId: "h1", authorId: "hal", text: "hi" }))
       const events = yield* eventsUntil("chat-background", 0, ended)
-      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "delta", "message_stored", "charge", "done"])
-      expect(seen).toEqual([{ phased: true, later: true, interactive: true }, { phased: true, later: true, interactive: false }])
+      expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "message_stored", "charge", "done"])
+      expect(schedulers).toEqual([background])
       // the request that started it did not run there
-      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBeInstanceOf(Phased)
+      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBe(background)
     }).pipe(Effect.provide(cluster(recording)))
   }, { timeout: 60_000 })
 

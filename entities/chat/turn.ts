@@ -29,12 +29,6 @@ export interface TurnInput {
   readonly attempt?: number
   /** Credits the turn holds (given to `run`: what `estimate` asked, or what an earlier attempt held). */
   readonly budget?: number
-  /**
-   * Completes once the turn's credit hold is placed. `run` may start before (its model request is
-   * most of the wait for the first token) but runs no skill until then; if the hold is refused, it
-   * is interrupted and nothing it emitted is kept.
-   */
-  readonly held?: Effect.Effect<void>
 }
 
 /** What a turn emits while it works; `cost` reports credits used so far (the last one counts). */

@@ -17,8 +17,7 @@
  *   and what it said stays. A runner that stops keeps the hold for the turn's next attempt.
  * - A running turn whose journal is quiet writes a heartbeat every `heartbeatMs`, so the sweeper
  *   tells a silent turn (a slow model, a skill, a user's confirmation) from a dead one.
- * - A turn's start and first output run as interactive work, the rest as background work
- *   (`runtime/Background.ts`): requests and other turns' starts resume before its streaming steps.
+ * - Turns run as background work (`runtime/Background.ts`): requests resume before their steps.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
@@ -34,7 +33,6 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
-import * as Background from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
@@ -89,8 +87,6 @@ interface Watch {
   startedAt?: number
   /** When the mate's first output came. */
   firstAt?: number
-  /** Runs the attempt's fibers: interactive until its first output is journaled, background after. */
-  scheduler?: Background.Phased
   /** The error code the turn ended with, and what it was charged (set by `finish`). */
   code?: string
   charged?: number | null
@@ -135,16 +131,13 @@ export const make = (options: {
     const turnInput = (turn: Repo.TurnRow) =>
       Effect.gen(function*() {
         const chat = yield* journal.requireChat
-        // the messages and the message's files, read at once
-        const [rows, files] = yield* Effect.all([
-          repo.turnContext(turn.messageId, mates.historyWindow ?? defaultHistoryWindow),
-          Option.isSome(attachments) ? attachments.value.ofMessage(chatId, turn.messageId) : Effect.succeed([])
-        ], { concurrency: 2 })
+        const rows = yield* repo.turnContext(turn.messageId, mates.historyWindow ?? defaultHistoryWindow)
         const decrypted = yield* Effect.forEach(rows, (m) =>
           m.body ? Effect.map(journal.decrypt(m.body, `message:${m.messageId}`), (text) => ({ id: m.messageId, role: m.role, text })) : Effect.succeed(undefined))
         const present = decrypted.filter((m) => m !== undefined)
         const current = present.find((m) => m.id === turn.messageId)
         const scope = spendScope(turn)
+        const files = Option.isSome(attachments) ? yield* attachments.value.ofMessage(chatId, turn.messageId) : []
         const input: TurnInput = {
           chatId,
           turnId: turn.turnId,
@@ -203,7 +196,7 @@ export const make = (options: {
      * turn's last write (one write and one stream chunk fewer per turn). Fails as the mate fails,
      * after journaling what came before (or leaving it pending).
      */
-    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch, placed: Effect.Effect<void>): Effect.Effect<void, TurnFailed> =>
+    const journalEmissions = (turnId: string, input: TurnInput, progress: Progress, watch: Watch): Effect.Effect<void, TurnFailed> =>
       Effect.scoped(Effect.gen(function*() {
         yield* Effect.acquireRelease(Effect.sync(() => void streamingTurns++), () => Effect.sync(() => void streamingTurns--))
         const queue = yield* Effect.acquireRelease(Queue.unbounded<Exclude<TurnEmission, { kind: "cost" }> | typeof endOfTurn>(), Queue.shutdown)
@@ -220,8 +213,6 @@ export const make = (options: {
           Effect.ensuring(Queue.offer(queue, endOfTurn)),
           Effect.forkScoped
         )
-        // the hold placed and the attempt announced first: the mate's output follows them in the journal
-        yield* placed
         let ended = false
         while (!ended) {
           const items = [yield* Queue.take(queue), ...(yield* Queue.takeAll(queue))]
@@ -247,8 +238,6 @@ export const make = (options: {
             yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies)))).pipe(
               Effect.zipRight(Effect.sync(() => {
                 for (const b of bodies) if (b.kind === "delta") progress.journaled += b.text.length
-                // the first output is out: the rest of the turn gives way to requests and other turns' starts
-                watch.scheduler?.demote()
               })),
               Effect.uninterruptible
             )
@@ -286,14 +275,6 @@ export const make = (options: {
         const input = yield* Effect.orDie(turnInput(turn))
         const amount = turn.reserved ?? (yield* mates.estimate(input))
         const progress: Progress = { reply: "", journaled: 0, cost: 0, pending: [] }
-        // The mate starts while the hold is placed (its model request is most of the wait for the
-        // first token), but nothing it emits is journaled, and no skill runs, before the hold is
-        // there and the attempt is announced; a refused hold stops it and nothing of it is kept.
-        const placed = yield* Deferred.make<void>()
-        let announced = false
-        const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: amount, held: Deferred.await(placed) }, progress, watch, Deferred.await(placed)))
-        entry.fiber = fiber
-        if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
         const outcome = yield* Effect.exit(withHold(account(turn.accountId), {
           ...hold(turn),
           amount,
@@ -311,8 +292,9 @@ export const make = (options: {
             watch.attempt = attempt
             watch.startedAt = performance.now()
             yield* Metrics.turnStarted(watch.ids, attempt)
-            announced = true
-            yield* Deferred.succeed(placed, undefined)
+            const fiber = yield* Effect.fork(journalEmissions(turnId, { ...input, budget: held.amount }, progress, watch))
+            entry.fiber = fiber
+            if (entry.cancelRequested) yield* Fiber.interrupt(fiber)
             const beat = yield* Effect.fork(heartbeat(turnId))
             const exit = yield* Fiber.await(fiber)
             yield* Fiber.interrupt(beat)
@@ -329,14 +311,6 @@ export const make = (options: {
             return { value: { _tag: "done" } as Ended, price }
           })))
 
-        if (Exit.isFailure(outcome) && !announced) {
-          // no hold (refused, or the runner stops): the mate's early start is stopped, and nothing it said counts
-          yield* Fiber.interrupt(fiber)
-          progress.reply = ""
-          progress.journaled = 0
-          progress.cost = 0
-          progress.pending = []
-        }
         if (Exit.isSuccess(outcome)) {
           const { charged, held, value } = outcome.value
           const charge: ReadonlyArray<EventBody> = [{ kind: "charge", amount: charged, held }]
@@ -403,10 +377,8 @@ export const make = (options: {
       })
 
     /** Run one attempt of a turn to its end (a no-op for a turn that runs here or has ended). */
-    const run = (turnId: string) => {
-      // the turn's start and first output are interactive work, the rest background (`Watch.scheduler`)
-      const scheduler = new Background.Phased()
-      return Effect.gen(function*() {
+    const run = (turnId: string) =>
+      Effect.gen(function*() {
         const claim = yield* journal.locked(
           Effect.gen(function*() {
             const turn = knownTurns.get(turnId) ?? (yield* Effect.orDie(repo.turn(turnId)))
@@ -420,7 +392,7 @@ export const make = (options: {
           })
         )
         if (!claim) return
-        const watch: Watch = { scheduler }
+        const watch: Watch = {}
         yield* attempt(claim.turn, claim.entry, watch).pipe(
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(
@@ -429,8 +401,7 @@ export const make = (options: {
             )
           )
         )
-      }).pipe(Effect.withScheduler(scheduler))
-    }
+      })
 
     /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
     const cancelIdle = (turn: Repo.TurnRow) =>

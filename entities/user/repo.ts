@@ -331,47 +331,29 @@ export const make = (userId: string) =>
       (rows) => rows[0]
     )
 
-    /**
-     * The mates' rows as last read outside a transaction: every chat turn asks for its mate, and
-     * the user's entity is the only writer of its mates (each write below drops what is kept).
-     */
-    let matesKept: ReadonlyArray<MateRow> | undefined
-    /** A write to the mates: what is kept is dropped before and after it (committed or not). */
-    const changesMates = <A, E, R>(write: Effect.Effect<A, E, R>) =>
-      Effect.suspend(() => {
-        matesKept = undefined
-        return Effect.ensuring(write, Effect.sync(() => void (matesKept = undefined)))
-      })
-
-    const mates: Effect.Effect<ReadonlyArray<MateRow>, SqlError> = Effect.suspend(() =>
-      matesKept !== undefined
-        ? Effect.succeed(matesKept)
-        : Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) =>
-          Effect.tap(
-            sql<MateRow>`SELECT mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default, created_at, updated_at
-                         FROM user_mates WHERE user_id = ${userId} AND deleted_at IS NULL ORDER BY is_default DESC, created_at`,
-            // rows read inside a transaction may yet be rolled back: not kept
-            (rows) => Effect.sync(() => void (transaction._tag === "None" && (matesKept = rows)))
-          ))
+    const mates = Effect.map(
+      sql<MateRow>`SELECT mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default, created_at, updated_at
+                   FROM user_mates WHERE user_id = ${userId} AND deleted_at IS NULL ORDER BY is_default DESC, created_at`,
+      (rows) => rows
     )
 
     const upsertMate = (m: { mateId: string; name: string; sealedPrompt: Uint8Array; model: string; allowedSkills: ReadonlyArray<string>; isDefault: boolean }) =>
-      changesMates(sql`INSERT INTO user_mates (user_id, mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default)
+      sql`INSERT INTO user_mates (user_id, mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default)
           VALUES (${userId}, ${m.mateId}, ${m.name}, '', ${m.sealedPrompt}, ${m.model}, ${JSON.stringify(m.allowedSkills)}::jsonb, ${m.isDefault})
           ON CONFLICT (user_id, mate_id) DO UPDATE SET name = EXCLUDED.name, system_prompt = '', system_prompt_sealed = EXCLUDED.system_prompt_sealed,
             model = EXCLUDED.model, allowed_skills = EXCLUDED.allowed_skills, updated_at = now()
-          WHERE user_mates.deleted_at IS NULL`)
+          WHERE user_mates.deleted_at IS NULL`
 
     /** Prompts still in the clear (rows from before they were sealed), deleted mates' included. */
     const plaintextPrompts = sql<{ mate_id: string; system_prompt: string }>`
       SELECT mate_id, system_prompt FROM user_mates WHERE user_id = ${userId} AND system_prompt <> ''`
 
     const sealPrompt = (mateId: string, plaintext: string, sealed: Uint8Array) =>
-      changesMates(sql`UPDATE user_mates SET system_prompt = '', system_prompt_sealed = ${sealed}
-          WHERE user_id = ${userId} AND mate_id = ${mateId} AND system_prompt = ${plaintext}`)
+      sql`UPDATE user_mates SET system_prompt = '', system_prompt_sealed = ${sealed}
+          WHERE user_id = ${userId} AND mate_id = ${mateId} AND system_prompt = ${plaintext}`
 
     const deleteMate = (mateId: string) =>
-      changesMates(sql`UPDATE user_mates SET deleted_at = now() WHERE user_id = ${userId} AND mate_id = ${mateId} AND deleted_at IS NULL`)
+      sql`UPDATE user_mates SET deleted_at = now() WHERE user_id = ${userId} AND mate_id = ${mateId} AND deleted_at IS NULL`
 
     const apiKeys = sql<ApiKeyRow>`
       SELECT key_id, name, secret_hash, scopes, expires_at, spend_cap, created_at, revoked_at
@@ -525,7 +507,7 @@ export const make = (userId: string) =>
     const markEmailVerified = sql`UPDATE users SET email_verified_at = now(), email_code_hash = NULL, email_code_expires_at = NULL WHERE user_id = ${userId}`
 
     /** Wipe personal data of a deleted account (the row stays, so the id is never reused). */
-    const wipe = changesMates(sql.withTransaction(
+    const wipe = sql.withTransaction(
       Effect.gen(function*() {
         yield* sql`UPDATE users SET deleted_at = COALESCE(deleted_at, now()), email = ${`deleted-${userId}`}, username = ${`deleted-${userId}`},
                    display_name = '', password_hash = '', settings = '{}'::jsonb, email_code_hash = NULL,
@@ -539,7 +521,7 @@ export const make = (userId: string) =>
         yield* sql`UPDATE users SET pending_email = NULL, pending_email_code_hash = NULL WHERE user_id = ${userId}`
         yield* sql`UPDATE user_mates SET deleted_at = COALESCE(deleted_at, now()), system_prompt = '', system_prompt_sealed = NULL WHERE user_id = ${userId}`
       })
-    ))
+    )
 
     return {
       sql, user, insertUser, taken, inviteByHash, redeem, redemption, mates, upsertMate, plaintextPrompts, sealPrompt, deleteMate, apiKeys, insertApiKey,

@@ -119,7 +119,6 @@ const toTurn = (input: TurnInput): Mate.MateTurn => ({
   ...(input.apiKeyId !== undefined ? { apiKeyId: input.apiKeyId } : {}),
   ...(input.attempt !== undefined ? { attempt: input.attempt } : {}),
   ...(input.budget !== undefined ? { budget: input.budget } : {}),
-  ...(input.held !== undefined ? { held: input.held } : {}),
   mateId: input.mateId,
   text: input.text,
   history: input.history

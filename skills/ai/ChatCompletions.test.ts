@@ -1,8 +1,7 @@
 /**
  * One OpenAI-compatible endpoint, against the scripted server over real HTTP and SSE: streamed
  * text, tool calls assembled from fragments split across chunks, the usage the server reports,
- * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view —
- * each through the part stream and through `push` (the turn's path), which must agree.
+ * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view.
  */
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
@@ -21,38 +20,17 @@ beforeAll(async () => {
 })
 afterAll(() => server.close())
 
-type Mode = "stream" | "push"
-
-/** The answer's parts, read the given way; `seen` gets each as it comes. */
-const read = (client: ChatCompletions.Client, mode: Mode, request: ChatCompletions.CompletionRequest, seen: Array<Response.StreamPartEncoded>) =>
-  mode === "stream"
-    ? Stream.runForEach(client.stream(request), (p) => Effect.sync(() => void seen.push(p)))
-    : client.push(request, (p) => void seen.push(p))
-
-const collectWith = (mode: Mode) => (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
+const collect = (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
   Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
       const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make(apiKey) })
-      const seen: Array<Response.StreamPartEncoded> = []
-      yield* read(client, mode, request, seen)
-      return seen
+      return [...(yield* Stream.runCollect(client.stream(request)))]
     })).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
 
 const prompt = Prompt.make([{ role: "system", content: "Be brief." }, { role: "user", content: "Say hello to the world" }])
 
-describe("server-sent events as the turn reads them", () => {
-  it("joins data lines, takes CRLF and events split anywhere, ignores comments and other fields", () => {
-    const events: Array<string> = []
-    const feed = ChatCompletions.makeSseReader((d) => void events.push(d))
-    const text = ": keep-alive\r\nevent: x\r\nid: 1\r\ndata: {\"a\":\r\ndata:1}\r\n\r\ndata: [DONE]\n\n"
-    for (let i = 0; i < text.length; i += 3) expect(feed(text.slice(i, i + 3))).toBe(true)
-    expect(events).toEqual(["{\"a\":\n1}", "[DONE]"])
-  })
-})
-
-describe.each<Mode>(["stream", "push"])("Chat Completions client (%s)", (mode) => {
-  const collect = collectWith(mode)
+describe("Chat Completions client", () => {
   it("streams text deltas and ends with the reported usage", async () => {
     server.enqueue(Scripted.text("Hello there, world!"))
     const parts = await collect({ model: "m1", prompt })
@@ -112,14 +90,14 @@ describe.each<Mode>(["stream", "push"])("Chat Completions client (%s)", (mode) =
 
   it("fails on an error event in the middle of a stream, after what came before", async () => {
     server.enqueue({ chunks: [{ content: "Partial " }, { error: "model crashed" }] })
-    const seen: Array<Response.StreamPartEncoded> = []
+    const seen: Array<string> = []
     const exit = await Effect.runPromiseExit(
       Effect.scoped(Effect.gen(function*() {
         const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make("sk-test") })
-        yield* read(client, mode, { model: "m1", prompt }, seen)
+        yield* Stream.runForEach(client.stream({ model: "m1", prompt }), (p) => Effect.sync(() => p.type === "text-delta" && seen.push(p.delta)))
       })).pipe(Effect.provide(NodeHttpClient.layerUndici))
     )
-    expect(seen.flatMap((p) => (p.type === "text-delta" ? [p.delta] : []))).toEqual(["Partial "])
+    expect(seen).toEqual(["Partial "])
     expect(exit._tag).toBe("Failure")
     expect(String(exit._tag === "Failure" ? exit.cause : "")).toMatch(/model crashed/)
   })

@@ -17,7 +17,7 @@ import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as Tool from "@effect/ai/Tool"
 import type * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
-import * as HttpClient from "@effect/platform/HttpClient"
+import type * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
@@ -47,12 +47,6 @@ export interface CompletionRequest {
 export interface Client {
   /** The answer as `@effect/ai` stream parts; the last one is `finish` (its usage fields undefined when the server reported none). */
   readonly stream: (request: CompletionRequest) => Stream.Stream<Response.StreamPartEncoded, AiError.AiError>
-  /**
-   * The same parts as `stream`, handed to `onPart` as they come (synchronously, in order); succeeds
-   * once the answer is over. The hot path of a turn: one fiber step per network read, where the
-   * stream takes dozens per part.
-   */
-  readonly push: (request: CompletionRequest, onPart: (part: Response.StreamPartEncoded) => void) => Effect.Effect<void, AiError.AiError>
   /** The endpoint as an `@effect/ai` `LanguageModel` for `model`. */
   readonly languageModel: (model: string) => Effect.Effect<LanguageModel.Service>
 }
@@ -262,39 +256,6 @@ export const makeAssembler = () => {
   return { push, end }
 }
 
-/** An SSE event's data larger than this is refused (as `@effect/experimental`'s parser does). */
-const maxEventSize = 10 * 1024 * 1024
-
-const decodeChunk = Schema.decodeUnknownEither(CompletionChunk)
-
-/**
- * Server-sent events to `onData` (each event's `data`, its lines joined): text in, as it comes.
- * Comments, `event`, `id` and `retry` fields are ignored (the Chat Completions stream uses none).
- * Returns false once an event grows past `maxEventSize`.
- */
-export const makeSseReader = (onData: (data: string) => void) => {
-  let buffer = ""
-  let data: Array<string> = []
-  return (text: string): boolean => {
-    buffer = buffer.length > 0 ? buffer + text : text
-    let start = 0
-    while (true) {
-      const end = buffer.indexOf("\n", start)
-      if (end < 0) break
-      const line = buffer.charCodeAt(end - 1) === 13 ? buffer.slice(start, end - 1) : buffer.slice(start, end)
-      start = end + 1
-      if (line.length === 0) {
-        if (data.length > 0) onData(data.length === 1 ? data[0]! : data.join("\n"))
-        data = []
-      } else if (line.startsWith("data:")) {
-        data.push(line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5))
-      }
-    }
-    buffer = start === 0 ? buffer : buffer.slice(start)
-    return buffer.length <= maxEventSize
-  }
-}
-
 /** An error event in the middle of a stream. */
 const streamError = (message: string) =>
   new AiError.UnknownError({ module: "ChatCompletions", method: "stream", description: `the server reported an error mid-stream: ${message}` })
@@ -321,60 +282,6 @@ export const make = (options: {
         )
       })
 
-    // the same requests as `openai.streamRequest`'s (base URL, key, JSON accepted, non-2xx refused),
-    // read without a stream per part
-    const http = (yield* HttpClient.HttpClient).pipe(
-      HttpClient.mapRequest((request) => {
-        const prefixed = HttpClientRequest.acceptJson(HttpClientRequest.prependUrl(request, options.baseUrl.replace(/\/+$/, "")))
-        return options.apiKey ? HttpClientRequest.bearerToken(prefixed, options.apiKey) : prefixed
-      }),
-      HttpClient.filterStatusOk
-    )
-    const push = (request: CompletionRequest, onPart: (part: Response.StreamPartEncoded) => void): Effect.Effect<void, AiError.AiError> =>
-      Effect.scoped(Effect.gen(function*() {
-        const assembler = makeAssembler()
-        let failure: AiError.AiError | undefined
-        const read = makeSseReader((data) => {
-          if (failure !== undefined) return
-          let json: unknown
-          try {
-            json = JSON.parse(data)
-          } catch {
-            // not JSON (`[DONE]`, a keep-alive): skipped, as `OpenAiClient.streamRequest` does
-            return
-          }
-          const chunk = decodeChunk(json)
-          if (chunk._tag === "Left") return
-          if (chunk.right.error) {
-            failure = streamError(chunk.right.error.message ?? "unknown")
-            return
-          }
-          for (const part of assembler.push(chunk.right)) onPart(part)
-        })
-        const response = yield* http.execute(
-          HttpClientRequest.post("/chat/completions", { body: HttpBody.unsafeJson(toBody(request)) }).pipe(HttpClientRequest.setHeader("accept", "text/event-stream"))
-        )
-        const decoder = new TextDecoder()
-        yield* Stream.runForEachChunk(response.stream, (chunk) =>
-          Effect.suspend(() => {
-            for (const bytes of chunk) {
-              if (!read(decoder.decode(bytes, { stream: true }))) {
-                return Effect.fail(new AiError.MalformedOutput({ module: "ChatCompletions", method: "push", description: `an event larger than ${maxEventSize} bytes` }))
-              }
-              if (failure !== undefined) return Effect.fail(failure)
-            }
-            return Effect.void
-          }))
-        read(decoder.decode())
-        if (failure !== undefined) return yield* failure
-        for (const part of assembler.end()) onPart(part)
-      })).pipe(
-        Effect.catchTags({
-          RequestError: (error) => AiError.HttpRequestError.fromRequestError({ module: "OpenAiClient", method: "streamRequest", error }),
-          ResponseError: (error) => AiError.HttpResponseError.fromResponseError({ module: "OpenAiClient", method: "streamRequest", error })
-        })
-      )
-
     const languageModel = (model: string) =>
       LanguageModel.make({
         streamText: (o) => stream({ model, prompt: o.prompt, tools: o.tools.map(toolSpecOf), toolChoice: choiceOf(o.toolChoice) }),
@@ -385,7 +292,7 @@ export const make = (options: {
           )
       })
 
-    return { stream, push, languageModel }
+    return { stream, languageModel }
   })
 
 const toolSpecOf = (tool: Tool.Any): ToolSpec => ({

@@ -137,8 +137,6 @@ export interface MateTurn extends TurnIdentity {
   readonly completion?: Completion
   /** Credits the turn holds for its tokens (its hold, made from `estimate`); without it the run estimates again. */
   readonly budget?: number
-  /** Completes once the turn's hold is placed: no skill call runs before (the model may be asked already). */
-  readonly held?: Effect.Effect<void>
 }
 
 /** What a turn tells its chat (the chat journals it; `cost` = credits for tokens so far). */
@@ -215,18 +213,11 @@ export const make = Effect.gen(function*() {
   const skills = yield* TurnSkills
   const confirmations = yield* Confirmations
 
-  /** The turn's skill invoker, its calls waiting for the turn's own hold. */
-  const invokerFor = (turn: MateTurn): Loop.SkillInvoker => {
-    const invoker = skills.invoker(turn)
-    const held = turn.held
-    return held ? { validate: invoker.validate, invoke: (tool, input, callId) => Effect.zipRight(held, invoker.invoke(tool, input, callId)) } : invoker
-  }
-
   const depsFor = (turn: MateTurn): Loop.LoopDeps => ({
     llm,
     tokens: tokens!,
     priceOf: prices.priceOf,
-    invoker: invokerFor(turn),
+    invoker: skills.invoker(turn),
     confirm: (callId, timeout) => confirmations.await(turn.chatId, callId, timeout),
     maxToolRounds: llm.settings.maxToolRounds,
     confirmTimeout: llm.settings.confirmTimeout
