@@ -121,6 +121,16 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
     })
     const callableAfterMs = Date.now() - installedAt
     await eventually("the gateway lists the app", 10_000, async () => (await listed()).includes("greeter") || undefined)
+    // the other runner learns of the install on its own (under the suite's load, later than the first):
+    // wait until 16 calls in a row answer (each goes to one of 16 call entities spread over both runners)
+    await eventually("both runners serve the app", 30_000, async () => {
+      for (let i = 0; i < 16; i++) {
+        if ((await call()).status !== 200) return undefined
+        ok++
+      }
+      return true
+    })
+    const servedByBothAfterMs = Date.now() - installedAt
 
     // many calls, four at a time: every one answers, and both runners serve a share
     const answers = await Promise.all(Array.from({ length: 4 }, async () => {
@@ -136,7 +146,7 @@ describe("an app installed through a gateway, two runners on Postgres", () => {
     ok += answers.flat().length
     const served = await Promise.all(runners.map((r) => servedBy(r.adminPort)))
     process.stdout.write(
-      `[store-runners] gateway and runners up (app built) in ${upAfterMs} ms; callable ${callableAfterMs} ms after the install; calls served per runner: ${JSON.stringify(served)}\n`
+      `[store-runners] gateway and runners up (app built) in ${upAfterMs} ms; callable ${callableAfterMs} ms after the install, by both runners after ${servedByBothAfterMs} ms; calls served per runner: ${JSON.stringify(served)}\n`
     )
     expect(served.every((n) => n > 0), `served per runner: ${served.join(", ")}`).toBe(true)
     expect(served.reduce((a, b) => a + b, 0)).toBe(ok)

@@ -87,7 +87,7 @@ const START_TRAP = new Uint8Array([
 ])
 
 const server = NodeHttp.createServer((req, res) => {
-  if (req.url === "/slow") setTimeout(() => res.end("late"), 3000)
+  if (req.url === "/slow") setTimeout(() => res.end("late"), 8000)
   else res.end("private data")
 })
 let port = 0
@@ -199,8 +199,9 @@ describe("hostile plugins are contained", () => {
     try {
       const result = await withMock.runPromise(Effect.gen(function*() {
         const host = yield* Host.SkillHost
-        // a roomier limit than the others: the first call must finish on a busy host; /slow answers after 3 s, always too late
-        const p = yield* host.load(Host.fromBytes(hostile, { name: "slow", allowedHosts: ["127.0.0.1"], limits: { ...limits, timeoutMs: 2_500 } }))
+        // a roomier limit than the others: the first call must finish on a busy host (the whole suite on
+        // two cores); /slow answers after 8 s, always too late
+        const p = yield* host.load(Host.fromBytes(hostile, { name: "slow", allowedHosts: ["127.0.0.1"], limits: { ...limits, timeoutMs: 5_000 } }))
         const reached = yield* host.call(p, "fetch", `http://127.0.0.1:${port}/`)
         const slow = yield* Effect.flip(host.call(p, "fetch", `http://127.0.0.1:${port}/slow`))
         const after = yield* host.call(p, "echo", "after")
