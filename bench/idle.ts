@@ -27,6 +27,8 @@ const startEnv: Record<string, string> = flag("bare-env") ? {} : { ...NpmStart.s
 const nodeFlags = option("node-flags") !== undefined
   ? option("node-flags")!.split(" ").filter((f) => f.length > 0)
   : [...NpmStart.startNodeFlags]
+/** One line of the bench's output on stdout (benchmarks print figures, not log records). */
+const say = (line: string) => process.stdout.write(line + "\n")
 const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d
 const mb = (bytes: number) => round(bytes / 1048576)
 
@@ -140,14 +142,14 @@ const main = async () => {
     }
     hwm = Number(/VmHWM:\s+(\d+) kB/.exec(NodeFs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024
     const idleMb = Math.max(...Object.values(samples))
-    console.log(`${flag("restart") ? "restart on an existing" : "fresh"} data dir, ${Object.entries(startEnv).map(([k, v]) => `${k}=${v} `).join("")}node ${nodeFlags.join(" ") || "(no flags)"}: ready in ${readyMs} ms`)
-    console.log(`idle RSS (tree of ${processes} process(es)) at 15/25/35 s: ${Object.values(samples).join(" / ")} MB; main process peak ${round(hwm)} MB`)
+    say(`${flag("restart") ? "restart on an existing" : "fresh"} data dir, ${Object.entries(startEnv).map(([k, v]) => `${k}=${v} `).join("")}node ${nodeFlags.join(" ") || "(no flags)"}: ready in ${readyMs} ms`)
+    say(`idle RSS (tree of ${processes} process(es)) at 15/25/35 s: ${Object.values(samples).join(" / ")} MB; main process peak ${round(hwm)} MB`)
 
     const result: Record<string, unknown> = { benchmark: "idle", restart: flag("restart"), env: startEnv, node_flags: nodeFlags.join(" "), ready_ms: readyMs, ...samples, idle_rss_mb: idleMb, peak_rss_main_mb: round(hwm), processes, idle_rss_target_mb: 300 }
     if (!flag("no-requests")) {
       const [, loginFirst] = await timed(() => post(`${url}/v1/auth/login`, { login: "nobody", password: "wrong password 1" }))
       const [, loginNext] = await timed(() => post(`${url}/v1/auth/login`, { login: "nobody", password: "wrong password 1" }))
-      console.log(`first failing login after idle: ${loginFirst} ms, the next ${loginNext} ms`)
+      say(`first failing login after idle: ${loginFirst} ms, the next ${loginNext} ms`)
       const email = "idle@example.com"
       const signup = await post(`${url}/v1/auth/signup`, { email, username: "idle", password: "a long password 1" })
       if (signup.status !== 201) throw new Error(`signup: ${signup.status} ${JSON.stringify(signup.body)}`)
@@ -161,11 +163,11 @@ const main = async () => {
       const uploadFirst = await uploadUntilReady(url, token, first, "first.jpg")
       const uploadNext = await uploadUntilReady(url, token, next, "next.jpg")
       const after = treeRss(pid)
-      console.log(`first 12 MP JPEG upload until its preview is ready: ${uploadFirst} ms, the next ${uploadNext} ms; RSS after: ${mb(after.bytes)} MB (${after.processes} processes)`)
+      say(`first 12 MP JPEG upload until its preview is ready: ${uploadFirst} ms, the next ${uploadNext} ms; RSS after: ${mb(after.bytes)} MB (${after.processes} processes)`)
       Object.assign(result, { first_login_ms: loginFirst, next_login_ms: loginNext, first_upload_ready_ms: uploadFirst, next_upload_ready_ms: uploadNext, rss_after_uploads_mb: mb(after.bytes) })
     }
     await stop(proc, "SIGTERM")
-    console.log(JSON.stringify(result))
+    say(JSON.stringify(result))
   } finally {
     NodeFs.rmSync(dataDir, { recursive: true, force: true })
   }
