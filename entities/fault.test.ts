@@ -164,8 +164,10 @@ describe("chats across three runners", () => {
       const turn = result.turns.filter((t) => t.chat_id === post.chatId && t.turn_id === post.turnId)
       expect(turn, post.clientMessageId).toHaveLength(1)
       if (turn[0]!.status !== "done") {
-        expect(turn[0]!.status, post.clientMessageId).toBe("failed")
-        expect(turn[0]!.attempts, `${post.clientMessageId} failed before using up its attempts`).toBeGreaterThanOrEqual(maxTurnAttempts)
+        // what the runners logged about the turn says why it ended so
+        const said = runners.flatMap((r) => `${r.proc.stdout()}\n${r.proc.stderr()}`.split("\n")).filter((l) => l.includes(post.turnId)).join("\n")
+        expect(turn[0]!.status, `${post.clientMessageId}\n${said}`).toBe("failed")
+        expect(turn[0]!.attempts, `${post.clientMessageId} failed before using up its attempts\n${said}`).toBeGreaterThanOrEqual(maxTurnAttempts)
       }
       // one hold, settled or released
       expect(holdCounts.get(turn[0]!.hold_key), post.clientMessageId).toBe(1)

@@ -54,7 +54,8 @@ describe("uploads on S3", () => {
     const jpeg = await Files.jpegWithGps()
     const r = await uploadMultipart(server, token, jpeg, "photo.jpg", "image/jpeg")
     expect(r.status).toBe(202)
-    expect((await settled(server, token, r.body.id)).status).toBe("ready")
+    const done = await settled(server, token, r.body.id)
+    expect(done.status, JSON.stringify(done)).toBe("ready")
     expect((await objects()).sort()).toEqual([`uploads/${r.body.id}/file`, `uploads/${r.body.id}/preview`])
     // what the bucket holds is ciphertext, not the photo
     const held = Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: bucket, Key: `uploads/${r.body.id}/file` }))).Body!.transformToByteArray())

@@ -103,12 +103,16 @@ const defaultSweep = Effect.runSync(Effect.orDie(Turns.turnSweepConfig))
 /** How many `Wake`s chats have handled in this process (what the turn sweeper sends). */
 const wakes = Effect.map(Metric.value(Metric.tagged(Metric.tagged(entityMessages, "entity", "Chat"), "tag", "Wake")), (state) => state.count)
 
-/** A mate that says nothing for `silentMs` (a slow model, a skill that takes its time), then answers and costs 2. */
-const layerSilent = (silentMs: number) =>
+/**
+ * A mate that says nothing for `silentMs` (a slow model, a skill that takes its time), then answers
+ * and costs 2; with `opening`, it says that at once before its silence.
+ */
+const layerSilent = (silentMs: number, opening?: string) =>
   Layer.succeed(Turn.TurnRunner, {
     estimate: () => Effect.succeed(5),
     run: (_, emit) =>
-      Effect.sleep(Duration.millis(silentMs)).pipe(
+      Effect.sync(() => opening === undefined || emit({ kind: "delta", text: opening })).pipe(
+        Effect.zipRight(Effect.sleep(Duration.millis(silentMs))),
         Effect.zipRight(Effect.sync(() => {
           emit({ kind: "delta", text: "Thought it " })
           emit({ kind: "delta", text: "over." })
@@ -344,6 +348,35 @@ describe("Chat entity", () => {
       expect(recoveredMs).toBeGreaterThanOrEqual(Duration.toMillis(defaultSweep.grace) - 500)
       expect(recoveredMs).toBeLessThan(Duration.toMillis(defaultSweep.grace) + Duration.toMillis(defaultSweep.interval) + 10_000)
     }).pipe(Effect.provide(cluster(Turn.layerEcho({ delay: "10 millis" }), defaultSweep))), { timeout: 90_000 })
+
+  // a shard handed over before this runner's turn stopped: another runner took the chat over and
+  // wrote to it, so this runner's next write is refused (mid-answer, or as it ends the turn)
+  for (const moved of [
+    { at: "mid-answer", opening: "Let me see. ", after: "delta", kinds: "message_stored,turn_started,delta,restarted,delta,delta,message_stored,charge,done" },
+    { at: "as it ends the turn", opening: undefined, after: "turn_started", kinds: "message_stored,turn_started,restarted,delta,message_stored,charge,done" }
+  ] as const) {
+    it.live(`leaves a turn to the chat's other writer when the journal moves under it ${moved.at}: not failed, run again, charged once`, () =>
+      Effect.gen(function*() {
+        const owner = moved.opening ? "nia" : "ned"
+        const chatId = `chat-moved-${owner}`
+        yield* grant(owner, 100)
+        const chat = yield* chatOf(chatId)
+        yield* chat.Create(new Create({ ownerId: owner, mateId: "echo" }))
+        const posted = yield* chat.Post(new Post({ clientMessageId: "mv1", authorId: owner, text: "take your time" }))
+        yield* eventsUntil(chatId, 0, (e) => e.kind === moved.after)
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`UPDATE chats SET last_seq = last_seq + 1, updated_at = now() WHERE chat_id = ${chatId}`
+        const events = yield* eventsUntil(chatId, 0, ended)
+        // the refused attempt neither ended the turn nor gave its hold back: the turn ran again
+        expect(events.map((e) => e.kind).join(",")).toBe(moved.kinds)
+        expect(events.every((e) => e.turnId === posted.turnId)).toBe(true)
+        expect(events.find((e) => e.kind === "charge")).toMatchObject({ amount: 2, held: 5 })
+        expect(yield* storedTurn(posted.turnId)).toEqual({ status: "done", attempts: 2 })
+        expect(yield* balance(owner)).toMatchObject({ available: 98, reserved: 0 })
+        const holds = yield* sql<{ status: string }>`SELECT status FROM credit_holds WHERE account_id = ${owner}`
+        expect(holds).toEqual([{ status: "settled" }])
+      }).pipe(Effect.provide(cluster(layerSilent(1500, moved.opening)))), { timeout: 60_000 })
+  }
 
   it.live("gives up a turn whose every attempt died, instead of retrying it forever", () =>
     Effect.gen(function*() {

@@ -15,6 +15,7 @@
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
+import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -33,6 +34,17 @@ export interface Finish {
   readonly status: TurnStatus
   readonly charged: number | null
   readonly replyMessageId: string | null
+}
+
+/**
+ * Another writer moved the chat's sequence number (this entity's copy of the chat is stale: the
+ * chat has moved to another runner while this one still ran a turn). Nothing was written; the
+ * write dies with this, and the writer stops, leaving the chat and its turn to the other one.
+ */
+export class SecondWriter extends Data.TaggedError("SecondWriter")<{ readonly chatId: string; readonly from: number }> {
+  override get message() {
+    return `chat ${this.chatId}: sequence moved from ${this.from} under a second writer`
+  }
 }
 
 /** The journal of one chat (`make`). */
@@ -85,9 +97,14 @@ export const make = (chatId: string) =>
           extras: extras(seqs),
           finish: finish && turnId !== null ? { turnId, ...finish } : undefined
         })
+        if (!result.current) {
+          // the row as it is now, so this entity answers reads right until the chat leaves it
+          yield* Effect.ignore(Effect.map(repo.chat, (row) => void (state = row)))
+          return yield* Effect.die(new SecondWriter({ chatId, from: base }))
+        }
         if (!result.written) {
           if (finish && !result.finished) return { seqs: [], finished: false }
-          return yield* Effect.dieMessage(`chat ${chatId}: sequence moved under a second writer`)
+          return yield* Effect.dieMessage(`chat ${chatId}: journal write refused`)
         }
         if (state && bodies.length > 0) state = { ...state, lastSeq: base + bodies.length, updatedAt: at }
         // one batch, one chunk for the streams that follow this chat (and one acknowledgement each)

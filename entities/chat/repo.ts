@@ -191,6 +191,8 @@ export interface JournalResult {
   readonly written: boolean
   /** With `finish`: the turn was still running (and is now ended). */
   readonly finished: boolean
+  /** The sequence number was still at `from` (false: a second writer moved it; nothing was written). */
+  readonly current: boolean
 }
 
 /** The repository of one chat. */
@@ -231,14 +233,19 @@ export const make = (chatId: string) =>
       readonly finish?: { readonly turnId: string; readonly status: TurnStatus; readonly charged: number | null; readonly replyMessageId: string | null }
     }): Effect.Effect<JournalResult, SqlError> => {
       const to = options.from + options.events.length
-      const ctes: Array<Statement.Fragment> = []
+      // the chat's row, locked, if its number is still at `from`: every write below depends on it
+      // (data-modifying CTEs all run, so ending the turn must wait for this check, not for `adv`;
+      // and `adv` reads it too, so it is read before `adv` changes the row it locks)
+      const ctes: Array<Statement.Fragment> = [
+        sql`cur AS (SELECT 1 FROM chats WHERE chat_id = ${chatId} AND last_seq = ${options.from}::bigint FOR UPDATE)`
+      ]
       if (options.finish) {
         const f = options.finish
         ctes.push(sql`fin AS (UPDATE chat_turns SET status = ${f.status}, charged = ${f.charged}::bigint, reply_message_id = ${f.replyMessageId}::text, finished_at = now()
-          WHERE chat_id = ${chatId} AND turn_id = ${f.turnId} AND status = 'running' RETURNING 1)`)
+          WHERE chat_id = ${chatId} AND turn_id = ${f.turnId} AND status = 'running' AND EXISTS (SELECT 1 FROM cur) RETURNING 1)`)
       }
       ctes.push(sql`adv AS (UPDATE chats SET last_seq = ${to}::bigint, updated_at = now()
-        WHERE chat_id = ${chatId} AND last_seq = ${options.from}::bigint ${options.finish ? sql`AND EXISTS (SELECT 1 FROM fin)` : sql``} RETURNING 1)`)
+        WHERE chat_id = ${chatId} AND EXISTS (SELECT 1 FROM cur) ${options.finish ? sql`AND EXISTS (SELECT 1 FROM fin)` : sql``} RETURNING 1)`)
       const guard = sql`WHERE EXISTS (SELECT 1 FROM adv)`
       if (options.events.length > 0) {
         const values = options.events.map((e) => sql`(${e.seq}::bigint, ${e.turnId}::text, ${e.kind}::text, ${e.body}::bytea)`)
@@ -277,9 +284,10 @@ export const make = (chatId: string) =>
         }
       })
       return Effect.map(
-        sql<{ written: boolean; finished: boolean }>`WITH ${sql.csv(ctes)}
-          SELECT EXISTS (SELECT 1 FROM adv) AS written, ${options.finish ? sql`EXISTS (SELECT 1 FROM fin)` : sql`TRUE`} AS finished`,
-        (rows) => ({ written: rows[0]?.written === true, finished: rows[0]?.finished === true })
+        sql<{ written: boolean; finished: boolean; current: boolean }>`WITH ${sql.csv(ctes)}
+          SELECT EXISTS (SELECT 1 FROM adv) AS written, ${options.finish ? sql`EXISTS (SELECT 1 FROM fin)` : sql`TRUE`} AS finished,
+            EXISTS (SELECT 1 FROM cur) AS current`,
+        (rows) => ({ written: rows[0]?.written === true, finished: rows[0]?.finished === true, current: rows[0]?.current === true })
       )
     }
 

@@ -37,7 +37,7 @@ import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
 import { Purpose, SpendScope } from "../credit/protocol.ts"
-import type { Journal } from "./journal.ts"
+import { type Journal, SecondWriter } from "./journal.ts"
 import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
 import * as Repo from "./repo.ts"
 import { ChatAttachments, type TurnEmission, type TurnFailed, type TurnInput, type TurnRunnerService, withAttachments } from "./turn.ts"
@@ -248,8 +248,11 @@ export const make = (options: {
         yield* Fiber.join(producer)
       }))
 
-    const interrupted = (turn: Repo.TurnRow, progress: Progress) =>
-      finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress.reply || null, progress.pending)
+    const interrupted = (turn: Repo.TurnRow, progress: Progress, status: string) =>
+      Effect.zipRight(
+        Effect.logWarning("Turn's credit hold closed before it finished").pipe(Effect.annotateLogs({ chat: chatId, turn: turn.turnId, hold: status, attempts: turn.attempts })),
+        finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress.reply || null, progress.pending)
+      )
 
     /** Say the turn is alive whenever the journal has been quiet for `heartbeatMs` (until interrupted). */
     const heartbeat = (turnId: string) =>
@@ -261,6 +264,20 @@ export const make = (options: {
         Effect.delay(heartbeatMs),
         Effect.forever
       )
+
+    /**
+     * The chat moved to another runner under this attempt (its journal refused a write): stop as a
+     * runner that is stopped would — interrupted, the hold kept for the other runner, which runs
+     * the turn from the journal — instead of failing the turn and releasing its hold.
+     */
+    const leaveToOtherWriter = (turnId: string) => <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.catchAllCause(effect, (cause) =>
+        Option.exists(Cause.dieOption(cause), (defect) => defect instanceof SecondWriter)
+          ? Effect.zipRight(
+            Effect.logWarning("Turn left to the chat's other writer").pipe(Effect.annotateLogs({ chat: chatId, turn: turnId })),
+            Effect.interrupt
+          )
+          : Effect.failCause(cause))
 
     /** One attempt: hold, announce, let the mate work, end the turn by how that went. */
     const attempt = (turn: Repo.TurnRow, entry: RunningTurn, watch: Watch) =>
@@ -309,7 +326,7 @@ export const make = (options: {
             if (Option.isSome(failed)) return { value: { _tag: "failed", error: failed.value } as Ended, price }
             yield* exit
             return { value: { _tag: "done" } as Ended, price }
-          })))
+          }).pipe(leaveToOtherWriter(turnId))))
 
         if (Exit.isSuccess(outcome)) {
           const { charged, held, value } = outcome.value
@@ -335,7 +352,7 @@ export const make = (options: {
         const e = Option.getOrUndefined(error)
         switch (e?._tag) {
           case "HoldClosed":
-            return yield* interrupted(turn, progress)
+            return yield* interrupted(turn, progress, e.status)
           case "InsufficientCredits":
             return yield* finish(turn, "failed", [{ kind: "error", code: "insufficient_credits", message: `This turn needs ${e.requested} credits; ${e.available} available${e.scope ? ` under ${e.scope}` : ""}` }], null, null)
           case "KeyConflict":
@@ -394,6 +411,7 @@ export const make = (options: {
         if (!claim) return
         const watch: Watch = {}
         yield* attempt(claim.turn, claim.entry, watch).pipe(
+          leaveToOtherWriter(turnId),
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(
               Effect.zipRight(observe(turnId, watch, Exit.isSuccess(exit) ? exit.value : "interrupted")),
