@@ -179,7 +179,8 @@ describe("mates that think", () => {
     for (let i = 0; i < 40 && !primary.requests.at(-1)!.aborted; i++) await new Promise((r) => setTimeout(r, 50))
     expect(primary.requests.at(-1)!.aborted).toBe(true)
     expect(primary.requests.at(-1)!.chunksSent).toBeLessThan(80)
-    // what was said is kept, and charged with the prompt: the system prompt and the message, counted locally
+    // what was said is kept, and charged with the prompt: the system prompt, the message and the
+    // tools offered (the default mate's first-party skills), counted locally
     const said = textOf(events)
     expect(said.length).toBeGreaterThan(0)
     expect(said).toMatch(/^word0 word1 /)
@@ -188,7 +189,10 @@ describe("mates that think", () => {
     expect(kept.text).toBe(said)
     expect(kept.status).toBe("cancelled")
     const tokens = await Effect.runPromise(Tokens.make)
-    const prompt = Tokens.perAnswer + 2 * Tokens.perMessage + tokens.count("You are a helpful team-mate.") + tokens.count(text)
+    const offered = (primary.requests.at(-1)!.body.tools ?? []) as Array<{ function: { name: string; description: string; parameters: unknown } }>
+    expect(offered.map((t) => t.function.name)).toContain("math__calculate")
+    const toolTokens = offered.reduce((n, t) => n + tokens.count(`${t.function.name} ${t.function.description} ${JSON.stringify(t.function.parameters)}`) + 8, 0)
+    const prompt = Tokens.perAnswer + 2 * Tokens.perMessage + tokens.count("You are a helpful team-mate.") + tokens.count(text) + toolTokens
     const charged = events.find((e) => e.event === "charge")!.data.amount
     expect(charged).toBe(prompt + tokens.count(said))
     const after = (await request(server, "GET", `/v1/credits`, { token })).body

@@ -61,13 +61,17 @@ import {
 import * as Repo from "./repo.ts"
 import * as Secrets from "./secrets.ts"
 
-/** The default mate every account starts with. */
+/**
+ * The default mate every account starts with. It may use the first-party apps (calculate,
+ * summarize and shorten text, read a pasted link): read-only skills, so a new account's mate can
+ * do something useful, and the `/math.calculate {…}` the server suggests without a model works.
+ */
 export const defaultMate = {
   mateId: defaultMateId,
   name: "Troupe",
   systemPrompt: "You are a helpful team-mate.",
   model: "default",
-  allowedSkills: [] as ReadonlyArray<string>,
+  allowedSkills: ["math", "text", "web"] as ReadonlyArray<string>,
   isDefault: true
 }
 
