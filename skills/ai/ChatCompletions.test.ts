@@ -1,7 +1,8 @@
 /**
  * One OpenAI-compatible endpoint, against the scripted server over real HTTP and SSE: streamed
  * text, tool calls assembled from fragments split across chunks, the usage the server reports,
- * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view.
+ * error statuses as typed errors, an error in the middle of a stream, the `LanguageModel` view —
+ * each through the part stream and through `push` (the turn's path), which must agree.
  */
 import * as LanguageModel from "@effect/ai/LanguageModel"
 import * as Prompt from "@effect/ai/Prompt"
@@ -20,17 +21,28 @@ beforeAll(async () => {
 })
 afterAll(() => server.close())
 
-const collect = (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
+type Mode = "stream" | "push"
+
+/** The answer's parts, read the given way; `seen` gets each as it comes. */
+const read = (client: ChatCompletions.Client, mode: Mode, request: ChatCompletions.CompletionRequest, seen: Array<Response.StreamPartEncoded>) =>
+  mode === "stream"
+    ? Stream.runForEach(client.stream(request), (p) => Effect.sync(() => void seen.push(p)))
+    : client.push(request, (p) => void seen.push(p))
+
+const collectWith = (mode: Mode) => (request: ChatCompletions.CompletionRequest, apiKey = "sk-test") =>
   Effect.runPromise(
     Effect.scoped(Effect.gen(function*() {
       const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make(apiKey) })
-      return [...(yield* Stream.runCollect(client.stream(request)))]
+      const seen: Array<Response.StreamPartEncoded> = []
+      yield* read(client, mode, request, seen)
+      return seen
     })).pipe(Effect.provide(NodeHttpClient.layerUndici))
   )
 
 const prompt = Prompt.make([{ role: "system", content: "Be brief." }, { role: "user", content: "Say hello to the world" }])
 
-describe("Chat Completions client", () => {
+describe.each<Mode>(["stream", "push"])("Chat Completions client (%s)", (mode) => {
+  const collect = collectWith(mode)
   it("streams text deltas and ends with the reported usage", async () => {
     server.enqueue(Scripted.text("Hello there, world!"))
     const parts = await collect({ model: "m1", prompt })
@@ -90,14 +102,14 @@ describe("Chat Completions client", () => {
 
   it("fails on an error event in the middle of a stream, after what came before", async () => {
     server.enqueue({ chunks: [{ content: "Partial " }, { error: "model crashed" }] })
-    const seen: Array<string> = []
+    const seen: Array<Response.StreamPartEncoded> = []
     const exit = await Effect.runPromiseExit(
       Effect.scoped(Effect.gen(function*() {
         const client = yield* ChatCompletions.make({ baseUrl: server.baseUrl, apiKey: Redacted.make("sk-test") })
-        yield* Stream.runForEach(client.stream({ model: "m1", prompt }), (p) => Effect.sync(() => p.type === "text-delta" && seen.push(p.delta)))
+        yield* read(client, mode, { model: "m1", prompt }, seen)
       })).pipe(Effect.provide(NodeHttpClient.layerUndici))
     )
-    expect(seen).toEqual(["Partial "])
+    expect(seen.flatMap((p) => (p.type === "text-delta" ? [p.delta] : []))).toEqual(["Partial "])
     expect(exit._tag).toBe("Failure")
     expect(String(exit._tag === "Failure" ? exit.cause : "")).toMatch(/model crashed/)
   })

@@ -17,7 +17,8 @@ import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as Tool from "@effect/ai/Tool"
 import type * as OpenAiClient from "@effect/ai-openai/OpenAiClient"
-import type * as HttpClient from "@effect/platform/HttpClient"
+import * as Sse from "@effect/experimental/Sse"
+import * as HttpClient from "@effect/platform/HttpClient"
 import * as HttpBody from "@effect/platform/HttpBody"
 import * as HttpClientRequest from "@effect/platform/HttpClientRequest"
 import * as Effect from "effect/Effect"
@@ -47,6 +48,12 @@ export interface CompletionRequest {
 export interface Client {
   /** The answer as `@effect/ai` stream parts; the last one is `finish` (its usage fields undefined when the server reported none). */
   readonly stream: (request: CompletionRequest) => Stream.Stream<Response.StreamPartEncoded, AiError.AiError>
+  /**
+   * The same parts as `stream`, handed to `onPart` as they come (synchronously, in order); succeeds
+   * once the answer is over. The hot path of a turn: a few fiber steps per network read, where the
+   * stream takes dozens per part.
+   */
+  readonly push: (request: CompletionRequest, onPart: (part: Response.StreamPartEncoded) => void) => Effect.Effect<void, AiError.AiError>
   /** The endpoint as an `@effect/ai` `LanguageModel` for `model`. */
   readonly languageModel: (model: string) => Effect.Effect<LanguageModel.Service>
 }
@@ -256,6 +263,8 @@ export const makeAssembler = () => {
   return { push, end }
 }
 
+const isChunk = Schema.is(CompletionChunk)
+
 /** An error event in the middle of a stream. */
 const streamError = (message: string) =>
   new AiError.UnknownError({ module: "ChatCompletions", method: "stream", description: `the server reported an error mid-stream: ${message}` })
@@ -282,6 +291,59 @@ export const make = (options: {
         )
       })
 
+    // the requests `openai.streamRequest` makes (base URL, key, JSON accepted, non-2xx refused),
+    // their server-sent events read by `@effect/experimental`'s parser without a stream per part
+    const http = (yield* HttpClient.HttpClient).pipe(
+      HttpClient.mapRequest((request) => {
+        const prefixed = HttpClientRequest.acceptJson(HttpClientRequest.prependUrl(request, options.baseUrl.replace(/\/+$/, "")))
+        return options.apiKey ? HttpClientRequest.bearerToken(prefixed, options.apiKey) : prefixed
+      }),
+      HttpClient.filterStatusOk
+    )
+    const push = (request: CompletionRequest, onPart: (part: Response.StreamPartEncoded) => void): Effect.Effect<void, AiError.AiError> =>
+      Effect.scoped(Effect.gen(function*() {
+        const assembler = makeAssembler()
+        let failure: AiError.AiError | undefined
+        const parser = Sse.makeParser((event) => {
+          if (failure !== undefined || event._tag !== "Event") return
+          let json: unknown
+          try {
+            json = JSON.parse(event.data)
+          } catch {
+            // not JSON (`[DONE]`, a keep-alive): skipped, as `OpenAiClient.streamRequest` does
+            return
+          }
+          if (!isChunk(json)) return
+          if (json.error) {
+            failure = streamError(json.error.message ?? "unknown")
+            return
+          }
+          for (const part of assembler.push(json)) onPart(part)
+        })
+        const response = yield* http.execute(
+          HttpClientRequest.post("/chat/completions", { body: HttpBody.unsafeJson(toBody(request)) }).pipe(HttpClientRequest.setHeader("accept", "text/event-stream"))
+        )
+        const decoder = new TextDecoder()
+        const feed = (text: string) => {
+          const tooLarge = parser.feed(text)
+          if (tooLarge) return Effect.fail(new AiError.MalformedOutput({ module: "ChatCompletions", method: "push", description: tooLarge.message }))
+          return failure === undefined ? Effect.void : Effect.fail(failure)
+        }
+        yield* Stream.runForEachChunk(response.stream, (chunk) =>
+          Effect.suspend(() => {
+            let text = ""
+            for (const bytes of chunk) text += decoder.decode(bytes, { stream: true })
+            return feed(text)
+          }))
+        yield* feed(decoder.decode())
+        for (const part of assembler.end()) onPart(part)
+      })).pipe(
+        Effect.catchTags({
+          RequestError: (error) => AiError.HttpRequestError.fromRequestError({ module: "OpenAiClient", method: "streamRequest", error }),
+          ResponseError: (error) => AiError.HttpResponseError.fromResponseError({ module: "OpenAiClient", method: "streamRequest", error })
+        })
+      )
+
     const languageModel = (model: string) =>
       LanguageModel.make({
         streamText: (o) => stream({ model, prompt: o.prompt, tools: o.tools.map(toolSpecOf), toolChoice: choiceOf(o.toolChoice) }),
@@ -292,7 +354,7 @@ export const make = (options: {
           )
       })
 
-    return { stream, languageModel }
+    return { stream, push, languageModel }
   })
 
 const toolSpecOf = (tool: Tool.Any): ToolSpec => ({

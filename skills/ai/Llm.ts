@@ -10,12 +10,10 @@
  * A `4xx` that says the request itself is wrong (400, 413, 422) neither trips the breaker nor
  * fails over: every provider would refuse it.
  */
-import type * as AiError from "@effect/ai/AiError"
 import type * as Prompt from "@effect/ai/Prompt"
 import type * as Response from "@effect/ai/Response"
 import * as HttpClient from "@effect/platform/HttpClient"
 import * as Cause from "effect/Cause"
-import type * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -23,7 +21,6 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
-import * as Stream from "effect/Stream"
 import * as Metrics from "../../runtime/Metrics.ts"
 import * as Breaker from "./Breaker.ts"
 import * as ChatCompletions from "./ChatCompletions.ts"
@@ -222,37 +219,26 @@ export const make = (settings: Settings.LlmSettings, options: { readonly probe?:
     const attempt = (entry: Entry, model: Settings.ModelInfo, request: StepRequest, onPart: (part: Response.StreamPartEncoded) => void, progress: { started: boolean }) =>
       Effect.scoped(Effect.gen(function*() {
         const p = entry.settings
-        const pull = yield* Stream.toPull(entry.client.stream({
+        const idleMs = Duration.toMillis(p.idleTimeout)
+        /** When the stream times out: the first token's deadline, then `idleMs` after the last part. */
+        let deadline = Date.now() + Duration.toMillis(p.firstTokenTimeout)
+        let text = ""
+        const toolCalls: Array<ToolCall> = []
+        let finish: Response.FinishPartEncoded | undefined
+        const read = entry.client.push({
           model: model.name,
           prompt: request.prompt,
           ...(request.tools ? { tools: request.tools } : {}),
           ...(request.toolChoice ? { toolChoice: request.toolChoice } : {}),
           ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
           maxTokens: Math.min(request.maxTokens ?? model.maxOutputTokens, model.maxOutputTokens)
-        }))
-        const idleMs = Duration.toMillis(p.idleTimeout)
-        /** When the stream times out: the first token's deadline, then `idleMs` after the last chunk. */
-        let deadline = Date.now() + Duration.toMillis(p.firstTokenTimeout)
-        let text = ""
-        const toolCalls: Array<ToolCall> = []
-        let finish: Response.FinishPartEncoded | undefined
-        const read = Effect.gen(function*() {
-          while (true) {
-            const next = yield* pull.pipe(
-              Effect.map(Option.some),
-              Effect.catchAll((e: Option.Option<AiError.AiError>) =>
-                Option.isNone(e) ? Effect.succeed(Option.none<Chunk.Chunk<Response.StreamPartEncoded>>()) : Effect.fail(e.value))
-            )
-            if (Option.isNone(next)) break
-            for (const part of next.value) {
-              if (!progress.started && isFirstToken(part)) progress.started = true
-              if (part.type === "text-delta") text += part.delta
-              else if (part.type === "tool-call") toolCalls.push({ id: part.id, name: part.name, params: part.params })
-              else if (part.type === "finish") finish = part
-              onPart(part)
-            }
-            if (progress.started) deadline = Date.now() + idleMs
-          }
+        }, (part) => {
+          if (!progress.started && isFirstToken(part)) progress.started = true
+          if (part.type === "text-delta") text += part.delta
+          else if (part.type === "tool-call") toolCalls.push({ id: part.id, name: part.name, params: part.params })
+          else if (part.type === "finish") finish = part
+          onPart(part)
+          if (progress.started) deadline = Date.now() + idleMs
         })
         // one timer for the whole stream, not a race per chunk (a fiber and a timer per token): it
         // sleeps until the deadline, which each chunk moves on, and fails the attempt once it has passed
