@@ -13,7 +13,7 @@
  */
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
-import type * as Scheduler from "effect/Scheduler"
+import * as Scheduler from "effect/Scheduler"
 import { setImmediate } from "node:timers"
 
 /** Fiber steps between two looks at the clock in a slice (reading it costs more than a step). */
@@ -96,3 +96,38 @@ export const background: SlicedScheduler = new SlicedScheduler()
  */
 export const inBackground = <A, E, R>(effect: Effect.Effect<A, E, R>, scheduler: Scheduler.Scheduler = background): Effect.Effect<A, E, R> =>
   Effect.withScheduler(effect, scheduler)
+
+/**
+ * Interactive work first, background work after: the fibers of an effect run with this scheduler
+ * resume as interactive work (Effect's default scheduler) until `demote` is called, then on
+ * `later` (the background). A chat turn starts this way: its start (the hold, the history, the
+ * model request) and its first output are what someone waits for; once that is out, the rest of
+ * the turn streams as background work and gives way to other turns' starts.
+ */
+export class Phased implements Scheduler.Scheduler {
+  #interactive = true
+
+  constructor(
+    readonly later: Scheduler.Scheduler = background,
+    readonly first: Scheduler.Scheduler = Scheduler.defaultScheduler
+  ) {}
+
+  /** Whether the fibers still run as interactive work. */
+  get interactive(): boolean {
+    return this.#interactive
+  }
+
+  /** From now on, the fibers resume as background work. */
+  demote(): void {
+    this.#interactive = false
+  }
+
+  scheduleTask(task: Scheduler.Task, priority: number, fiber?: Fiber.RuntimeFiber<unknown, unknown>): void {
+    if (this.#interactive) this.first.scheduleTask(task, priority, fiber)
+    else this.later.scheduleTask(task, priority, fiber)
+  }
+
+  shouldYield(fiber: Fiber.RuntimeFiber<unknown, unknown>): number | false {
+    return this.#interactive ? this.first.shouldYield(fiber) : this.later.shouldYield(fiber)
+  }
+}

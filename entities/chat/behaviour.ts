@@ -18,7 +18,6 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import { inBackground } from "../../runtime/Background.ts"
 import { shardReleased } from "../../runtime/Cluster.ts"
 import { isUniqueViolation } from "../../runtime/Database.ts"
 import { instrument } from "../../runtime/EntityMetrics.ts"
@@ -183,12 +182,13 @@ export const layer: Layer.Layer<never, never, Sharding.Sharding | SqlClient.SqlC
           })
         ),
 
-      // A turn is background work: requests (a post, a stream's next frame) resume before its steps.
+      // A turn is background work once its first output is out (`turns.ts`): requests (a post, a
+      // stream's next frame) and other turns' starts resume before its steps.
       // It stops when the shard goes (the cluster would otherwise wait for it before handing the
       // chat over, and a stopping runner cannot answer the turn's own calls to entities it hosts);
       // the chat's next owner runs it again from the journal as it starts.
       RunTurn: ({ payload }) =>
-        Effect.raceFirst(inBackground(Effect.asVoid(turns.run(payload.turnId))), Effect.zipRight(released, Effect.interrupt)),
+        Effect.raceFirst(Effect.asVoid(turns.run(payload.turnId)), Effect.zipRight(released, Effect.interrupt)),
 
       Wake: () => Effect.raceFirst(turns.resume, released),
 

@@ -7,9 +7,8 @@ import * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
-import type * as Scheduler from "effect/Scheduler"
 import * as Stream from "effect/Stream"
-import { background } from "../../runtime/Background.ts"
+import { background, Phased } from "../../runtime/Background.ts"
 import { KeyRing } from "../../runtime/KeyRing.ts"
 import { entityMessages } from "../../runtime/Telemetry.ts"
 import { createTestDatabase } from "../../runtime/testing/services.ts"
@@ -262,14 +261,20 @@ describe("Chat entity", () => {
     }).pipe(Effect.provide(cluster(paced)))
   }, { timeout: 60_000 })
 
-  it.live("runs a turn as background work, which requests go before", () => {
-    const schedulers: Array<Scheduler.Scheduler> = []
+  it.live("runs a turn's start as interactive work, and the rest, once its first output is journaled, as background work", () => {
+    const seen: Array<{ readonly phased: boolean; readonly interactive: boolean }> = []
+    const look = Effect.map(FiberRef.get(FiberRef.currentScheduler), (scheduler) => {
+      seen.push({ phased: scheduler instanceof Phased, interactive: scheduler instanceof Phased && scheduler.interactive })
+    })
     const recording = Layer.succeed(Turn.TurnRunner, {
       estimate: () => Effect.succeed(2),
       run: (_, emit) =>
-        Effect.map(FiberRef.get(FiberRef.currentScheduler), (scheduler) => {
-          schedulers.push(scheduler)
+        Effect.gen(function*() {
+          yield* look
           emit({ kind: "delta", text: "fine" })
+          // the first output is written at once; after it, the turn is background work
+          yield* Effect.sleep("300 millis")
+          yield* look
           emit({ kind: "cost", credits: 1 })
         })
     })
@@ -277,12 +282,15 @@ describe("Chat entity", () => {
       yield* grant("hal", 100)
       const chat = yield* chatOf("chat-background")
       yield* chat.Create(new Create({ ownerId: "hal", mateId: "echo" }))
+      const slicesBefore = background.slices
       yield* chat.Post(new Post({ clientMessageId: "h1", authorId: "hal", text: "hi" }))
       const events = yield* eventsUntil("chat-background", 0, ended)
       expect(events.map((e) => e.kind)).toEqual(["message_stored", "turn_started", "delta", "message_stored", "charge", "done"])
-      expect(schedulers).toEqual([background])
+      expect(seen).toEqual([{ phased: true, interactive: true }, { phased: true, interactive: false }])
+      // the rest of the turn ran in the background scheduler's slices
+      expect(background.slices).toBeGreaterThan(slicesBefore)
       // the request that started it did not run there
-      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBe(background)
+      expect(yield* FiberRef.get(FiberRef.currentScheduler)).not.toBeInstanceOf(Phased)
     }).pipe(Effect.provide(cluster(recording)))
   }, { timeout: 60_000 })
 

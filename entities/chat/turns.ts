@@ -33,6 +33,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
+import * as Background from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
 import { type Account, releaseHold, withHold } from "../credit/hold.ts"
@@ -87,6 +88,8 @@ interface Watch {
   startedAt?: number
   /** When the mate's first output came. */
   firstAt?: number
+  /** Runs the attempt's fibers: interactive until its first output is journaled, background after. */
+  scheduler?: Background.Phased
   /** The error code the turn ended with, and what it was charged (set by `finish`). */
   code?: string
   charged?: number | null
@@ -238,6 +241,8 @@ export const make = (options: {
             yield* journal.locked(Effect.asVoid(Effect.orDie(journal.write(turnId, bodies)))).pipe(
               Effect.zipRight(Effect.sync(() => {
                 for (const b of bodies) if (b.kind === "delta") progress.journaled += b.text.length
+                // the first output is out: the rest of the turn gives way to requests and other turns' starts
+                watch.scheduler?.demote()
               })),
               Effect.uninterruptible
             )
@@ -394,8 +399,10 @@ export const make = (options: {
       })
 
     /** Run one attempt of a turn to its end (a no-op for a turn that runs here or has ended). */
-    const run = (turnId: string) =>
-      Effect.gen(function*() {
+    const run = (turnId: string) => {
+      // the turn's start and first output are interactive work, the rest background (`Watch.scheduler`)
+      const scheduler = new Background.Phased()
+      return Effect.gen(function*() {
         const claim = yield* journal.locked(
           Effect.gen(function*() {
             const turn = knownTurns.get(turnId) ?? (yield* Effect.orDie(repo.turn(turnId)))
@@ -409,7 +416,7 @@ export const make = (options: {
           })
         )
         if (!claim) return
-        const watch: Watch = {}
+        const watch: Watch = { scheduler }
         yield* attempt(claim.turn, claim.entry, watch).pipe(
           leaveToOtherWriter(turnId),
           Effect.onExit((exit) =>
@@ -419,7 +426,8 @@ export const make = (options: {
             )
           )
         )
-      })
+      }).pipe(Effect.withScheduler(scheduler))
+    }
 
     /** Cancel a turn that is not running in this process (not started yet, or its runner died). */
     const cancelIdle = (turn: Repo.TurnRow) =>
