@@ -26,6 +26,7 @@ const journal: ReadonlyArray<ChatEvent> = Array.from({ length: 12 }, (_, i): Cha
 
 let owner = ""
 const subscriptions: Array<number> = []
+const stuckSubscriptions: Array<number> = []
 
 /** A Chat whose event stream gives at most 4 events per subscription, then dies or ends. */
 const flakyChat = Chat.toLayer(
@@ -49,6 +50,12 @@ const flakyChat = Chat.toLayer(
       Summary: () => (address.entityId === "gone" ? Effect.fail(new ChatNotFound({ chatId: address.entityId })) : Effect.succeed(summary())),
       History: unused,
       Events: ({ payload }) => {
+        if (address.entityId === "stuck") {
+          // the first subscription hangs after event 6 (neither ends nor breaks) while the chat goes on
+          stuckSubscriptions.push(payload.afterSeq)
+          const upTo = stuckSubscriptions.length === 1 ? 6 : 12
+          return Stream.concat(Stream.fromIterable(journal.filter((e) => e.seq > payload.afterSeq && e.seq <= upTo)), Stream.never)
+        }
         subscriptions.push(payload.afterSeq)
         const next = Stream.fromIterable(journal.filter((e) => e.seq > payload.afterSeq).slice(0, 4))
         const n = subscriptions.length
@@ -57,11 +64,14 @@ const flakyChat = Chat.toLayer(
       },
       ReadShare: unused
     })
-  })
+  }),
+  // as the real Chat entity: a followed stream does not hold up its other requests
+  { concurrency: "unbounded" }
 )
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>
 let server: TestServer
+let user: Awaited<ReturnType<typeof onboard>>
 beforeAll(async () => {
   db = await createTestDatabase("gwresume")
   server = await startServer({
@@ -75,6 +85,8 @@ beforeAll(async () => {
       Layer.provide(CreditBehaviour.layer, Layer.succeed(CreditBehaviour.CreditConfig, CreditBehaviour.defaults))
     )
   })
+  user = await onboard(server, "resumer", initialInvite(server.dataDir))
+  owner = user.userId
 }, 120_000)
 afterAll(async () => {
   await server?.close()
@@ -83,8 +95,6 @@ afterAll(async () => {
 
 describe("SSE resubscription", () => {
   it("resubscribes after the last sent event when the entity stream dies or ends: no gap, no duplicate", async () => {
-    const user = await onboard(server, "resumer", initialInvite(server.dataDir))
-    owner = user.userId
     const { events } = await readEvents(server, "/v1/chats/flaky/events?after=2", user.access, (es) => es.some((e) => e.event === "done"))
     expect(events.map((e) => e.id)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
     expect(events.at(-1)!.data).toMatchObject({ kind: "done", turn_id: "t1", message_id: "m2" })
@@ -93,4 +103,15 @@ describe("SSE resubscription", () => {
     expect(subscriptions).toEqual(expect.arrayContaining([2, 6, 10]))
     expect(subscriptions).toEqual([...subscriptions].sort((a, b) => a - b))
   })
+
+  it("resubscribes when the entity stream hangs while the chat goes on (asks the chat how far it is after 5 s of silence)", async () => {
+    const started = Date.now()
+    const { events } = await readEvents(server, "/v1/chats/stuck/events", user.access, (es) => es.some((e) => e.event === "done"))
+    const tookMs = Date.now() - started
+    expect(events.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
+    expect(stuckSubscriptions).toEqual([0, 6])
+    // noticed after the quiet time, not at the next heartbeat or never
+    expect(tookMs).toBeGreaterThanOrEqual(4_500)
+    expect(tookMs).toBeLessThan(15_000)
+  }, 30_000)
 })

@@ -17,7 +17,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
 import { Cancel, Chat, Confirm, Create, Delete, DeleteMessage, Post, Rename } from "../../entities/chat/protocol.ts"
-import type { ChatEvent, ChatMessage, ChatSummary } from "../../entities/chat/protocol.ts"
+import type { ChatEvent, ChatMessage, ChatNotFound, ChatSummary } from "../../entities/chat/protocol.ts"
 import { AddChat, defaultMateId, RemoveChat, User } from "../../entities/user/protocol.ts"
 import * as Ids from "../../runtime/Ids.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
@@ -72,6 +72,128 @@ const lastEventId = (value: string | undefined): number | undefined => {
   return Number(value.trim())
 }
 
+const connected = encoder.encode("retry: 2000\n: connected\n\n")
+const heartbeatFrame = encoder.encode(": heartbeat\n\n")
+const endOfStream: unique symbol = Symbol("endOfStream")
+/** ms before resubscribing: 100, doubling while nothing gets through, at most 2 s. */
+const firstRetryMs = 100
+const maxRetryMs = 2000
+
+const isChatNotFound = (e: { readonly _tag: string }): e is ChatNotFound => e._tag === "ChatNotFound"
+
+/** Where a chat's events come from (the Chat entity, or a test's stand-in). */
+export interface ChatEventSource<E extends { readonly _tag: string }> {
+  readonly chatId: string
+  /** The chat's events after `afterSeq`, then live ones. */
+  readonly follow: (afterSeq: number) => Stream.Stream<ChatEvent, E>
+  /** The chat's last sequence number now. */
+  readonly lastSeq: Effect.Effect<number, unknown>
+  readonly heartbeatMs: number
+  /** How long the stream may say nothing before the chat is asked how far it is (ms; 5 s by default). */
+  readonly quietMs?: number
+}
+
+/**
+ * A chat's events as SSE frames, resubscribed after the last event sent whenever the entity's
+ * stream ends or breaks, with heartbeats while idle. One fiber pumps the entity's stream into a
+ * small queue (bounded: a slow client slows the pump) and a timer adds heartbeats; the response
+ * reads the queue. (`Stream.merge` with a heartbeat stream and `Stream.retry` cost ~100 fiber
+ * steps per chunk more.) A stream that goes quiet while the chat has moved on (a cluster stream
+ * left hanging while its shard moved: seen in 2 of 11 `bench:scale` runs, 79 and 106 s until the
+ * run ended) is noticed by asking the chat its last sequence number after 5 s of silence (one
+ * `Summary` per quiet stream every 5 s), and resubscribed.
+ */
+export const chatEventFrames = <E extends { readonly _tag: string }>(source: ChatEventSource<E>, after: number) =>
+  Stream.unwrapScoped(Effect.gen(function*() {
+    const { chatId } = source
+    const queue = yield* Effect.acquireRelease(Queue.bounded<Uint8Array | typeof endOfStream>(16), Queue.shutdown)
+    let last = after
+    /** Whether an event was sent since the last resubscription. */
+    let delivered = false
+    /** When the source last said something (or was subscribed). */
+    let heard = Date.now()
+    const quietMs = source.quietMs ?? 5_000
+    const followed = Stream.suspend(() => {
+      heard = Date.now()
+      return source.follow(last)
+    }).pipe(
+      // a source restarted under us may replay events already sent: send each sequence number once.
+      // One step per chunk (events committed together arrive together) and one write for them all.
+      Stream.runForEachChunk((events) => {
+        heard = Date.now()
+        let text = ""
+        for (const event of events) {
+          if (event.seq <= last) continue
+          last = event.seq
+          text += frameText(event)
+        }
+        if (text !== "") delivered = true
+        return text === "" ? Effect.void : Queue.offer(queue, encoder.encode(text))
+      })
+    )
+    /** Completes once the source has been quiet while the chat moved past what was sent. */
+    const behind = Effect.gen(function*() {
+      while (true) {
+        const left = heard + quietMs - Date.now()
+        if (left > 0) {
+          yield* Effect.sleep(left)
+          continue
+        }
+        heard = Date.now()
+        const now = yield* Effect.exit(Effect.timeout(source.lastSeq, "5 seconds"))
+        if (now._tag === "Success" && now.value > last) {
+          return yield* Effect.logWarning("Chat event stream fell behind the chat; resubscribing").pipe(
+            Effect.annotateLogs({ chat_id: chatId, sent: last, chat_seq: now.value })
+          )
+        }
+      }
+    })
+    // (the hanging stream is let go in the background: its interruption may wait on its runner)
+    const once = Effect.raceFirst(Effect.disconnect(followed), behind).pipe(
+      // a stream that ends, breaks or falls behind is resumed after the last event sent
+      Effect.zipRight(Effect.fail(new Reconnect())),
+      Effect.catchAllCause((cause): Effect.Effect<never, ApiFailure | Reconnect> => {
+        // the entity's stream was interrupted by its runner (shards moving, the runner stopping):
+        // resubscribe. (Were this fiber itself interrupted, no handler would run: Effect skips
+        // failure handlers of an interrupted fiber.)
+        if (Cause.isInterruptedOnly(cause)) return Effect.fail(new Reconnect())
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure) && isChatNotFound(failure.value)) return Effect.fail(fromEntity(failure.value))
+        if (Option.isNone(failure) || failure.value._tag !== "Reconnect") {
+          return Effect.zipRight(
+            Effect.logWarning("Chat event stream broke; resubscribing", cause).pipe(Effect.annotateLogs({ chat_id: chatId, after: last })),
+            Effect.fail(new Reconnect())
+          )
+        }
+        return Effect.fail(new Reconnect())
+      })
+    )
+    const pump = Effect.gen(function*() {
+      let wait = firstRetryMs
+      while (true) {
+        const e = yield* Effect.flip(once)
+        if (e._tag === "ApiFailure") {
+          // a deleted chat ends the stream with an error event
+          return yield* Queue.offer(queue, encoder.encode(`event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`))
+        }
+        if (delivered) wait = firstRetryMs
+        delivered = false
+        yield* Effect.sleep(wait)
+        wait = Math.min(wait * 2, maxRetryMs)
+      }
+    })
+    // the pump ends only there (every other cause is retried) or by interruption
+    yield* pump.pipe(Effect.zipRight(Queue.offer(queue, endOfStream)), Effect.forkScoped)
+    yield* Effect.acquireRelease(
+      Effect.sync(() => setInterval(() => Queue.unsafeOffer(queue, heartbeatFrame), source.heartbeatMs)),
+      (timer) => Effect.sync(() => clearInterval(timer))
+    )
+    return Stream.concat(
+      Stream.succeed(connected),
+      Stream.takeWhile(Stream.fromQueue(queue), (frame): frame is Uint8Array => frame !== endOfStream)
+    )
+  }))
+
 const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
   Effect.gen(function*() {
     const chatClient = yield* Chat.client
@@ -83,83 +205,13 @@ const chats = HttpApiBuilder.group(TroupeApi, "chats", (handlers) =>
     const owned = (principal: Principal, chatId: string) =>
       Effect.tap(call(chatClient(chatId).Summary()), (summary) => Policy.requireChatOwner(principal, summary))
 
-    const connected = encoder.encode("retry: 2000\n: connected\n\n")
-    const heartbeatFrame = encoder.encode(": heartbeat\n\n")
-    const endOfStream: unique symbol = Symbol("endOfStream")
-    /** ms before resubscribing: 100, doubling while nothing gets through, at most 2 s. */
-    const firstRetryMs = 100
-    const maxRetryMs = 2000
-
-    /**
-     * A chat's events as SSE frames, resubscribed after the last event sent whenever the entity's
-     * stream ends or breaks, with heartbeats while idle. One fiber pumps the entity's stream into a
-     * small queue (bounded: a slow client slows the pump) and a timer adds heartbeats; the response
-     * reads the queue. (`Stream.merge` with a heartbeat stream and `Stream.retry` cost ~100 fiber
-     * steps per chunk more.)
-     */
     const events = (chatId: string, after: number) =>
-      Stream.unwrapScoped(Effect.gen(function*() {
-        const queue = yield* Effect.acquireRelease(Queue.bounded<Uint8Array | typeof endOfStream>(16), Queue.shutdown)
-        let last = after
-        /** Whether an event was sent since the last resubscription. */
-        let delivered = false
-        const once = Stream.suspend(() => chatClient(chatId).Events({ afterSeq: last })).pipe(
-          // a source restarted under us may replay events already sent: send each sequence number once.
-          // One step per chunk (events committed together arrive together) and one write for them all.
-          Stream.runForEachChunk((events) => {
-            let text = ""
-            for (const event of events) {
-              if (event.seq <= last) continue
-              last = event.seq
-              text += frameText(event)
-            }
-            if (text !== "") delivered = true
-            return text === "" ? Effect.void : Queue.offer(queue, encoder.encode(text))
-          }),
-          // a stream that ends or breaks is resumed after the last event sent
-          Effect.zipRight(Effect.fail(new Reconnect())),
-          Effect.catchAllCause((cause): Effect.Effect<never, ApiFailure | Reconnect> => {
-            // the entity's stream was interrupted by its runner (shards moving, the runner stopping):
-            // resubscribe. (Were this fiber itself interrupted, no handler would run: Effect skips
-            // failure handlers of an interrupted fiber.)
-            if (Cause.isInterruptedOnly(cause)) return Effect.fail(new Reconnect())
-            const failure = Cause.failureOption(cause)
-            if (Option.isSome(failure) && failure.value._tag === "ChatNotFound") return Effect.fail(fromEntity(failure.value))
-            if (Option.isNone(failure) || failure.value._tag !== "Reconnect") {
-              return Effect.zipRight(
-                Effect.logWarning("Chat event stream broke; resubscribing", cause).pipe(Effect.annotateLogs({ chat_id: chatId, after: last })),
-                Effect.fail(new Reconnect())
-              )
-            }
-            return Effect.fail(new Reconnect())
-          })
-        )
-        const pump = Effect.gen(function*() {
-          let wait = firstRetryMs
-          while (true) {
-            const e = yield* Effect.flip(once)
-            if (e._tag === "ApiFailure") {
-              // a deleted chat ends the stream with an error event
-              return yield* Queue.offer(queue, encoder.encode(`event: error\ndata: ${JSON.stringify({ code: e.code, message: e.message })}\n\n`))
-            }
-            if (delivered) wait = firstRetryMs
-            delivered = false
-            yield* Effect.sleep(wait)
-            wait = Math.min(wait * 2, maxRetryMs)
-          }
-        })
-        // the pump ends only there (every other cause is retried) or by interruption
-        yield* pump.pipe(Effect.zipRight(Queue.offer(queue, endOfStream)), Effect.forkScoped)
-        const every = Duration.toMillis(config.heartbeat)
-        yield* Effect.acquireRelease(
-          Effect.sync(() => setInterval(() => Queue.unsafeOffer(queue, heartbeatFrame), every)),
-          (timer) => Effect.sync(() => clearInterval(timer))
-        )
-        return Stream.concat(
-          Stream.succeed(connected),
-          Stream.takeWhile(Stream.fromQueue(queue), (frame): frame is Uint8Array => frame !== endOfStream)
-        )
-      }))
+      chatEventFrames({
+        chatId,
+        follow: (afterSeq) => chatClient(chatId).Events({ afterSeq }),
+        lastSeq: Effect.map(chatClient(chatId).Summary(), (summary) => summary.lastSeq),
+        heartbeatMs: Duration.toMillis(config.heartbeat)
+      }, after)
 
     return handlers
       .handle("create", ({ payload }) =>
