@@ -8,17 +8,33 @@ import * as NodePath from "node:path"
 /** The repository root. */
 export const root = NodePath.resolve(import.meta.dirname, "..", "..")
 
-/** A free TCP port on 127.0.0.1. */
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+/** Listen on `port` (0: any) of 127.0.0.1 and close again: the port it got, or undefined if taken. */
+const probe = (port: number): Promise<number | undefined> =>
+  new Promise((resolve) => {
     const server = NodeNet.createServer()
     server.unref()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
+    server.on("error", () => resolve(undefined))
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address()
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+      server.close(() => resolve(typeof address === "object" && address ? address.port : undefined))
     })
   })
+
+/**
+ * A free TCP port on 127.0.0.1, for a process started next. Chosen at random below Linux's
+ * ephemeral range (32768–60999): a port the kernel hands out for `listen(0)` may be taken as the
+ * source port of any outgoing connection before the process binds it (a CI run failed with
+ * `EADDRINUSE` so); below the range only another test's choice can collide.
+ */
+export const freePort = async (): Promise<number> => {
+  for (let i = 0; i < 50; i++) {
+    const port = await probe(20_000 + Math.floor(Math.random() * 12_000))
+    if (port !== undefined) return port
+  }
+  const any = await probe(0)
+  if (any === undefined) throw new Error("no free port")
+  return any
+}
 
 /** A running child process with its output. */
 export interface Spawned {
