@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import * as Entities from "../entities/index.ts"
 import * as Ai from "../skills/ai/App.ts"
 import * as Llm from "../skills/ai/Llm.ts"
+import * as Loop from "../skills/ai/Loop.ts"
 import * as Settings from "../skills/ai/Settings.ts"
 import * as Scripted from "../skills/ai/testing/ScriptedServer.ts"
 import * as Tokens from "../skills/ai/Tokens.ts"
@@ -189,9 +190,9 @@ describe("mates that think", () => {
     expect(kept.text).toBe(said)
     expect(kept.status).toBe("cancelled")
     const tokens = await Effect.runPromise(Tokens.make)
-    const offered = (primary.requests.at(-1)!.body.tools ?? []) as Array<{ function: { name: string; description: string; parameters: unknown } }>
+    const offered = (primary.requests.at(-1)!.body.tools ?? []) as Array<{ function: { name: string; description: string; parameters: Record<string, unknown> } }>
     expect(offered.map((t) => t.function.name)).toContain("math__calculate")
-    const toolTokens = offered.reduce((n, t) => n + tokens.count(`${t.function.name} ${t.function.description} ${JSON.stringify(t.function.parameters)}`) + 8, 0)
+    const toolTokens = Loop.toolsTokens(tokens, offered.map((t) => t.function))
     const prompt = Tokens.perAnswer + 2 * Tokens.perMessage + tokens.count("You are a helpful team-mate.") + tokens.count(text) + toolTokens
     const charged = events.find((e) => e.event === "charge")!.data.amount
     expect(charged).toBe(prompt + tokens.count(said))

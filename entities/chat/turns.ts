@@ -17,7 +17,8 @@
  *   and what it said stays. A runner that stops keeps the hold for the turn's next attempt.
  * - A running turn whose journal is quiet writes a heartbeat every `heartbeatMs`, so the sweeper
  *   tells a silent turn (a slow model, a skill, a user's confirmation) from a dead one.
- * - Turns run as background work (`runtime/Background.ts`): requests resume before their steps.
+ * - A turn's start and first output run as interactive work, the rest as background work
+ *   (`runtime/Background.ts`, `Phased`): requests and other turns' starts resume before its streaming steps.
  */
 import type * as Sharding from "@effect/cluster/Sharding"
 import * as Singleton from "@effect/cluster/Singleton"
@@ -36,7 +37,7 @@ import * as Schedule from "effect/Schedule"
 import * as Background from "../../runtime/Background.ts"
 import { retryTransient } from "../../runtime/Cluster.ts"
 import * as Metrics from "../../runtime/Metrics.ts"
-import { type Account, releaseHold, withHold } from "../credit/hold.ts"
+import { type Account, type HoldClosed, releaseHold, withHold } from "../credit/hold.ts"
 import { Purpose, SpendScope } from "../credit/protocol.ts"
 import { type Journal, SecondWriter } from "./journal.ts"
 import { Chat, type EventBody, RunTurn, type TurnStatus } from "./protocol.ts"
@@ -253,7 +254,7 @@ export const make = (options: {
         yield* Fiber.join(producer)
       }))
 
-    const interrupted = (turn: Repo.TurnRow, progress: Progress, status: string) =>
+    const interrupted = (turn: Repo.TurnRow, progress: Progress, status: HoldClosed["status"]) =>
       Effect.zipRight(
         Effect.logWarning("Turn's credit hold closed before it finished").pipe(Effect.annotateLogs({ chat: chatId, turn: turn.turnId, hold: status, attempts: turn.attempts })),
         finish(turn, "failed", [{ kind: "error", code: "interrupted", message: "The turn's credit hold expired before it finished" }], null, progress.reply || null, progress.pending)
@@ -418,6 +419,7 @@ export const make = (options: {
         if (!claim) return
         const watch: Watch = { scheduler }
         yield* attempt(claim.turn, claim.entry, watch).pipe(
+          // (inside the hold too, so the hold stays; here for the writes that end the turn)
           leaveToOtherWriter(turnId),
           Effect.onExit((exit) =>
             Effect.sync(() => running.delete(turnId)).pipe(

@@ -331,11 +331,9 @@ export const make = (userId: string) =>
       (rows) => rows[0]
     )
 
-    const mates = Effect.map(
-      sql<MateRow>`SELECT mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default, created_at, updated_at
-                   FROM user_mates WHERE user_id = ${userId} AND deleted_at IS NULL ORDER BY is_default DESC, created_at`,
-      (rows) => rows
-    )
+    const mates: Effect.Effect<ReadonlyArray<MateRow>, SqlError> = sql<MateRow>`
+      SELECT mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default, created_at, updated_at
+      FROM user_mates WHERE user_id = ${userId} AND deleted_at IS NULL ORDER BY is_default DESC, created_at`
 
     const upsertMate = (m: { mateId: string; name: string; sealedPrompt: Uint8Array; model: string; allowedSkills: ReadonlyArray<string>; isDefault: boolean }) =>
       sql`INSERT INTO user_mates (user_id, mate_id, name, system_prompt, system_prompt_sealed, model, allowed_skills, is_default)

@@ -31,9 +31,9 @@ export const freePort = async (): Promise<number> => {
     const port = await probe(20_000 + Math.floor(Math.random() * 12_000))
     if (port !== undefined) return port
   }
-  const any = await probe(0)
-  if (any === undefined) throw new Error("no free port")
-  return any
+  const fallback = await probe(0)
+  if (fallback === undefined) throw new Error("no free port")
+  return fallback
 }
 
 /** A running child process with its output. */

@@ -163,7 +163,8 @@ const historyOf = (input: LoopInput): ReadonlyArray<Prompt.Message> => input.his
       : Prompt.makeMessage("assistant", { content: [Prompt.makePart("text", { text: m.text })] })
   )
 
-const toolsTokens = (tokens: Tokens.Tokens["Type"], tools: ReadonlyArray<ChatCompletions.ToolSpec>): number =>
+/** The tokens tools add to a request (counted locally as the turn counts them). */
+export const toolsTokens = (tokens: Tokens.Tokens["Type"], tools: ReadonlyArray<ChatCompletions.ToolSpec>): number =>
   tools.reduce((n, t) => n + tokens.count(`${t.name} ${t.description} ${JSON.stringify(t.parameters)}`) + 8, 0)
 
 /** The context budget of a model for a prompt (what is left for messages). */
